@@ -1,0 +1,31 @@
+/* error.c - error codes and the one helper that fills an s3sink_err. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "s3client.h"
+
+const char *s3sink_strerror(int code) {
+  switch (code) {
+  case S3SINK_OK: return "ok";
+  case S3SINK_EINVAL: return "invalid argument or configuration";
+  case S3SINK_ESCRIPT: return "Lua script error";
+  case S3SINK_ENOMEM: return "out of memory or buffer limit reached";
+  case S3SINK_EHTTP: return "HTTP transport error";
+  case S3SINK_ES3: return "S3 error response";
+  case S3SINK_ESTATE: return "operation not allowed in the sink's state";
+  default: return "unknown error";
+  }
+}
+
+int s3sink_seterr(s3sink_err *err, int code, const char *fmt, ...) {
+  if (err) {
+    memset(err, 0, sizeof *err);
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+  }
+  return code;
+}

@@ -1,0 +1,268 @@
+/*
+ * s3sink.h - public C API of the s3sink runtime.
+ *
+ * A sink turns a stream of row changes into a series of self-contained objects in an
+ * S3-compatible bucket. Rows are formatted by a Lua format script, buffered in memory and
+ * uploaded as a new object (named by a Lua naming policy) once `write_interval_ms` has
+ * passed since the last successful upload.
+ *
+ * Conventions
+ *  - Every public symbol starts with `s3sink_`; handles are opaque.
+ *  - Functions return S3SINK_OK (0) or a negative s3sink_code. When they fail and the
+ *    caller passed a non-NULL `s3sink_err *`, it is filled with a message the caller can
+ *    show to a user. The library never prints and never exits.
+ *  - Strings passed in are borrowed for the duration of the call unless stated otherwise;
+ *    the library copies what it keeps.
+ *  - One sink may be used from several threads, but calls on it are serialized by the sink.
+ */
+#ifndef S3SINK_H
+#define S3SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define S3SINK_VERSION "0.1.0"
+
+typedef enum s3sink_code {
+  S3SINK_OK = 0,
+  S3SINK_EINVAL = -1,   /* bad argument or configuration */
+  S3SINK_ESCRIPT = -2,  /* a Lua format or naming script failed to load or to run */
+  S3SINK_ENOMEM = -3,   /* out of memory, or a buffer reached its cap */
+  S3SINK_EHTTP = -4,    /* transport failure: DNS, connect, TLS, timeout */
+  S3SINK_ES3 = -5,      /* the server answered with an S3 error response */
+  S3SINK_ESTATE = -6    /* the call is not allowed now (e.g. the sink is closed) */
+} s3sink_code;
+
+/* Error details, owned by the caller (usually on its stack). */
+typedef struct s3sink_err {
+  int code;               /* an s3sink_code */
+  long http_status;       /* HTTP status of the failed request, 0 if none */
+  char s3_code[64];       /* S3 error <Code>, e.g. "NoSuchBucket"; empty if none */
+  char request_id[128];   /* S3 <RequestId>, empty if none */
+  char msg[1024];         /* human-readable message naming the problem and the fix */
+} s3sink_err;
+
+/* Static string describing a code. Never NULL; the caller must not free it. */
+const char *s3sink_strerror(int code);
+
+/* ----------------------------------------------------------------------------------------
+ * Values
+ * -------------------------------------------------------------------------------------- */
+
+/* Kinds of a single cell value. Composite values (tuples, lists, ndarrays, JSON) are
+ * passed as compact JSON text with S3SINK_V_JSON. */
+typedef enum s3sink_kind {
+  S3SINK_V_NULL = 0,
+  S3SINK_V_INT,            /* u.i */
+  S3SINK_V_FLOAT,          /* u.f */
+  S3SINK_V_BOOL,           /* u.b (0 or 1) */
+  S3SINK_V_STR,            /* u.s, UTF-8 text */
+  S3SINK_V_BYTES,          /* u.s, arbitrary bytes */
+  S3SINK_V_POINTER,        /* u.s, the Pathway pointer text ("^...") */
+  S3SINK_V_DATETIME_NAIVE, /* u.i, nanoseconds since 1970-01-01T00:00:00 (no zone) */
+  S3SINK_V_DATETIME_UTC,   /* u.i, nanoseconds since the Unix epoch, UTC */
+  S3SINK_V_DURATION,       /* u.i, nanoseconds */
+  S3SINK_V_JSON            /* u.s, compact JSON text */
+} s3sink_kind;
+
+typedef struct s3sink_value {
+  s3sink_kind kind;
+  union {
+    int64_t i;
+    double f;
+    int b;
+    struct { const char *ptr; size_t len; } s;
+  } u;
+} s3sink_value;
+
+/* Column of the table written. `type` is one of: "int", "float", "bool", "str", "bytes",
+ * "pointer", "datetime_naive", "datetime_utc", "duration", "json", "tuple", "list",
+ * "array", "any". The format script may refuse types it cannot write. */
+typedef struct s3sink_column {
+  const char *name;
+  const char *type;
+  bool optional;           /* the column may hold S3SINK_V_NULL */
+} s3sink_column;
+
+/* ----------------------------------------------------------------------------------------
+ * Formatter: a Lua format script bound to a table's columns. Used by the sink; public so
+ * hosts and tests can render rows without uploading.
+ * -------------------------------------------------------------------------------------- */
+
+typedef struct s3sink_formatter s3sink_formatter;
+
+/* `format` is a bundled name ("csv", "json") or the path of a Lua format script.
+ * On success *out is a new formatter owned by the caller (free with
+ * s3sink_formatter_free). A script that fails to load, or refuses the columns, gives
+ * S3SINK_ESCRIPT / S3SINK_EINVAL with the file, line and reason. */
+int s3sink_formatter_open(const char *format, const s3sink_column *columns, size_t ncolumns,
+                          s3sink_formatter **out, s3sink_err *err);
+
+/* Header bytes that start every object (may be empty). *bytes is borrowed from the
+ * formatter and valid until its next call. */
+int s3sink_formatter_header(s3sink_formatter *f, const char **bytes, size_t *len, s3sink_err *err);
+
+/* Formats one change. *bytes is borrowed from the formatter, valid until its next call. */
+int s3sink_formatter_row(s3sink_formatter *f, const s3sink_value *values, size_t nvalues,
+                         int64_t time, int diff, const char **bytes, size_t *len, s3sink_err *err);
+
+/* Borrowed strings, valid for the formatter's life. */
+const char *s3sink_formatter_extension(const s3sink_formatter *f);
+const char *s3sink_formatter_content_type(const s3sink_formatter *f);
+
+void s3sink_formatter_free(s3sink_formatter *f);
+
+/* ----------------------------------------------------------------------------------------
+ * Sink
+ * -------------------------------------------------------------------------------------- */
+
+typedef struct s3sink s3sink;
+
+/* Milliseconds since the Unix epoch. Called from the host's thread and the sink's timer
+ * thread, so it must be thread-safe. */
+typedef int64_t (*s3sink_clock_fn)(void *ud);
+
+/* Configuration. Zero means "default" for every field; only bucket and columns are
+ * required. All strings are borrowed for the duration of s3sink_open. */
+typedef struct s3sink_config {
+  const char *endpoint;      /* "http://127.0.0.1:9000", "https://host"; default
+                                "https://s3.<region>.amazonaws.com". https if no scheme. */
+  const char *region;        /* default "us-east-1" */
+  const char *bucket;        /* required */
+  const char *prefix;        /* key prefix, e.g. "out/run1/"; default "" */
+  bool virtual_hosted;       /* default false: path-style addressing (what MinIO expects) */
+  const char *access_key;    /* NULL or empty: anonymous (unsigned) requests */
+  const char *secret_key;
+  const char *session_token; /* optional */
+  const char *format;        /* "csv" (default), "json", or a Lua script path */
+  const char *naming;        /* "default" (default), or a Lua script path */
+  int64_t write_interval_ms; /* minimum time between uploads; default 60000, >= 0 */
+  const s3sink_column *columns;
+  size_t ncolumns;
+  const char *writer_id;     /* optional [A-Za-z0-9._-]{1,64}, put in object keys */
+  long connect_timeout_ms;   /* default 10000 */
+  long request_timeout_ms;   /* default 120000 */
+  bool insecure_tls;         /* default false: verify TLS peer and host */
+  const char *ca_file;       /* optional CA bundle */
+  bool create_bucket;        /* create the bucket if it does not exist */
+  bool no_timer;             /* disable the idle-flush timer thread (tests) */
+  size_t max_buffer_bytes;   /* cap on buffered bytes; default 1 GiB */
+  s3sink_clock_fn clock;     /* default: the system real-time clock */
+  void *clock_ud;
+} s3sink_config;
+
+/* Counters, a consistent snapshot. */
+typedef struct s3sink_stats {
+  uint64_t objects;          /* objects uploaded */
+  uint64_t rows;             /* rows uploaded */
+  uint64_t bytes;            /* bytes uploaded (headers included) */
+  uint64_t buffered_rows;    /* rows accepted but not uploaded yet */
+  uint64_t buffered_bytes;   /* row bytes accepted but not uploaded yet */
+  uint64_t failed_uploads;   /* upload attempts that failed (their rows were kept) */
+  int64_t last_write_ms;     /* clock time of the last successful upload (or open) */
+} s3sink_stats;
+
+/* Creates a sink: validates the configuration, loads and checks the scripts, checks that
+ * the bucket is reachable with the credentials (HeadBucket; creates it if asked), and
+ * lists the prefix so object keys continue after those of an earlier run.
+ * On success *out is owned by the caller and must be released with s3sink_close. */
+int s3sink_open(const s3sink_config *cfg, s3sink **out, s3sink_err *err);
+
+/* Formats one change of the row (one value per column, in column order) at engine time
+ * `time` with `diff` (+1 insertion, -1 retraction) and appends it to the buffer. Never
+ * touches the network. */
+int s3sink_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
+                 int diff, s3sink_err *err);
+
+/* Marks every row written so far as part of complete minibatches: only complete
+ * minibatches are ever uploaded. */
+int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err);
+
+/* Applies the flush policy. Uploads the complete minibatches as one new object when
+ * `forced`, or when write_interval_ms has passed since the last successful upload;
+ * otherwise does nothing. Returns 1 if an object was uploaded, 0 if not, or a negative
+ * code if the upload failed; the rows are then kept and go into the next object. */
+int s3sink_flush(s3sink *s, bool forced, s3sink_err *err);
+
+/* Uploads every complete minibatch still buffered, stops the timer and frees the sink,
+ * whatever the outcome. Rows of an unfinished minibatch (no time_end) are uploaded too,
+ * since the host will write nothing more. Returns the status of the final upload. */
+int s3sink_close(s3sink *s, s3sink_err *err);
+
+void s3sink_get_stats(s3sink *s, s3sink_stats *out);
+
+/* Key of the last object uploaded, copied into buf (NUL-terminated, truncated to cap).
+ * Empty if none. */
+void s3sink_last_key(s3sink *s, char *buf, size_t cap);
+
+/* Error of the last failed upload made by the timer thread, if any, copied into *err;
+ * returns its code (S3SINK_OK if the last timer upload succeeded or none ran). */
+int s3sink_timer_error(s3sink *s, s3sink_err *err);
+
+/* ----------------------------------------------------------------------------------------
+ * AWS Signature Version 4
+ * -------------------------------------------------------------------------------------- */
+
+typedef struct s3sink_header {
+  const char *name;
+  const char *value;
+} s3sink_header;
+
+typedef struct s3sink_sigv4_request {
+  const char *method;        /* "GET", "PUT", ... */
+  const char *path;          /* as sent on the wire (already URI-encoded), e.g. "/bucket/key" */
+  const char *query;         /* as sent, without '?', or NULL */
+  const s3sink_header *headers; /* must include Host */
+  size_t nheaders;
+  const char *payload_hash;  /* hex SHA-256 of the body, "UNSIGNED-PAYLOAD", or NULL:
+                                then the hash of `body` is used */
+  const void *body;
+  size_t body_len;
+} s3sink_sigv4_request;
+
+typedef struct s3sink_sigv4_params {
+  const char *access_key;
+  const char *secret_key;
+  const char *session_token; /* optional */
+  const char *region;
+  const char *service;       /* "s3" */
+  int64_t now;               /* seconds since the Unix epoch: the signing time */
+  bool normalize;            /* generic services: normalize and double-encode the path.
+                                false for S3 (path used exactly as sent). */
+  bool add_content_sha256;   /* sign and return an x-amz-content-sha256 header (S3) */
+  int64_t expires;           /* presigning only: X-Amz-Expires seconds (1..604800) */
+} s3sink_sigv4_params;
+
+/* Result of signing. All strings are owned by the result; free with
+ * s3sink_sigv4_result_free. */
+typedef struct s3sink_sigv4_result {
+  char *canonical_request;
+  char *string_to_sign;
+  char *signature;           /* lowercase hex */
+  char *authorization;       /* header signing: the Authorization header value */
+  char *amz_date;            /* "20150830T123600Z" */
+  char *content_sha256;      /* the payload hash that was signed */
+  char *query;               /* presigning: the full query string to send (without '?') */
+} s3sink_sigv4_result;
+
+/* Header signing. The caller sends: its headers, X-Amz-Date: amz_date,
+ * X-Amz-Security-Token (if a token is set), x-amz-content-sha256 (if asked) and
+ * Authorization. */
+int s3sink_sigv4_sign(const s3sink_sigv4_request *req, const s3sink_sigv4_params *p,
+                      s3sink_sigv4_result *out, s3sink_err *err);
+
+/* Query signing (presigned URL). The caller sends path + '?' + out->query. */
+int s3sink_sigv4_presign(const s3sink_sigv4_request *req, const s3sink_sigv4_params *p,
+                         s3sink_sigv4_result *out, s3sink_err *err);
+
+void s3sink_sigv4_result_free(s3sink_sigv4_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* S3SINK_H */

@@ -1,0 +1,25 @@
+/*
+ * numfmt.h - internal: value text exactly as Pathway's engine writes it, and the `fmt`
+ * helper library that format scripts see.
+ */
+#ifndef S3SINK_NUMFMT_H
+#define S3SINK_NUMFMT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct lua_State;
+
+/* Each writes into buf (no NUL needed by callers, but one is written) and returns the
+ * number of bytes written, NUL excluded. buf must hold at least S3SINK_NUMBUF bytes. */
+#define S3SINK_NUMBUF 64
+size_t s3sink_fmt_int(char *buf, int64_t v);
+size_t s3sink_fmt_float_rust(char *buf, double v);   /* Rust `{:?}` of f64 (CSV cells) */
+size_t s3sink_fmt_float_json(char *buf, double v);   /* serde_json (zmij); non-finite: null */
+size_t s3sink_fmt_datetime(char *buf, int64_t ns, bool utc); /* %Y-%m-%dT%H:%M:%S.%9f[+0000] */
+
+/* Pushes the `fmt` helper table onto the Lua stack (see README, "Format scripts"). */
+int s3sink_push_fmtlib(struct lua_State *L);
+
+#endif

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "s3client.h"
+#include "error.h"
 
 const char *s3sink_strerror(int code) {
   switch (code) {
@@ -28,4 +28,20 @@ int s3sink_seterr(s3sink_err *err, int code, const char *fmt, ...) {
     va_end(ap);
   }
   return code;
+}
+
+void s3sink_prefixerr(s3sink_err *err, const char *fmt, ...) {
+  if (!err) return;
+  char head[sizeof err->msg], old[sizeof err->msg];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(head, sizeof head, fmt, ap);
+  va_end(ap);
+  memcpy(old, err->msg, sizeof old);
+  old[sizeof old - 1] = 0;
+  size_t hl = strlen(head), ol = strlen(old), room = sizeof err->msg - 1 - hl;
+  if (ol > room) ol = room;
+  memcpy(err->msg, head, hl);
+  memcpy(err->msg + hl, old, ol);
+  err->msg[hl + ol] = 0;
 }

@@ -6,6 +6,7 @@
 #ifndef S3SINK_S3CLIENT_H
 #define S3SINK_S3CLIENT_H
 
+#include "error.h"
 #include "s3sink.h"
 
 typedef struct s3client s3client;
@@ -51,12 +52,5 @@ int s3client_create_bucket(s3client *c, s3sink_err *err);
 typedef int (*s3client_key_fn)(void *ud, const char *key, int64_t size);
 int s3client_list(s3client *c, const char *prefix, s3client_key_fn on_key, void *ud,
                   s3sink_err *err);
-
-/* Fills err (if non-NULL) with code and printf-style message; returns code. */
-int s3sink_seterr(s3sink_err *err, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
 
 #endif

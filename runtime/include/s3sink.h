@@ -189,10 +189,15 @@ int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err);
  * code if the upload failed; the rows are then kept and go into the next object. */
 int s3sink_flush(s3sink *s, bool forced, s3sink_err *err);
 
-/* Uploads every complete minibatch still buffered, stops the timer and frees the sink,
- * whatever the outcome. Rows of an unfinished minibatch (no time_end) are uploaded too,
- * since the host will write nothing more. Returns the status of the final upload. */
+/* Stops the timer, uploads everything still buffered (rows of an unfinished minibatch
+ * too, since the host writes nothing more) and frees the sink. If that final upload
+ * fails, returns the error and frees nothing: the rows are kept, and the caller may call
+ * s3sink_close again or give up with s3sink_discard. */
 int s3sink_close(s3sink *s, s3sink_err *err);
+
+/* Frees the sink without uploading what is still buffered (those rows are lost). For
+ * hosts that must release a sink whose close() keeps failing. */
+void s3sink_discard(s3sink *s);
 
 void s3sink_get_stats(s3sink *s, s3sink_stats *out);
 

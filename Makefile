@@ -1,0 +1,111 @@
+# s3sink - build, test, demo. `make test` and `make demo` install what is missing first.
+#
+#   make            build the runtime library and the Lua module into build/
+#   make test       install dependencies, build, run every spec and test (also under ASan/UBSan)
+#   make demo       install dependencies, start a local MinIO, run a Pathway pipeline
+#   make bench      measure
+#   make deps       only install dependencies (Debian packages, MinIO via go install, Python venv)
+
+LUA        ?= lua5.4
+CC         ?= cc
+BUILD      ?= build
+SAN        ?=
+PYTHON     ?= python3
+VENV       ?= .venv
+
+MINIO_MODULE  := github.com/minio/minio
+# MinIO's release tags (RELEASE.2025-…) are refused by the Go module proxy here; this is the
+# proxy's pseudo-version of minio master at 7aac2a2c5b7c (2026-02-12), the newest it serves.
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+CACHE_DIR     ?= $(HOME)/.cache/s3sink
+MINIO_BIN     := $(CACHE_DIR)/minio-$(MINIO_VERSION)/minio
+
+APT_PACKAGES := lua5.4 liblua5.4-dev lua-cjson lua-busted libcurl4-openssl-dev libssl-dev \
+                pkg-config make gcc
+
+PKGS      := lua5.4 libcurl openssl
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+SANITIZE  := -O1 -g -fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPT       := $(if $(SAN),$(SANITIZE),-O2 -g)
+CFLAGS    ?=
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -fPIC $(OPT) $(CFLAGS)
+CPPFLAGS  := -Iruntime/include -Iruntime -Ibindings/lua -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS      := $(shell pkg-config --libs libcurl openssl 2>/dev/null) -lpthread
+
+RUNTIME_SRC := $(wildcard runtime/*.c)
+LUAMOD_SRC  := $(wildcard bindings/lua/*.c)
+SCRIPTS     := $(sort $(wildcard formats/*.lua) $(wildcard scripts/*/*.lua))
+RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/bundled.o
+LUAMOD_OBJ  := $(LUAMOD_SRC:%.c=$(BUILD)/obj/%.o)
+HEADERS     := $(wildcard runtime/*.h runtime/include/*.h bindings/lua/*.h)
+
+.PHONY: all lib lua deps deps-apt deps-minio deps-python test demo bench clean asan
+
+all: lua
+
+lib: $(BUILD)/libs3sink.a
+lua: $(BUILD)/s3sink.so
+
+$(BUILD)/gen/bundled.c: tools/embed_scripts.lua $(SCRIPTS)
+	@mkdir -p $(dir $@)
+	$(LUA) tools/embed_scripts.lua $@ $(SCRIPTS)
+
+$(BUILD)/obj/gen/bundled.o: $(BUILD)/gen/bundled.c runtime/bundled.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c $< -o $@
+
+$(BUILD)/libs3sink.a: $(RUNTIME_OBJ)
+	$(AR) rcs $@ $^
+
+# The Lua module gets its Lua symbols from the interpreter that loads it.
+$(BUILD)/s3sink.so: $(LUAMOD_OBJ) $(BUILD)/libs3sink.a
+	$(CC) -shared $(OPT) -o $@ $(LUAMOD_OBJ) $(BUILD)/libs3sink.a $(LIBS)
+
+asan:
+	$(MAKE) BUILD=build/asan SAN=1 lua
+
+# ---------------------------------------------------------------------------------------
+# Dependencies: each step does nothing when its result is already there.
+
+deps: deps-apt deps-minio deps-python
+
+deps-apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+deps-minio: $(MINIO_BIN)
+
+$(MINIO_BIN):
+	@command -v go >/dev/null || { echo "Go is needed to build MinIO (go install); install Go >= 1.24" >&2; exit 1; }
+	@echo "building MinIO $(MINIO_VERSION) with go install (first time only, several minutes)"
+	GOBIN=$(dir $@) GOFLAGS=-mod=mod go install $(MINIO_MODULE)@$(MINIO_VERSION)
+
+deps-python: $(VENV)/.deps-ok
+
+$(VENV)/.deps-ok: bindings/python/requirements-test.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r bindings/python/requirements-test.txt
+	touch $@
+
+# ---------------------------------------------------------------------------------------
+
+test: deps
+	$(MAKE) lua
+	$(MAKE) asan
+	MINIO_BIN=$(MINIO_BIN) VENV=$(VENV) LUA=$(LUA) tools/run-tests
+
+clean:
+	rm -rf build
+
+print-minio-bin:
+	@echo $(MINIO_BIN)

@@ -1,0 +1,517 @@
+/* module.c - the Lua module `s3sink`: sinks and formatters as userdata with metatables,
+ * plus the signer and a small S3 client. Misuse (wrong argument types, unknown options)
+ * raises; runtime failures return nil, message, code. */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lua_client.h"
+#include "lua_signer.h"
+#include "s3sink.h"
+
+#define SINK_MT "s3sink.Sink"
+#define FORMATTER_MT "s3sink.Formatter"
+
+/* Value kind expected for each column type, so Lua values convert without guessing. */
+static s3sink_kind kind_of_type(const char *type) {
+  static const struct { const char *t; s3sink_kind k; } map[] = {
+      {"int", S3SINK_V_INT}, {"float", S3SINK_V_FLOAT}, {"bool", S3SINK_V_BOOL},
+      {"str", S3SINK_V_STR}, {"bytes", S3SINK_V_BYTES}, {"pointer", S3SINK_V_POINTER},
+      {"datetime_naive", S3SINK_V_DATETIME_NAIVE}, {"datetime_utc", S3SINK_V_DATETIME_UTC},
+      {"duration", S3SINK_V_DURATION}, {"json", S3SINK_V_JSON}, {"tuple", S3SINK_V_JSON},
+      {"list", S3SINK_V_JSON}, {"array", S3SINK_V_JSON}};
+  for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+    if (strcmp(map[i].t, type) == 0) return map[i].k;
+  return S3SINK_V_NULL; /* unknown: the core reports it */
+}
+
+/* Columns parsed from a Lua array; names and types point into Lua strings anchored in
+ * the `columns` table, so they are valid while it is on the stack. */
+typedef struct columns {
+  s3sink_column *cols;
+  s3sink_kind *kinds;
+  size_t n;
+} columns;
+
+static void columns_free(columns *c) {
+  free(c->cols);
+  free(c->kinds);
+  c->cols = NULL;
+  c->kinds = NULL;
+}
+
+static void check_columns_arg(lua_State *L, int cfg, columns *out) {
+  lua_getfield(L, cfg, "columns");
+  if (!lua_istable(L, -1)) luaL_error(L, "config.columns must be an array of {name=, type=, optional=}");
+  int t = lua_gettop(L);
+  size_t n = (size_t)lua_rawlen(L, t);
+  if (n == 0) luaL_error(L, "config.columns is empty: give at least one column");
+  out->cols = calloc(n, sizeof *out->cols);
+  out->kinds = calloc(n, sizeof *out->kinds);
+  out->n = n;
+  if (!out->cols || !out->kinds) {
+    columns_free(out);
+    luaL_error(L, "out of memory");
+  }
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, t, (lua_Integer)i + 1);
+    if (!lua_istable(L, -1)) {
+      columns_free(out);
+      luaL_error(L, "config.columns[%d] must be a table {name=, type=, optional=}", (int)i + 1);
+    }
+    lua_getfield(L, -1, "name");
+    lua_getfield(L, -2, "type");
+    lua_getfield(L, -3, "optional");
+    if (lua_type(L, -3) != LUA_TSTRING || lua_type(L, -2) != LUA_TSTRING) {
+      columns_free(out);
+      luaL_error(L, "config.columns[%d] needs string fields 'name' and 'type'", (int)i + 1);
+    }
+    out->cols[i].name = lua_tostring(L, -3);
+    out->cols[i].type = lua_tostring(L, -2);
+    out->cols[i].optional = lua_toboolean(L, -1);
+    out->kinds[i] = kind_of_type(out->cols[i].type);
+    lua_pop(L, 4); /* strings stay anchored by the column tables */
+  }
+  /* the columns table stays at index t */
+}
+
+static int push_failure(lua_State *L, const s3sink_err *e) {
+  lua_pushnil(L);
+  lua_pushstring(L, e->msg[0] ? e->msg : s3sink_strerror(e->code));
+  if (e->s3_code[0]) lua_pushstring(L, e->s3_code);
+  else lua_pushstring(L, s3sink_strerror(e->code));
+  return 3;
+}
+
+/* Converts values[1..n] to s3sink_value by column kind; raises on a mismatch. */
+static void to_values(lua_State *L, int idx, const s3sink_kind *kinds, const s3sink_column *cols,
+                      size_t n, s3sink_value *out) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  for (size_t i = 0; i < n; i++) {
+    int t = lua_rawgeti(L, idx, (lua_Integer)i + 1);
+    s3sink_value *v = &out[i];
+    if (t == LUA_TNIL || (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL)) {
+      v->kind = S3SINK_V_NULL;
+      lua_pop(L, 1);
+      continue;
+    }
+    v->kind = kinds[i];
+    bool ok = false;
+    switch (kinds[i]) {
+    case S3SINK_V_INT:
+    case S3SINK_V_DATETIME_NAIVE:
+    case S3SINK_V_DATETIME_UTC:
+    case S3SINK_V_DURATION:
+      if ((ok = lua_isinteger(L, -1))) v->u.i = lua_tointeger(L, -1);
+      break;
+    case S3SINK_V_FLOAT:
+      if ((ok = t == LUA_TNUMBER)) v->u.f = lua_tonumber(L, -1);
+      break;
+    case S3SINK_V_BOOL:
+      if ((ok = t == LUA_TBOOLEAN)) v->u.b = lua_toboolean(L, -1);
+      break;
+    default:
+      /* strings stay anchored by the values table during the call */
+      if ((ok = t == LUA_TSTRING)) v->u.s.ptr = lua_tolstring(L, -1, &v->u.s.len);
+      break;
+    }
+    if (!ok)
+      luaL_error(L, "value %d (column '%s', type %s) cannot be a %s", (int)i + 1, cols[i].name,
+                 cols[i].type, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Sink                                                                                 */
+
+typedef struct lsink {
+  s3sink *sink;
+  columns cols;            /* names/types copied, see below */
+  char **owned;            /* copies of the column names and types */
+  s3sink_value *values;    /* reused for every row */
+  atomic_llong manual_now; /* the manual clock, when config.clock == "manual" */
+} lsink;
+
+static int64_t manual_clock(void *ud) { return atomic_load(&((lsink *)ud)->manual_now); }
+
+static lsink *check_sink(lua_State *L) {
+  lsink *s = luaL_checkudata(L, 1, SINK_MT);
+  if (!s->sink) luaL_error(L, "the sink is closed");
+  return s;
+}
+
+static void lsink_release(lsink *s) {
+  if (s->owned) {
+    for (size_t i = 0; i < 2 * s->cols.n; i++) free(s->owned[i]);
+    free(s->owned);
+    s->owned = NULL;
+  }
+  columns_free(&s->cols);
+  free(s->values);
+  s->values = NULL;
+}
+
+static const char *const sink_options[] = {
+    "endpoint", "region", "bucket", "prefix", "virtual_hosted", "access_key", "secret_key",
+    "session_token", "format", "naming", "write_interval_ms", "columns", "writer_id",
+    "connect_timeout_ms", "request_timeout_ms", "insecure_tls", "ca_file", "create_bucket",
+    "timer", "max_buffer_bytes", "clock", NULL};
+
+static void check_known_options(lua_State *L, int cfg, const char *const *known) {
+  lua_pushnil(L);
+  while (lua_next(L, cfg)) {
+    bool ok = false;
+    if (lua_type(L, -2) == LUA_TSTRING)
+      for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, lua_tostring(L, -2)) == 0;
+    if (!ok) luaL_error(L, "unknown option '%s'", lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+    lua_pop(L, 1);
+  }
+}
+
+static const char *opt_string(lua_State *L, int cfg, const char *k) {
+  lua_getfield(L, cfg, k);
+  const char *v = NULL;
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option '%s' must be a string", k);
+    v = lua_tostring(L, -1);
+  }
+  lua_pop(L, 1); /* still anchored by the config table */
+  return v;
+}
+
+static lua_Integer opt_int(lua_State *L, int cfg, const char *k, lua_Integer dflt) {
+  lua_getfield(L, cfg, k);
+  lua_Integer v = dflt;
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isinteger(L, -1)) luaL_error(L, "option '%s' must be an integer", k);
+    v = lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static bool opt_bool(lua_State *L, int cfg, const char *k, bool dflt) {
+  lua_getfield(L, cfg, k);
+  bool v = lua_isnil(L, -1) ? dflt : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static char *copy_str(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+/* s3sink.sink(config) -> sink | nil, message, code */
+static int l_sink_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  check_known_options(L, 1, sink_options);
+  lsink *ls = lua_newuserdatauv(L, sizeof *ls, 0);
+  memset(ls, 0, sizeof *ls);
+  luaL_setmetatable(L, SINK_MT);
+  int ud = lua_gettop(L);
+
+  s3sink_config c = {0};
+  c.endpoint = opt_string(L, 1, "endpoint");
+  c.region = opt_string(L, 1, "region");
+  c.bucket = opt_string(L, 1, "bucket");
+  c.prefix = opt_string(L, 1, "prefix");
+  c.virtual_hosted = opt_bool(L, 1, "virtual_hosted", false);
+  c.access_key = opt_string(L, 1, "access_key");
+  c.secret_key = opt_string(L, 1, "secret_key");
+  c.session_token = opt_string(L, 1, "session_token");
+  c.format = opt_string(L, 1, "format");
+  c.naming = opt_string(L, 1, "naming");
+  c.write_interval_ms = opt_int(L, 1, "write_interval_ms", 60000);
+  c.writer_id = opt_string(L, 1, "writer_id");
+  c.connect_timeout_ms = (long)opt_int(L, 1, "connect_timeout_ms", 0);
+  c.request_timeout_ms = (long)opt_int(L, 1, "request_timeout_ms", 0);
+  c.insecure_tls = opt_bool(L, 1, "insecure_tls", false);
+  c.ca_file = opt_string(L, 1, "ca_file");
+  c.create_bucket = opt_bool(L, 1, "create_bucket", false);
+  c.no_timer = !opt_bool(L, 1, "timer", true);
+  c.max_buffer_bytes = (size_t)opt_int(L, 1, "max_buffer_bytes", 0);
+  const char *clock = opt_string(L, 1, "clock");
+  if (clock) {
+    if (strcmp(clock, "manual") != 0) luaL_error(L, "option 'clock' must be \"manual\" or nil");
+    c.clock = manual_clock;
+    c.clock_ud = ls;
+  }
+  check_columns_arg(L, 1, &ls->cols);
+  c.columns = ls->cols.cols;
+  c.ncolumns = ls->cols.n;
+
+  /* keep our own copies of names and types, for messages on the per-row path */
+  ls->owned = calloc(2 * ls->cols.n, sizeof *ls->owned);
+  ls->values = calloc(ls->cols.n, sizeof *ls->values);
+  if (!ls->owned || !ls->values) {
+    lsink_release(ls);
+    return luaL_error(L, "out of memory");
+  }
+  for (size_t i = 0; i < ls->cols.n; i++) {
+    ls->owned[2 * i] = copy_str(ls->cols.cols[i].name);
+    ls->owned[2 * i + 1] = copy_str(ls->cols.cols[i].type);
+    if (!ls->owned[2 * i] || !ls->owned[2 * i + 1]) {
+      lsink_release(ls);
+      return luaL_error(L, "out of memory");
+    }
+    ls->cols.cols[i].name = ls->owned[2 * i];
+    ls->cols.cols[i].type = ls->owned[2 * i + 1];
+  }
+  atomic_store(&ls->manual_now, 0);
+
+  s3sink_err e;
+  if (s3sink_open(&c, &ls->sink, &e) != S3SINK_OK) {
+    lsink_release(ls);
+    return push_failure(L, &e);
+  }
+  lua_pushvalue(L, ud);
+  return 1;
+}
+
+/* sink:write(values, time, diff) -> true | nil, message, code */
+static int l_sink_write(lua_State *L) {
+  lsink *s = check_sink(L);
+  lua_Integer time = luaL_checkinteger(L, 3);
+  lua_Integer diff = luaL_optinteger(L, 4, 1);
+  if (diff != 1 && diff != -1) return luaL_argerror(L, 4, "diff must be 1 or -1");
+  to_values(L, 2, s->cols.kinds, s->cols.cols, s->cols.n, s->values);
+  s3sink_err e;
+  if (s3sink_write(s->sink, s->values, s->cols.n, time, (int)diff, &e)) return push_failure(L, &e);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_sink_time_end(lua_State *L) {
+  lsink *s = check_sink(L);
+  s3sink_err e;
+  if (s3sink_time_end(s->sink, luaL_checkinteger(L, 2), &e)) return push_failure(L, &e);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* sink:flush([forced]) -> uploaded (boolean) | nil, message, code */
+static int l_sink_flush(lua_State *L) {
+  lsink *s = check_sink(L);
+  s3sink_err e;
+  int rc = s3sink_flush(s->sink, lua_toboolean(L, 2), &e);
+  if (rc < 0) return push_failure(L, &e);
+  lua_pushboolean(L, rc > 0);
+  return 1;
+}
+
+/* sink:close() -> true | nil, message, code (the sink stays open then: retry close) */
+static int l_sink_close(lua_State *L) {
+  lsink *s = luaL_checkudata(L, 1, SINK_MT);
+  if (!s->sink) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  s3sink_err e;
+  if (s3sink_close(s->sink, &e)) return push_failure(L, &e);
+  s->sink = NULL;
+  lsink_release(s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* sink:discard(): frees the sink without uploading what is buffered. */
+static int l_sink_discard(lua_State *L) {
+  lsink *s = luaL_checkudata(L, 1, SINK_MT);
+  if (s->sink) s3sink_discard(s->sink);
+  s->sink = NULL;
+  lsink_release(s);
+  return 0;
+}
+
+/* Garbage collection closes (uploading the rest); if that fails the rows are dropped,
+ * since there is no one left to retry. Call close() explicitly to see errors. */
+static int l_sink_gc(lua_State *L) {
+  lsink *s = luaL_checkudata(L, 1, SINK_MT);
+  if (s->sink) {
+    s3sink_err e;
+    if (s3sink_close(s->sink, &e)) s3sink_discard(s->sink);
+    s->sink = NULL;
+  }
+  lsink_release(s);
+  return 0;
+}
+
+static int l_sink_stats(lua_State *L) {
+  lsink *s = check_sink(L);
+  s3sink_stats st;
+  s3sink_get_stats(s->sink, &st);
+  lua_createtable(L, 0, 7);
+  lua_pushinteger(L, (lua_Integer)st.objects);
+  lua_setfield(L, -2, "objects");
+  lua_pushinteger(L, (lua_Integer)st.rows);
+  lua_setfield(L, -2, "rows");
+  lua_pushinteger(L, (lua_Integer)st.bytes);
+  lua_setfield(L, -2, "bytes");
+  lua_pushinteger(L, (lua_Integer)st.buffered_rows);
+  lua_setfield(L, -2, "buffered_rows");
+  lua_pushinteger(L, (lua_Integer)st.buffered_bytes);
+  lua_setfield(L, -2, "buffered_bytes");
+  lua_pushinteger(L, (lua_Integer)st.failed_uploads);
+  lua_setfield(L, -2, "failed_uploads");
+  lua_pushinteger(L, (lua_Integer)st.last_write_ms);
+  lua_setfield(L, -2, "last_write_ms");
+  return 1;
+}
+
+static int l_sink_last_key(lua_State *L) {
+  lsink *s = check_sink(L);
+  char key[1100];
+  s3sink_last_key(s->sink, key, sizeof key);
+  if (key[0]) lua_pushstring(L, key);
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* sink:timer_error() -> nil | message, code */
+static int l_sink_timer_error(lua_State *L) {
+  lsink *s = check_sink(L);
+  s3sink_err e;
+  if (s3sink_timer_error(s->sink, &e) == S3SINK_OK) return 0;
+  lua_pushstring(L, e.msg);
+  lua_pushstring(L, e.s3_code[0] ? e.s3_code : s3sink_strerror(e.code));
+  return 2;
+}
+
+/* sink:set_clock(ms): only for sinks made with clock = "manual" */
+static int l_sink_set_clock(lua_State *L) {
+  lsink *s = check_sink(L);
+  atomic_store(&s->manual_now, (long long)luaL_checkinteger(L, 2));
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Formatter                                                                            */
+
+typedef struct lformatter {
+  s3sink_formatter *f;
+  columns cols;
+  s3sink_value *values;
+} lformatter;
+
+static lformatter *check_formatter(lua_State *L) {
+  lformatter *f = luaL_checkudata(L, 1, FORMATTER_MT);
+  if (!f->f) luaL_error(L, "the formatter is closed");
+  return f;
+}
+
+static int l_formatter_gc(lua_State *L) {
+  lformatter *f = luaL_checkudata(L, 1, FORMATTER_MT);
+  s3sink_formatter_free(f->f);
+  f->f = NULL;
+  columns_free(&f->cols);
+  free(f->values);
+  f->values = NULL;
+  return 0;
+}
+
+/* s3sink.formatter{format=, columns=} -> formatter | nil, message, code */
+static int l_formatter_new(lua_State *L) {
+  static const char *const known[] = {"format", "columns", NULL};
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  check_known_options(L, 1, known);
+  const char *format = opt_string(L, 1, "format");
+  lformatter *f = lua_newuserdatauv(L, sizeof *f, 1);
+  memset(f, 0, sizeof *f);
+  luaL_setmetatable(L, FORMATTER_MT);
+  check_columns_arg(L, 1, &f->cols); /* pushes the columns table */
+  lua_setiuservalue(L, 2, 1);        /* which anchors the names and types */
+  f->values = calloc(f->cols.n, sizeof *f->values);
+  if (!f->values) return luaL_error(L, "out of memory");
+  s3sink_err e;
+  if (s3sink_formatter_open(format, f->cols.cols, f->cols.n, &f->f, &e)) return push_failure(L, &e);
+  lua_settop(L, 2);
+  return 1;
+}
+
+static int l_formatter_header(lua_State *L) {
+  lformatter *f = check_formatter(L);
+  const char *b;
+  size_t n;
+  s3sink_formatter_header(f->f, &b, &n, NULL);
+  lua_pushlstring(L, b, n);
+  return 1;
+}
+
+static int l_formatter_row(lua_State *L) {
+  lformatter *f = check_formatter(L);
+  lua_Integer time = luaL_checkinteger(L, 3);
+  lua_Integer diff = luaL_optinteger(L, 4, 1);
+  to_values(L, 2, f->cols.kinds, f->cols.cols, f->cols.n, f->values);
+  const char *b;
+  size_t n;
+  s3sink_err e;
+  if (s3sink_formatter_row(f->f, f->values, f->cols.n, time, (int)diff, &b, &n, &e))
+    return push_failure(L, &e);
+  lua_pushlstring(L, b, n);
+  return 1;
+}
+
+static int l_formatter_index(lua_State *L) {
+  lformatter *f = check_formatter(L);
+  const char *k = luaL_checkstring(L, 2);
+  if (strcmp(k, "extension") == 0) lua_pushstring(L, s3sink_formatter_extension(f->f));
+  else if (strcmp(k, "content_type") == 0) lua_pushstring(L, s3sink_formatter_content_type(f->f));
+  else {
+    luaL_getmetatable(L, FORMATTER_MT);
+    lua_getfield(L, -1, "methods");
+    lua_getfield(L, -1, k);
+  }
+  return 1;
+}
+
+/* ------------------------------------------------------------------------------------ */
+
+static const luaL_Reg sink_methods[] = {
+    {"write", l_sink_write},   {"time_end", l_sink_time_end}, {"flush", l_sink_flush},
+    {"close", l_sink_close},   {"discard", l_sink_discard},   {"stats", l_sink_stats},
+    {"last_key", l_sink_last_key}, {"timer_error", l_sink_timer_error},
+    {"set_clock", l_sink_set_clock}, {NULL, NULL}};
+
+static const luaL_Reg formatter_methods[] = {
+    {"header", l_formatter_header}, {"row", l_formatter_row}, {NULL, NULL}};
+
+static const luaL_Reg module_functions[] = {
+    {"sink", l_sink_new},         {"formatter", l_formatter_new},
+    {"sign", s3sink_lua_sign},    {"presign", s3sink_lua_presign},
+    {"client", s3sink_lua_client_new}, {NULL, NULL}};
+
+int luaopen_s3sink(lua_State *L) {
+  luaL_newmetatable(L, SINK_MT);
+  luaL_newlib(L, sink_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_sink_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, l_sink_gc);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+
+  luaL_newmetatable(L, FORMATTER_MT);
+  luaL_newlib(L, formatter_methods);
+  lua_setfield(L, -2, "methods");
+  lua_pushcfunction(L, l_formatter_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_formatter_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+
+  luaL_newlib(L, module_functions);
+  lua_pushlightuserdata(L, NULL);
+  lua_setfield(L, -2, "null");
+  lua_pushliteral(L, S3SINK_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

@@ -1,0 +1,19 @@
+/* error.h - internal: filling s3sink_err. */
+#ifndef S3SINK_ERROR_H
+#define S3SINK_ERROR_H
+
+#include "s3sink.h"
+
+#if defined(__GNUC__)
+#define S3SINK_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define S3SINK_PRINTF(a, b)
+#endif
+
+/* Fills err (if non-NULL) with code and a printf-style message; returns code. */
+int s3sink_seterr(s3sink_err *err, int code, const char *fmt, ...) S3SINK_PRINTF(3, 4);
+
+/* Puts a printf-style prefix before err's message (truncating the end if needed). */
+void s3sink_prefixerr(s3sink_err *err, const char *fmt, ...) S3SINK_PRINTF(2, 3);
+
+#endif

@@ -1,0 +1,324 @@
+/* formatter.c - binds a Lua format script to a table's columns and calls it per row. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "formatter.h"
+#include "s3client.h"
+
+struct s3sink_formatter {
+  luahost *host;
+  bool owns_host;
+  int script_ref, row_ref, values_ref;
+  const char *label;       /* script name, anchored in the script table */
+  size_t ncolumns;
+  s3sink_kind *kinds;      /* kind each column's values must have */
+  bool *optional;
+  char **names;
+  char *header;
+  size_t header_len;
+  char *extension, *content_type;
+};
+
+static const struct {
+  const char *type;
+  s3sink_kind kind;
+} column_types[] = {
+    {"int", S3SINK_V_INT},         {"float", S3SINK_V_FLOAT},
+    {"bool", S3SINK_V_BOOL},       {"str", S3SINK_V_STR},
+    {"bytes", S3SINK_V_BYTES},     {"pointer", S3SINK_V_POINTER},
+    {"datetime_naive", S3SINK_V_DATETIME_NAIVE},
+    {"datetime_utc", S3SINK_V_DATETIME_UTC},
+    {"duration", S3SINK_V_DURATION},
+    {"json", S3SINK_V_JSON},       {"tuple", S3SINK_V_JSON},
+    {"list", S3SINK_V_JSON},       {"array", S3SINK_V_JSON},
+};
+#define NCOLUMN_TYPES (sizeof column_types / sizeof column_types[0])
+
+static const char *const kind_names[] = {"null", "int", "float", "bool", "str", "bytes",
+                                         "pointer", "datetime_naive", "datetime_utc",
+                                         "duration", "json"};
+
+static const char *kind_name(s3sink_kind k) {
+  return (unsigned)k < sizeof kind_names / sizeof kind_names[0] ? kind_names[k] : "unknown";
+}
+
+static char *dupstr(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+void s3sink_formatter_free(s3sink_formatter *f) {
+  if (!f) return;
+  if (f->host) {
+    lua_State *L = luahost_state(f->host);
+    luaL_unref(L, LUA_REGISTRYINDEX, f->script_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, f->row_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, f->values_ref);
+    if (f->owns_host) luahost_free(f->host);
+  }
+  if (f->names)
+    for (size_t i = 0; i < f->ncolumns; i++) free(f->names[i]);
+  free(f->names);
+  free(f->kinds);
+  free(f->optional);
+  free(f->header);
+  free(f->extension);
+  free(f->content_type);
+  free(f);
+}
+
+/* Pushes {{name=, type=, optional=}, ...}. */
+static void push_columns(lua_State *L, const s3sink_column *columns, size_t n) {
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, columns[i].name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, columns[i].type);
+    lua_setfield(L, -2, "type");
+    lua_pushboolean(L, columns[i].optional);
+    lua_setfield(L, -2, "optional");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+static int check_columns(const s3sink_column *columns, size_t n, s3sink_formatter *f,
+                         s3sink_err *err) {
+  if (n == 0) return s3sink_seterr(err, S3SINK_EINVAL, "the table has no columns: pass at least one column");
+  f->kinds = calloc(n, sizeof *f->kinds);
+  f->optional = calloc(n, sizeof *f->optional);
+  f->names = calloc(n, sizeof *f->names);
+  if (!f->kinds || !f->optional || !f->names)
+    return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  f->ncolumns = n;
+  for (size_t i = 0; i < n; i++) {
+    const s3sink_column *c = &columns[i];
+    if (!c->name || !*c->name)
+      return s3sink_seterr(err, S3SINK_EINVAL, "column %zu has no name", i + 1);
+    if (strcmp(c->name, "time") == 0 || strcmp(c->name, "diff") == 0)
+      return s3sink_seterr(err, S3SINK_EINVAL,
+                           "column '%s' clashes with the '%s' field every row gets: rename "
+                           "the column",
+                           c->name, c->name);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(columns[j].name, c->name) == 0)
+        return s3sink_seterr(err, S3SINK_EINVAL, "column '%s' appears twice", c->name);
+    size_t t = 0;
+    while (t < NCOLUMN_TYPES && !(c->type && strcmp(c->type, column_types[t].type) == 0)) t++;
+    if (t == NCOLUMN_TYPES)
+      return s3sink_seterr(err, S3SINK_EINVAL,
+                           "column '%s' has unsupported type '%s': use one of int, float, "
+                           "bool, str, bytes, pointer, datetime_naive, datetime_utc, "
+                           "duration, json, tuple, list, array",
+                           c->name, c->type ? c->type : "(none)");
+    f->kinds[i] = column_types[t].kind;
+    f->optional[i] = c->optional;
+    if (!(f->names[i] = dupstr(c->name))) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  }
+  return S3SINK_OK;
+}
+
+/* Reads an optional string field of the script table at idx. */
+static int string_field(lua_State *L, int idx, const char *field, const char *dflt, char **out,
+                        const char *label, s3sink_err *err) {
+  lua_getfield(L, idx, field);
+  const char *v = dflt;
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      return s3sink_seterr(err, S3SINK_ESCRIPT, "format script %s: '%s' must be a string",
+                           label, field);
+    }
+    v = lua_tostring(L, -1);
+  }
+  *out = dupstr(v);
+  lua_pop(L, 1);
+  return *out ? S3SINK_OK : s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+}
+
+int formatter_open_on(luahost *host, const char *format, const s3sink_column *columns,
+                      size_t ncolumns, s3sink_formatter **out, s3sink_err *err) {
+  s3sink_formatter *f = calloc(1, sizeof *f);
+  if (!f) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  f->script_ref = f->row_ref = f->values_ref = LUA_NOREF;
+  int rc = check_columns(columns, ncolumns, f, err);
+  if (rc) goto fail;
+  f->host = host;
+  lua_State *L = luahost_state(host);
+  lua_settop(L, 0);
+  rc = luahost_load_script(host, "formats", format ? format : "csv", "format", &f->script_ref,
+                           &f->label, err);
+  if (rc) goto fail;
+
+  lua_rawgeti(L, LUA_REGISTRYINDEX, f->script_ref);
+  int script = lua_gettop(L);
+  lua_getfield(L, script, "row");
+  if (!lua_isfunction(L, -1)) {
+    rc = s3sink_seterr(err, S3SINK_ESCRIPT,
+                       "format script %s must have a function 'row(values, time, diff)' "
+                       "returning the bytes of one row",
+                       f->label);
+    goto fail;
+  }
+  f->row_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if ((rc = string_field(L, script, "extension", "dat", &f->extension, f->label, err)) ||
+      (rc = string_field(L, script, "content_type", "application/octet-stream",
+                         &f->content_type, f->label, err)))
+    goto fail;
+
+  char ctx[512];
+  /* init(columns): the script may refuse column types it cannot write */
+  lua_getfield(L, script, "init");
+  if (!lua_isnil(L, -1)) {
+    int fn = lua_gettop(L);
+    int handler = luahost_push_handler(host);
+    lua_pushvalue(L, fn);
+    push_columns(L, columns, ncolumns);
+    snprintf(ctx, sizeof ctx, "format script %s refused the columns", f->label);
+    if ((rc = luahost_pcall(host, 1, 0, handler, ctx, err))) goto fail;
+  }
+  lua_settop(L, script);
+
+  lua_getfield(L, script, "header");
+  if (!lua_isnil(L, -1)) {
+    int fn = lua_gettop(L);
+    int handler = luahost_push_handler(host);
+    lua_pushvalue(L, fn);
+    push_columns(L, columns, ncolumns);
+    snprintf(ctx, sizeof ctx, "format script %s: header() failed", f->label);
+    if ((rc = luahost_pcall(host, 1, 1, handler, ctx, err))) goto fail;
+    if (!lua_isnil(L, -1)) {
+      if (lua_type(L, -1) != LUA_TSTRING) {
+        rc = s3sink_seterr(err, S3SINK_ESCRIPT,
+                           "format script %s: header() must return a string or nil, not a %s",
+                           f->label, luaL_typename(L, -1));
+        goto fail;
+      }
+      size_t n;
+      const char *h = lua_tolstring(L, -1, &n);
+      f->header = malloc(n + 1);
+      if (!f->header) {
+        rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+        goto fail;
+      }
+      memcpy(f->header, h, n + 1);
+      f->header_len = n;
+    }
+  }
+  lua_createtable(L, (int)ncolumns, 0);
+  f->values_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, 0);
+  *out = f;
+  return S3SINK_OK;
+fail:
+  if (f->host) lua_settop(luahost_state(f->host), 0);
+  f->owns_host = false; /* the caller owns the host it passed */
+  s3sink_formatter_free(f);
+  return rc;
+}
+
+int s3sink_formatter_open(const char *format, const s3sink_column *columns, size_t ncolumns,
+                          s3sink_formatter **out, s3sink_err *err) {
+  luahost *host;
+  int rc = luahost_new(&host, err);
+  if (rc) return rc;
+  rc = formatter_open_on(host, format, columns, ncolumns, out, err);
+  if (rc) {
+    luahost_free(host);
+    return rc;
+  }
+  (*out)->owns_host = true;
+  return S3SINK_OK;
+}
+
+int s3sink_formatter_header(s3sink_formatter *f, const char **bytes, size_t *len,
+                            s3sink_err *err) {
+  (void)err;
+  *bytes = f->header ? f->header : "";
+  *len = f->header_len;
+  return S3SINK_OK;
+}
+
+const char *s3sink_formatter_extension(const s3sink_formatter *f) { return f->extension; }
+const char *s3sink_formatter_content_type(const s3sink_formatter *f) { return f->content_type; }
+
+void formatter_describe_row(const s3sink_value *values, size_t n, char *buf, size_t cap) {
+  size_t used = 0;
+  buf[0] = 0;
+  for (size_t i = 0; i < n && used + 1 < cap; i++) {
+    const s3sink_value *v = &values[i];
+    int w;
+    const char *sep = i ? ", " : "";
+    switch (v->kind) {
+    case S3SINK_V_NULL: w = snprintf(buf + used, cap - used, "%snull", sep); break;
+    case S3SINK_V_FLOAT: w = snprintf(buf + used, cap - used, "%s%.17g", sep, v->u.f); break;
+    case S3SINK_V_BOOL: w = snprintf(buf + used, cap - used, "%s%s", sep, v->u.b ? "true" : "false"); break;
+    case S3SINK_V_STR:
+    case S3SINK_V_POINTER:
+    case S3SINK_V_JSON:
+      w = snprintf(buf + used, cap - used, "%s\"%.*s\"", sep, (int)(v->u.s.len > 40 ? 40 : v->u.s.len), v->u.s.ptr);
+      break;
+    case S3SINK_V_BYTES: w = snprintf(buf + used, cap - used, "%s<%zu bytes>", sep, v->u.s.len); break;
+    default: w = snprintf(buf + used, cap - used, "%s%" PRId64, sep, v->u.i); break;
+    }
+    if (w < 0) break;
+    used += (size_t)w < cap - used ? (size_t)w : cap - used - 1;
+  }
+}
+
+int s3sink_formatter_row(s3sink_formatter *f, const s3sink_value *values, size_t nvalues,
+                         int64_t time, int diff, const char **bytes, size_t *len,
+                         s3sink_err *err) {
+  if (nvalues != f->ncolumns)
+    return s3sink_seterr(err, S3SINK_EINVAL, "row has %zu values but the table has %zu columns",
+                         nvalues, f->ncolumns);
+  for (size_t i = 0; i < nvalues; i++) {
+    s3sink_kind k = values[i].kind;
+    if (k == f->kinds[i] || (k == S3SINK_V_NULL && f->optional[i])) continue;
+    return s3sink_seterr(err, S3SINK_EINVAL,
+                         "column '%s' holds %s values but got %s%s", f->names[i],
+                         kind_name(f->kinds[i]), kind_name(k),
+                         k == S3SINK_V_NULL ? ": declare the column optional" : "");
+  }
+  lua_State *L = luahost_state(f->host);
+  lua_settop(L, 0);
+  int handler = luahost_push_handler(f->host);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, f->row_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, f->values_ref);
+  for (size_t i = 0; i < nvalues; i++) {
+    const s3sink_value *v = &values[i];
+    switch (v->kind) {
+    case S3SINK_V_NULL: lua_pushlightuserdata(L, NULL); break;
+    case S3SINK_V_FLOAT: lua_pushnumber(L, v->u.f); break;
+    case S3SINK_V_BOOL: lua_pushboolean(L, v->u.b); break;
+    case S3SINK_V_STR:
+    case S3SINK_V_BYTES:
+    case S3SINK_V_POINTER:
+    case S3SINK_V_JSON: lua_pushlstring(L, v->u.s.ptr ? v->u.s.ptr : "", v->u.s.len); break;
+    default: lua_pushinteger(L, v->u.i); break;
+    }
+    lua_rawseti(L, 3, (lua_Integer)i + 1);
+  }
+  lua_pushinteger(L, time);
+  lua_pushinteger(L, diff);
+  int rc = luahost_pcall(f->host, 3, 1, handler, "", err);
+  if (rc) {
+    char row[256];
+    formatter_describe_row(values, nvalues, row, sizeof row);
+    s3sink_prefixerr(err, "format script %s failed on row (%s) at time %" PRId64 ", diff %d",
+                     f->label, row, time, diff);
+    return rc;
+  }
+  if (lua_type(L, -1) != LUA_TSTRING)
+    return s3sink_seterr(err, S3SINK_ESCRIPT,
+                         "format script %s: row() must return a string, not a %s", f->label,
+                         luaL_typename(L, -1));
+  *bytes = lua_tolstring(L, -1, len); /* stays on the stack until the next call */
+  return S3SINK_OK;
+}

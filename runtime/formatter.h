@@ -1,0 +1,15 @@
+/* formatter.h - internal: a formatter that lives on a sink's Lua host. */
+#ifndef S3SINK_FORMATTER_H
+#define S3SINK_FORMATTER_H
+
+#include "lua_host.h"
+#include "s3sink.h"
+
+/* Like s3sink_formatter_open, on an existing host (borrowed; must outlive the formatter). */
+int formatter_open_on(luahost *host, const char *format, const s3sink_column *columns,
+                      size_t ncolumns, s3sink_formatter **out, s3sink_err *err);
+
+/* Writes a short description of a row's values into buf, for error messages. */
+void formatter_describe_row(const s3sink_value *values, size_t n, char *buf, size_t cap);
+
+#endif

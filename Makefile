@@ -29,7 +29,9 @@ SANITIZE  := -O1 -g -fsanitize=address -fsanitize=undefined -fno-omit-frame-poin
 OPT       := $(if $(SAN),$(SANITIZE),-O2 -g)
 CFLAGS    ?=
 ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -fPIC $(OPT) $(CFLAGS)
-CPPFLAGS  := -Iruntime/include -Iruntime -Ibindings/lua -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LUA_INCDIR ?=
+CPPFLAGS  := -Iruntime/include -Iruntime -Ibindings/lua -I$(BUILD)/gen $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS      := $(shell pkg-config --libs libcurl openssl 2>/dev/null) -lpthread
 
 RUNTIME_SRC := $(wildcard runtime/*.c)
@@ -39,7 +41,7 @@ RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/bundled.o
 LUAMOD_OBJ  := $(LUAMOD_SRC:%.c=$(BUILD)/obj/%.o)
 HEADERS     := $(wildcard runtime/*.h runtime/include/*.h bindings/lua/*.h)
 
-.PHONY: all lib lua deps deps-apt deps-minio deps-python test demo bench clean asan
+.PHONY: all lib lua install print-minio-bin deps deps-apt deps-minio deps-python test demo bench clean asan
 
 all: lua
 
@@ -64,6 +66,11 @@ $(BUILD)/libs3sink.a: $(RUNTIME_OBJ)
 # The Lua module gets its Lua symbols from the interpreter that loads it.
 $(BUILD)/s3sink.so: $(LUAMOD_OBJ) $(BUILD)/libs3sink.a
 	$(CC) -shared $(OPT) -o $@ $(LUAMOD_OBJ) $(BUILD)/libs3sink.a $(LIBS)
+
+# LuaRocks (`luarocks make`) passes LIBDIR.
+LIBDIR ?= /usr/local/lib/lua/5.4
+install: lua
+	install -D -m 755 $(BUILD)/s3sink.so $(DESTDIR)$(LIBDIR)/s3sink.so
 
 asan:
 	$(MAKE) BUILD=build/asan SAN=1 lua

@@ -15,7 +15,7 @@
 
 #define LUAHOST_MEM_LIMIT ((size_t)512 << 20)       /* per sink */
 #define LUAHOST_HOOK_EVERY 1000000                  /* instructions between hook calls */
-#define LUAHOST_CALL_BUDGET 2000                    /* hook calls per protected call */
+#define LUAHOST_CALL_BUDGET 200                     /* hook calls per protected call */
 
 struct luahost {
   lua_State *L;

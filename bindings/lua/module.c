@@ -489,7 +489,9 @@ static const luaL_Reg module_functions[] = {
     {"sign", s3sink_lua_sign},    {"presign", s3sink_lua_presign},
     {"client", s3sink_lua_client_new}, {NULL, NULL}};
 
-int luaopen_s3sink(lua_State *L) {
+LUAMOD_API int luaopen_s3sink(lua_State *L);
+
+LUAMOD_API int luaopen_s3sink(lua_State *L) {
   luaL_newmetatable(L, SINK_MT);
   luaL_newlib(L, sink_methods);
   lua_setfield(L, -2, "__index");

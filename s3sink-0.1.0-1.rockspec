@@ -1,0 +1,24 @@
+package = "s3sink"
+version = "0.1.0-1"
+source = { url = "git+file:///dev/null" } -- built from a checkout: `luarocks make`
+description = {
+  summary = "Streaming sink that batches rows into self-contained S3/MinIO objects",
+  detailed = [[
+    A C runtime with Lua 5.4 format and naming scripts: rows are formatted, buffered and
+    uploaded as new objects (CSV, JSON Lines, or your own format) once an interval has passed.
+  ]],
+  license = "Apache-2.0",
+}
+dependencies = { "lua >= 5.4, < 5.5" }
+external_dependencies = {
+  CURL = { header = "curl/curl.h" },
+  OPENSSL = { header = "openssl/evp.h" },
+}
+build = {
+  -- the Makefile lists the sources once, for the Lua module and the Python extension alike
+  type = "make",
+  build_target = "lua",
+  build_variables = { CFLAGS = "$(CFLAGS)", LUA_INCDIR = "$(LUA_INCDIR)", LUA = "$(LUA)" },
+  install_target = "install",
+  install_variables = { LIBDIR = "$(LIBDIR)" },
+}

@@ -1,0 +1,182 @@
+-- The flush policy, against a real MinIO, with a manual clock where timing matters.
+local s3sink = require "s3sink"
+local h = require "helpers"
+
+local function open_manual(bucket, overrides)
+  local cfg = h.config(bucket, overrides)
+  cfg.clock = "manual"
+  if cfg.timer == nil then cfg.timer = false end
+  local sink, err = s3sink.sink(cfg)
+  assert(sink, err)
+  return sink
+end
+
+local function rows_of(objects)
+  local all = {}
+  for _, o in ipairs(objects) do
+    local rows = h.parse_csv(o.body)
+    assert.same({ "id", "name", "time", "diff" }, rows[1])
+    for i = 2, #rows do all[#all + 1] = rows[i] end
+  end
+  return all
+end
+
+describe("flush policy", function()
+  local bucket, client
+  before_each(function() bucket, client = h.new_bucket() end)
+
+  it("uploads nothing before write_interval_ms has passed", function()
+    local sink = open_manual(bucket)
+    assert(sink:write({ 1, "a" }, 2, 1))
+    assert(sink:time_end(2))
+    sink:set_clock(999)
+    assert.is_false(sink:flush())
+    assert.same({}, client:list("out/"))
+    assert.equal(1, sink:stats().buffered_rows)
+    sink:discard()
+  end)
+
+  it("uploads one object once the interval has passed", function()
+    local sink = open_manual(bucket)
+    assert(sink:write({ 1, "a" }, 2, 1))
+    assert(sink:time_end(2))
+    sink:set_clock(1000)
+    assert.is_true(sink:flush())
+    local objs = h.objects(client, "out/")
+    assert.equal(1, #objs)
+    assert.equal('"id","name","time","diff"\n"1","a","2","1"\n', objs[1].body)
+    assert.equal(objs[1].key, sink:last_key())
+    local st = sink:stats()
+    assert.same({ 1, 1, 0, 0 }, { st.objects, st.rows, st.buffered_rows, st.buffered_bytes })
+    -- the interval restarts at the successful upload
+    assert(sink:write({ 2, "b" }, 4, 1))
+    assert(sink:time_end(4))
+    sink:set_clock(1999)
+    assert.is_false(sink:flush())
+    sink:set_clock(2000)
+    assert.is_true(sink:flush())
+    assert.equal(2, #client:list("out/"))
+    sink:discard()
+  end)
+
+  it("keeps rows of early flushes and puts them in the next object", function()
+    local sink = open_manual(bucket)
+    for t = 1, 3 do
+      assert(sink:write({ t, "r" .. t }, 2 * t, 1))
+      assert(sink:time_end(2 * t))
+      sink:set_clock(300 * t)
+      assert.is_false(sink:flush()) -- too early: a no-op
+    end
+    sink:set_clock(1000)
+    assert.is_true(sink:flush())
+    assert.same({ { "1", "r1", "2", "1" }, { "2", "r2", "4", "1" }, { "3", "r3", "6", "1" } },
+      rows_of(h.objects(client, "out/")))
+    sink:discard()
+  end)
+
+  it("only uploads complete minibatches", function()
+    local sink = open_manual(bucket)
+    assert(sink:write({ 1, "done" }, 2, 1))
+    assert(sink:time_end(2))
+    assert(sink:write({ 2, "open" }, 4, 1)) -- its minibatch has not ended
+    sink:set_clock(5000)
+    assert.is_true(sink:flush(true))
+    assert.same({ { "1", "done", "2", "1" } }, rows_of(h.objects(client, "out/")))
+    assert.equal(1, sink:stats().buffered_rows)
+    assert(sink:time_end(4))
+    sink:set_clock(6000)
+    assert.is_true(sink:flush())
+    assert.same({ { "1", "done", "2", "1" }, { "2", "open", "4", "1" } },
+      rows_of(h.objects(client, "out/")))
+    sink:discard()
+  end)
+
+  it("produces complete readable objects over many cycles, together exactly the rows", function()
+    local sink = open_manual(bucket, { write_interval_ms = 100 })
+    local expected, id, now = {}, 0, 0
+    for cycle = 1, 12 do
+      for batch = 1, cycle % 4 + 1 do
+        local time = cycle * 100 + batch * 2
+        for _ = 1, batch do
+          id = id + 1
+          local diff = (id % 5 == 0) and -1 or 1
+          assert(sink:write({ id, "row," .. id .. '"\n' }, time, diff))
+          expected[#expected + 1] = { tostring(id), "row," .. id .. '"\n', tostring(time), tostring(diff) }
+        end
+        assert(sink:time_end(time))
+        now = now + 40
+        sink:set_clock(now)
+        sink:flush()
+      end
+    end
+    assert(sink:close())
+    local objs = h.objects(client, "out/")
+    assert.is_true(#objs >= 5)
+    for _, o in ipairs(objs) do assert.matches('^"id","name","time","diff"\n', o.body) end
+    assert.same(expected, rows_of(objs))
+  end)
+
+  it("uploads what is left at close, including an unfinished minibatch", function()
+    local sink = open_manual(bucket)
+    assert(sink:write({ 1, "a" }, 2, 1))
+    assert(sink:time_end(2))
+    assert(sink:write({ 2, "b" }, 4, 1))
+    assert(sink:close())
+    assert.same({ { "1", "a", "2", "1" }, { "2", "b", "4", "1" } }, rows_of(h.objects(client, "out/")))
+  end)
+
+  it("uploads nothing for an empty buffer", function()
+    local sink = open_manual(bucket)
+    sink:set_clock(100000)
+    assert.is_false(sink:flush())
+    assert.is_false(sink:flush(true))
+    assert(sink:close())
+    assert.same({}, client:list("out/"))
+  end)
+
+  it("flushes an idle stream from its own timer", function()
+    local sink = assert(s3sink.sink(h.config(bucket, { write_interval_ms = 200 })))
+    assert(sink:write({ 7, "idle" }, 2, 1))
+    assert(sink:time_end(2))
+    -- no flush() call: the timer must upload within about one interval
+    local objs = h.eventually(10, function()
+      local l = client:list("out/")
+      return #l > 0 and l
+    end)
+    assert.truthy(objs)
+    assert.equal(1, #objs)
+    assert.same({ { "7", "idle", "2", "1" } }, rows_of(h.objects(client, "out/")))
+    assert.is_nil(sink:timer_error())
+    assert(sink:close())
+  end)
+
+  it("keeps the rows of a failed upload and puts them in the next successful object", function()
+    local sink = open_manual(bucket)
+    assert(client:delete_bucket())
+    assert(sink:write({ 1, "kept" }, 2, 1))
+    assert(sink:time_end(2))
+    sink:set_clock(1000)
+    local ok, err, code = sink:flush()
+    assert.is_nil(ok)
+    assert.equal("NoSuchBucket", code)
+    assert.matches("kept and retried", err)
+    assert.equal(1, sink:stats().failed_uploads)
+    assert.equal(1, sink:stats().buffered_rows)
+    assert(client:create_bucket())
+    assert(sink:write({ 2, "later" }, 4, 1))
+    assert(sink:time_end(4))
+    sink:set_clock(3000)
+    -- the failed object goes first, under the key it was given; then the newer rows
+    assert.is_true(sink:flush(true))
+    assert.same({ { "1", "kept", "2", "1" }, { "2", "later", "4", "1" } },
+      rows_of(h.objects(client, "out/")))
+    assert.equal(2, #client:list("out/"))
+    assert(sink:close())
+  end)
+
+  it("refuses writes after close", function()
+    local sink = open_manual(bucket)
+    assert(sink:close())
+    assert.has_error(function() sink:write({ 1, "x" }, 2, 1) end, "the sink is closed")
+  end)
+end)

@@ -3,7 +3,6 @@
 #   make            build the runtime library and the Lua module into build/
 #   make test       install dependencies, build, run every spec and test (also under ASan/UBSan)
 #   make demo       install dependencies, start a local MinIO, run a Pathway pipeline
-#   make bench      measure
 #   make deps       only install dependencies (Debian packages, MinIO via go install, Python venv)
 
 LUA        ?= lua5.4
@@ -41,7 +40,7 @@ RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/bundled.o
 LUAMOD_OBJ  := $(LUAMOD_SRC:%.c=$(BUILD)/obj/%.o)
 HEADERS     := $(wildcard runtime/*.h runtime/include/*.h bindings/lua/*.h)
 
-.PHONY: all lib lua install print-minio-bin deps deps-apt deps-minio deps-python test demo bench clean asan
+.PHONY: all lib lua install print-minio-bin deps deps-apt deps-minio deps-python python test demo clean asan
 
 all: lua
 
@@ -106,10 +105,19 @@ $(VENV)/.deps-ok: bindings/python/requirements-test.txt
 
 # ---------------------------------------------------------------------------------------
 
+# The Python package (extension built from runtime/ and the bundled scripts) into the venv.
+python: deps-python
+	$(VENV)/bin/pip install -q --no-build-isolation --no-deps ./bindings/python
+
 test: deps
 	$(MAKE) lua
 	$(MAKE) asan
+	$(MAKE) python
 	MINIO_BIN=$(MINIO_BIN) VENV=$(VENV) LUA=$(LUA) tools/run-tests
+
+demo: deps
+	$(MAKE) python
+	MINIO_BIN=$(MINIO_BIN) tools/with-minio $(VENV)/bin/python bindings/python/examples/demo.py
 
 clean:
 	rm -rf build

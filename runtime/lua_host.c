@@ -100,7 +100,6 @@ static int build_safe_env(lua_State *L) {
   lua_pop(L, 1);
   s3sink_push_fmtlib(L);
   lua_setfield(L, env, "fmt");
-  /* string methods ("x"):rep() must not reach a missing library: done by luaopen_string */
   return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
@@ -220,21 +219,32 @@ static char *read_file(const char *path, size_t *len, s3sink_err *err, const cha
   return buf;
 }
 
-/* Copies the safe globals into a new table: each script gets its own globals, so one
- * script's assignments cannot change another's environment. */
+/* Copies the safe globals into a new table, and each library table into a new one too: a
+ * script's assignments (even to string.format or fmt.csv_row) stay in its own globals. */
 static void push_script_env(luahost *h) {
   lua_State *L = h->L;
   lua_newtable(L);
+  int env = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->safe_env_ref);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
+    if (lua_istable(L, -1)) {
+      lua_newtable(L);
+      lua_pushnil(L);
+      while (lua_next(L, -3)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+      }
+      lua_remove(L, -2);
+    }
     lua_pushvalue(L, -2);
     lua_insert(L, -2);
-    lua_rawset(L, -5);
+    lua_rawset(L, env);
   }
   lua_pop(L, 1);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -2, "_G");
+  lua_pushvalue(L, env);
+  lua_setfield(L, env, "_G");
 }
 
 int luahost_load_script(luahost *h, const char *dir, const char *name, const char *what,

@@ -82,7 +82,7 @@ typedef struct s3sink_value {
 
 /* Column of the table written. `type` is one of: "int", "float", "bool", "str", "bytes",
  * "pointer", "datetime_naive", "datetime_utc", "duration", "json", "tuple", "list",
- * "array", "any". The format script may refuse types it cannot write. */
+ * "array". The format script may refuse types it cannot write. */
 typedef struct s3sink_column {
   const char *name;
   const char *type;

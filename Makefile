@@ -53,11 +53,11 @@ $(BUILD)/gen/bundled.c: tools/embed_scripts.lua $(SCRIPTS)
 
 $(BUILD)/obj/gen/bundled.o: $(BUILD)/gen/bundled.c runtime/bundled.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c $< -o $@
+	@echo "  CC $<"; $(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c $< -o $@
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c $< -o $@
+	@echo "  CC $<"; $(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c $< -o $@
 
 $(BUILD)/libs3sink.a: $(RUNTIME_OBJ)
 	$(AR) rcs $@ $^

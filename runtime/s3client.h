@@ -43,7 +43,21 @@ int s3client_get_object(s3client *c, const char *key, char **body, size_t *len, 
 /* DeleteObject (tests and tools only; the sink never deletes). */
 int s3client_delete_object(s3client *c, const char *key, s3sink_err *err);
 
+/* HeadObject: copies the object's ETag header (quoted hex MD5 for a single-part upload)
+ * into etag. A missing key gives S3SINK_ES3 with s3_code "NoSuchKey". */
+int s3client_head_object(s3client *c, const char *key, char *etag, size_t cap,
+                         s3sink_err *err);
+
 int s3client_head_bucket(s3client *c, s3sink_err *err);
+
+/* Whether the object at key holds exactly body (its ETag is the MD5 of body). Lets a
+ * retried upload that meets "already exists" tell its own earlier success from a key
+ * taken by someone else. */
+int s3client_object_matches(s3client *c, const char *key, const void *body, size_t len,
+                            bool *matches, s3sink_err *err);
+
+/* DeleteBucket (tests and tools only). */
+int s3client_delete_bucket(s3client *c, s3sink_err *err);
 int s3client_create_bucket(s3client *c, s3sink_err *err);
 
 /* ListObjectsV2 over every page under prefix, in the server's (ascending) order.

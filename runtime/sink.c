@@ -55,6 +55,7 @@ struct s3sink {
   bytebuf inflight;
   char *inflight_key;
   uint64_t inflight_rows;
+  int inflight_attempts;
   bool has_inflight, uploading;
   int64_t next_retry_ms, backoff_ms;
 
@@ -172,6 +173,7 @@ static int seal(s3sink *s, int64_t now, s3sink_err *err) {
   s->inflight_key = key;
   s->inflight_rows = s->complete_rows;
   s->has_inflight = true;
+  s->inflight_attempts = 0;
   s->rows -= s->complete_rows;
   s->complete_rows = 0;
   s->complete_len = s->header_len;
@@ -179,15 +181,36 @@ static int seal(s3sink *s, int64_t now, s3sink_err *err) {
   return S3SINK_OK;
 }
 
-/* Uploads the in-flight object with the lock released. */
+/* Uploads the in-flight object with the lock released. A retry that finds its key taken
+ * checks whether the object there is its own earlier attempt (which may have succeeded
+ * after all); if the key holds something else, the object gets a new name. */
 static int upload_inflight(s3sink *s, s3sink_err *err) {
+  bool retry = s->inflight_attempts++ > 0;
   s->uploading = true;
   pthread_mutex_unlock(&s->mu);
   int rc = s3client_put_object(s->client, s->inflight_key, s->inflight.data, s->inflight.len,
                                s3sink_formatter_content_type(s->fmt), true, err);
+  bool taken = rc == S3SINK_ES3 && err && strcmp(err->s3_code, "PreconditionFailed") == 0;
+  if (taken && retry) {
+    bool mine = false;
+    s3sink_err e2;
+    if (s3client_object_matches(s->client, s->inflight_key, s->inflight.data, s->inflight.len,
+                                &mine, &e2) == S3SINK_OK && mine)
+      rc = S3SINK_OK;
+  }
   pthread_mutex_lock(&s->mu);
   s->uploading = false;
   pthread_cond_broadcast(&s->cv);
+  if (rc != S3SINK_OK && taken) {
+    /* someone else's object: rename ours (the naming policy sees this key as the last) */
+    char *key = NULL;
+    free(s->last_key);
+    s->last_key = s->inflight_key;
+    s->inflight_key = NULL;
+    if (name_object(s, now_ms(s), &key, NULL) == S3SINK_OK) s->inflight_key = key;
+    else s->inflight_key = strdup(s->last_key); /* keep a key; the next attempt fails again */
+    s->inflight_attempts = 0;
+  }
 
   int64_t now = now_ms(s);
   if (rc == S3SINK_OK) {

@@ -1,0 +1,382 @@
+/* lua_client.c - s3sink.client{...}: an s3client as a Lua full userdata (see lua_client.h).
+ *
+ * Lua errors longjmp, so C memory that must live across a Lua API call (a downloaded
+ * body, a listing) is owned by a userdata with __gc, and freed explicitly once it has
+ * been turned into Lua values. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lua_client.h"
+#include "s3client.h"
+
+#define CLIENT_MT "s3sink.client"
+#define KEYLIST_MT "s3sink.client.keylist"
+#define BOX_MT "s3sink.client.box"
+
+typedef struct lclient {
+  s3client *c;
+} lclient;
+
+/* ---------------------------------------------------------------------------------------
+ * Helper userdata: a malloc'ed block, and a growing list of keys.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct box {
+  char *p;
+} box;
+
+static int box_gc(lua_State *L) {
+  box *b = luaL_checkudata(L, 1, BOX_MT);
+  free(b->p);
+  b->p = NULL;
+  return 0;
+}
+
+static box *push_box(lua_State *L) {
+  box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->p = NULL;
+  if (luaL_newmetatable(L, BOX_MT)) {
+    lua_pushcfunction(L, box_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return b;
+}
+
+typedef struct keyent {
+  char *key;
+  int64_t size;
+} keyent;
+
+typedef struct keylist {
+  keyent *v;
+  size_t n, cap;
+  bool oom;
+} keylist;
+
+static void keylist_clear(keylist *k) {
+  for (size_t i = 0; i < k->n; i++) free(k->v[i].key);
+  free(k->v);
+  k->v = NULL;
+  k->n = k->cap = 0;
+}
+
+static int keylist_gc(lua_State *L) {
+  keylist_clear(luaL_checkudata(L, 1, KEYLIST_MT));
+  return 0;
+}
+
+static keylist *push_keylist(lua_State *L) {
+  keylist *k = lua_newuserdatauv(L, sizeof *k, 0);
+  memset(k, 0, sizeof *k);
+  if (luaL_newmetatable(L, KEYLIST_MT)) {
+    lua_pushcfunction(L, keylist_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return k;
+}
+
+/* s3client_list callback: no Lua calls here (they could raise through the client). */
+static int collect_key(void *ud, const char *key, int64_t size) {
+  keylist *k = ud;
+  if (k->n == k->cap) {
+    size_t ncap = k->cap ? k->cap * 2 : 256;
+    keyent *nv = realloc(k->v, ncap * sizeof *nv);
+    if (!nv) goto oom;
+    k->v = nv;
+    k->cap = ncap;
+  }
+  size_t len = strlen(key) + 1;
+  char *copy = malloc(len);
+  if (!copy) goto oom;
+  memcpy(copy, key, len);
+  k->v[k->n].key = copy;
+  k->v[k->n].size = size;
+  k->n++;
+  return 0;
+oom:
+  k->oom = true;
+  return S3SINK_ENOMEM;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Client methods
+ * ------------------------------------------------------------------------------------- */
+
+static s3client *check_open(lua_State *L) {
+  lclient *u = luaL_checkudata(L, 1, CLIENT_MT);
+  if (!u->c) luaL_error(L, "s3sink client is closed");
+  return u->c;
+}
+
+/* nil, message, s3_code (or nil), http_status */
+static int push_failure(lua_State *L, const s3sink_err *err) {
+  lua_pushnil(L);
+  lua_pushstring(L, err->msg[0] ? err->msg : s3sink_strerror(err->code));
+  if (err->s3_code[0])
+    lua_pushstring(L, err->s3_code);
+  else
+    lua_pushnil(L);
+  lua_pushinteger(L, (lua_Integer)err->http_status);
+  return 4;
+}
+
+static const char *check_key_arg(lua_State *L, int idx) {
+  size_t len;
+  const char *key = luaL_checklstring(L, idx, &len);
+  if (strlen(key) != len) luaL_argerror(L, idx, "key holds a NUL byte");
+  return key;
+}
+
+static int l_list(lua_State *L) {
+  s3client *c = check_open(L);
+  size_t plen = 0;
+  const char *prefix = luaL_optlstring(L, 2, "", &plen);
+  if (strlen(prefix) != plen) luaL_argerror(L, 2, "prefix holds a NUL byte");
+  lua_settop(L, 2);
+  keylist *k = push_keylist(L); /* index 3 */
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  int rc = s3client_list(c, prefix, collect_key, k, &err);
+  if (rc != S3SINK_OK) {
+    keylist_clear(k);
+    if (k->oom) {
+      lua_pushnil(L);
+      lua_pushliteral(L, "out of memory while listing");
+      lua_pushnil(L);
+      lua_pushinteger(L, 0);
+      return 4;
+    }
+    return push_failure(L, &err);
+  }
+  lua_createtable(L, k->n > INT32_MAX ? INT32_MAX : (int)k->n, 0);
+  for (size_t i = 0; i < k->n; i++) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, k->v[i].key);
+    lua_setfield(L, -2, "key");
+    lua_pushinteger(L, (lua_Integer)k->v[i].size);
+    lua_setfield(L, -2, "size");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  keylist_clear(k);
+  return 1;
+}
+
+static int l_get(lua_State *L) {
+  s3client *c = check_open(L);
+  const char *key = check_key_arg(L, 2);
+  lua_settop(L, 2);
+  box *b = push_box(L);
+  size_t len = 0;
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  int rc = s3client_get_object(c, key, &b->p, &len, &err);
+  if (rc != S3SINK_OK) return push_failure(L, &err);
+  lua_pushlstring(L, b->p, len);
+  free(b->p);
+  b->p = NULL;
+  return 1;
+}
+
+static int l_put(lua_State *L) {
+  s3client *c = check_open(L);
+  const char *key = check_key_arg(L, 2);
+  size_t len;
+  const char *body = luaL_checklstring(L, 3, &len);
+  const char *ctype = luaL_optstring(L, 4, NULL);
+  bool inm = false;
+  if (!lua_isnoneornil(L, 5)) {
+    luaL_checktype(L, 5, LUA_TBOOLEAN);
+    inm = lua_toboolean(L, 5);
+  }
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  int rc = s3client_put_object(c, key, body, len, ctype, inm, &err);
+  if (rc != S3SINK_OK) return push_failure(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_delete(lua_State *L) {
+  s3client *c = check_open(L);
+  const char *key = check_key_arg(L, 2);
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  int rc = s3client_delete_object(c, key, &err);
+  if (rc != S3SINK_OK) return push_failure(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Runs a bucket-level operation: true | nil, message, code, status. */
+static int bucket_op(lua_State *L, int (*op)(s3client *, s3sink_err *)) {
+  s3client *c = check_open(L);
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  if (op(c, &err) != S3SINK_OK) return push_failure(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_head_bucket(lua_State *L) { return bucket_op(L, s3client_head_bucket); }
+static int l_create_bucket(lua_State *L) { return bucket_op(L, s3client_create_bucket); }
+static int l_delete_bucket(lua_State *L) { return bucket_op(L, s3client_delete_bucket); }
+
+/* c:head(key) -> etag | nil, message, code, status */
+static int l_head(lua_State *L) {
+  s3client *c = check_open(L);
+  const char *key = luaL_checkstring(L, 2);
+  char etag[128];
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  if (s3client_head_object(c, key, etag, sizeof etag, &err) != S3SINK_OK) return push_failure(L, &err);
+  lua_pushstring(L, etag);
+  return 1;
+}
+
+/* close(), __close and __gc: idempotent. */
+static int l_close(lua_State *L) {
+  lclient *u = luaL_checkudata(L, 1, CLIENT_MT);
+  s3client_free(u->c);
+  u->c = NULL;
+  return 0;
+}
+
+static int l_tostring(lua_State *L) {
+  lclient *u = luaL_checkudata(L, 1, CLIENT_MT);
+  if (u->c)
+    lua_pushfstring(L, "s3sink.client (%p)", (void *)u);
+  else
+    lua_pushliteral(L, "s3sink.client (closed)");
+  return 1;
+}
+
+static const luaL_Reg methods[] = {
+    {"list", l_list},
+    {"get", l_get},
+    {"put", l_put},
+    {"delete", l_delete},
+    {"head", l_head},
+    {"head_bucket", l_head_bucket},
+    {"delete_bucket", l_delete_bucket},
+    {"create_bucket", l_create_bucket},
+    {"close", l_close},
+    {NULL, NULL},
+};
+
+static void push_client_metatable(lua_State *L) {
+  if (luaL_newmetatable(L, CLIENT_MT)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, l_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, CLIENT_MT);
+    lua_setfield(L, -2, "__name");
+  }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Constructor
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum ftype { F_STRING, F_BOOL, F_INT } ftype;
+
+static const struct {
+  const char *name;
+  ftype type;
+} config_fields[] = {
+    {"endpoint", F_STRING},         {"region", F_STRING},
+    {"bucket", F_STRING},           {"virtual_hosted", F_BOOL},
+    {"access_key", F_STRING},       {"secret_key", F_STRING},
+    {"session_token", F_STRING},    {"connect_timeout_ms", F_INT},
+    {"request_timeout_ms", F_INT},  {"insecure_tls", F_BOOL},
+    {"ca_file", F_STRING},
+};
+
+#define NFIELDS (sizeof config_fields / sizeof config_fields[0])
+
+int s3sink_lua_client_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+
+  /* Reject unknown keys: a typo would otherwise silently mean "default". */
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    bool known = false;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -2);
+      for (size_t i = 0; i < NFIELDS && !known; i++) known = strcmp(k, config_fields[i].name) == 0;
+    }
+    if (!known) {
+      lua_pushvalue(L, -2);
+      luaL_error(L, "client: unknown config key '%s'", luaL_tolstring(L, -1, NULL));
+    }
+    lua_pop(L, 1);
+  }
+
+  s3client_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  for (size_t i = 0; i < NFIELDS; i++) {
+    const char *name = config_fields[i].name;
+    lua_pushstring(L, name);
+    int ty = lua_rawget(L, 1);
+    if (ty == LUA_TNIL) {
+      lua_pop(L, 1);
+      continue;
+    }
+    switch (config_fields[i].type) {
+    case F_STRING: {
+      if (ty != LUA_TSTRING)
+        luaL_error(L, "client: '%s' must be a string, got %s", name, luaL_typename(L, -1));
+      size_t len;
+      const char *s = lua_tolstring(L, -1, &len);
+      if (strlen(s) != len) luaL_error(L, "client: '%s' holds a NUL byte", name);
+      /* Borrowed: the config table keeps the string alive during s3client_new. */
+      if (strcmp(name, "endpoint") == 0) cfg.endpoint = s;
+      else if (strcmp(name, "region") == 0) cfg.region = s;
+      else if (strcmp(name, "bucket") == 0) cfg.bucket = s;
+      else if (strcmp(name, "access_key") == 0) cfg.access_key = s;
+      else if (strcmp(name, "secret_key") == 0) cfg.secret_key = s;
+      else if (strcmp(name, "session_token") == 0) cfg.session_token = s;
+      else if (strcmp(name, "ca_file") == 0) cfg.ca_file = s;
+      break;
+    }
+    case F_BOOL:
+      if (ty != LUA_TBOOLEAN)
+        luaL_error(L, "client: '%s' must be a boolean, got %s", name, luaL_typename(L, -1));
+      if (strcmp(name, "virtual_hosted") == 0) cfg.virtual_hosted = lua_toboolean(L, -1);
+      else cfg.insecure_tls = lua_toboolean(L, -1);
+      break;
+    case F_INT: {
+      int isint = 0;
+      lua_Integer v = ty == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
+      if (!isint || v < 0 || v > (lua_Integer)INT32_MAX)
+        luaL_error(L, "client: '%s' must be a non-negative integer (milliseconds)", name);
+      if (strcmp(name, "connect_timeout_ms") == 0) cfg.connect_timeout_ms = (long)v;
+      else cfg.request_timeout_ms = (long)v;
+      break;
+    }
+    }
+    lua_pop(L, 1);
+  }
+
+  lclient *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->c = NULL;
+  push_client_metatable(L);
+  lua_setmetatable(L, -2);
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  int rc = s3client_new(&cfg, &u->c, &err);
+  if (rc != S3SINK_OK) return push_failure(L, &err);
+  return 1;
+}

@@ -1,0 +1,1301 @@
+/* s3client.c - the S3 operations the sink needs (see s3client.h), over one libcurl easy
+ * handle reused for every request so the connection stays alive, signed with our own
+ * SigV4 (sigv4.c; never CURLOPT_AWS_SIGV4).
+ *
+ * Errors name the problem and the fix. Credentials never appear in a message: requests
+ * carry them only in headers, and every message is scrubbed of the secret key and the
+ * session token before it is returned, whatever the server echoed. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include "bytebuf.h"
+#include "s3client.h"
+
+#define DEFAULT_REGION "us-east-1"
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define DEFAULT_REQUEST_TIMEOUT_MS 120000L
+#define MAX_KEY_BYTES 1024
+#define KEEP_BUFFER_BYTES ((size_t)8 << 20) /* larger response buffers are not kept */
+#define SKEW_LIMIT_S 300                     /* a 403 with a Date this far off means skew */
+#define USER_AGENT "s3sink/" S3SINK_VERSION
+
+struct s3client {
+  CURL *curl;
+  char *scheme;   /* "http" or "https" */
+  char *host;     /* Host header: "127.0.0.1:9000", "bucket.s3.amazonaws.com" */
+  char *endpoint; /* for messages: "http://127.0.0.1:9000" */
+  char *region;
+  char *bucket;
+  char *access_key;
+  char *secret_key;
+  char *session_token;
+  bool virtual_hosted;
+  bool anonymous;
+  EVP_MD *md5;    /* NULL if the provider lacks MD5 (FIPS): no Content-MD5 then */
+  int64_t clock_offset; /* seconds to add to the local clock to get the server's */
+  bytebuf resp;         /* response body, reused across requests */
+  bool resp_oom;
+  /* request body being uploaded */
+  const char *up;
+  size_t up_len, up_pos;
+  /* response headers of the last request */
+  char date[64];
+  char request_id[128];
+  char bucket_region[64];
+  char etag[128];
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+/* ---------------------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------------------- */
+
+static char *xstrdup(const char *s) {
+  if (!s) return NULL;
+  size_t n = strlen(s) + 1;
+  char *p = malloc(n);
+  if (p) memcpy(p, s, n);
+  return p;
+}
+
+static char *xstrndup(const char *s, size_t n) {
+  char *p = malloc(n + 1);
+  if (p) {
+    memcpy(p, s, n);
+    p[n] = '\0';
+  }
+  return p;
+}
+
+static char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
+
+static bool ieq_n(const char *a, const char *b, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
+
+static bool is_unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+         c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+/* Appends s URI-encoded (uppercase hex); '/' kept when keep_slash. */
+static bool append_encoded(bytebuf *b, const char *s, bool keep_slash) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (is_unreserved(ch) || (keep_slash && ch == '/')) {
+      if (!bytebuf_append(b, s, 1)) return false;
+    } else {
+      char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+      if (!bytebuf_append(b, e, 3)) return false;
+    }
+  }
+  return true;
+}
+
+static bool append_str(bytebuf *b, const char *s) { return bytebuf_append(b, s, strlen(s)); }
+
+/* NUL-terminates b (not counted in len). */
+static bool terminate(bytebuf *b) {
+  if (!bytebuf_reserve(b, 1)) return false;
+  b->data[b->len] = '\0';
+  return true;
+}
+
+/* Bounded substring search. */
+static const char *find(const char *s, const char *end, const char *needle) {
+  size_t n = strlen(needle);
+  for (; s && s < end && (size_t)(end - s) >= n; s++)
+    if (*s == needle[0] && memcmp(s, needle, n) == 0) return s;
+  return NULL;
+}
+
+/* Replaces every occurrence of secret in buf (NUL-terminated, capacity cap) by "***". */
+static void scrub(char *buf, size_t cap, const char *secret) {
+  if (!secret) return;
+  size_t n = strlen(secret);
+  if (n < 4) return;
+  char *p;
+  while ((p = strstr(buf, secret)) != NULL) {
+    size_t tail = strlen(p + n) + 1;
+    if (3 + tail > cap - (size_t)(p - buf)) tail = cap - (size_t)(p - buf) - 3;
+    memmove(p + 3, p + n, tail);
+    memcpy(p, "***", 3);
+    buf[cap - 1] = '\0';
+  }
+}
+
+static int finish_err(s3client *c, s3sink_err *err, int code) {
+  if (err && c) {
+    const char *secrets[] = {c->secret_key, c->session_token};
+    for (size_t i = 0; i < 2; i++) {
+      scrub(err->msg, sizeof err->msg, secrets[i]);
+      scrub(err->s3_code, sizeof err->s3_code, secrets[i]);
+      scrub(err->request_id, sizeof err->request_id, secrets[i]);
+    }
+  }
+  return code;
+}
+
+/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d. */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+/* "2024-05-01T10:20:30Z" or "2024-05-01T10:20:30.123Z" to seconds; -1 if malformed. */
+static int64_t parse_iso8601(const char *s) {
+  int v[6] = {0};
+  const int len[6] = {4, 2, 2, 2, 2, 2};
+  const char sep[6] = {'-', '-', 'T', ':', ':', 0};
+  for (int f = 0; f < 6; f++) {
+    for (int i = 0; i < len[f]; i++, s++) {
+      if (*s < '0' || *s > '9') return -1;
+      v[f] = v[f] * 10 + (*s - '0');
+    }
+    if (sep[f] && *s++ != sep[f]) return -1;
+  }
+  if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 60)
+    return -1;
+  return days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Minimal XML: element text with entity decoding.
+ * ------------------------------------------------------------------------------------- */
+
+static bool put_utf8(bytebuf *b, unsigned long cp) {
+  char u[4];
+  size_t n;
+  if (cp < 0x80) {
+    u[0] = (char)cp;
+    n = 1;
+  } else if (cp < 0x800) {
+    u[0] = (char)(0xC0 | (cp >> 6));
+    u[1] = (char)(0x80 | (cp & 0x3F));
+    n = 2;
+  } else if (cp < 0x10000) {
+    u[0] = (char)(0xE0 | (cp >> 12));
+    u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    u[2] = (char)(0x80 | (cp & 0x3F));
+    n = 3;
+  } else {
+    u[0] = (char)(0xF0 | (cp >> 18));
+    u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    u[3] = (char)(0x80 | (cp & 0x3F));
+    n = 4;
+  }
+  return bytebuf_append(b, u, n);
+}
+
+/* Decodes XML text p[0..n) into out (reset first, NUL-terminated). False on ENOMEM or on a
+ * malformed entity. */
+static bool xml_text(const char *p, size_t n, bytebuf *out) {
+  out->len = 0;
+  const char *end = p + n;
+  while (p < end) {
+    if (*p != '&') {
+      const char *amp = memchr(p, '&', (size_t)(end - p));
+      size_t run = amp ? (size_t)(amp - p) : (size_t)(end - p);
+      if (!bytebuf_append(out, p, run)) return false;
+      p += run;
+      continue;
+    }
+    const char *semi = memchr(p, ';', (size_t)(end - p));
+    if (!semi || semi - p > 12) return false;
+    size_t len = (size_t)(semi - p - 1);
+    const char *name = p + 1;
+    static const struct {
+      const char *name;
+      char ch;
+    } named[] = {{"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}};
+    bool done = false;
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+      if (strlen(named[i].name) == len && memcmp(name, named[i].name, len) == 0) {
+        if (!bytebuf_append(out, &named[i].ch, 1)) return false;
+        done = true;
+        break;
+      }
+    }
+    if (!done) {
+      if (len < 2 || name[0] != '#') return false;
+      bool hex = name[1] == 'x' || name[1] == 'X';
+      const char *d = name + (hex ? 2 : 1);
+      if (d == semi) return false;
+      unsigned long cp = 0;
+      for (; d < semi; d++) {
+        int v;
+        if (*d >= '0' && *d <= '9')
+          v = *d - '0';
+        else if (hex && *d >= 'a' && *d <= 'f')
+          v = *d - 'a' + 10;
+        else if (hex && *d >= 'A' && *d <= 'F')
+          v = *d - 'A' + 10;
+        else
+          return false;
+        cp = cp * (hex ? 16 : 10) + (unsigned long)v;
+        if (cp > 0x10FFFF) return false;
+      }
+      if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+      if (!put_utf8(out, cp)) return false;
+    }
+    p = semi + 1;
+  }
+  return terminate(out);
+}
+
+/* Finds the first <tag ...>text</tag> (or <tag/>) within [s, end); attributes allowed.
+ * Sets the raw text range and, if asked, the position after the element. */
+static bool xml_find(const char *s, const char *end, const char *tag, const char **ts,
+                     const char **te, const char **after) {
+  char open[72], close[72];
+  snprintf(open, sizeof open, "<%s", tag);
+  snprintf(close, sizeof close, "</%s>", tag);
+  size_t olen = strlen(open);
+  const char *o = s;
+  while ((o = find(o, end, open)) != NULL) {
+    const char *q = o + olen;
+    if (q < end && (*q == '>' || *q == '/' || *q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
+      break;
+    o = q;
+  }
+  if (!o) return false;
+  const char *gt = memchr(o + olen, '>', (size_t)(end - (o + olen)));
+  if (!gt) return false;
+  if (gt[-1] == '/') { /* <tag/> */
+    *ts = *te = gt + 1;
+    if (after) *after = gt + 1;
+    return true;
+  }
+  const char *c = find(gt + 1, end, close);
+  if (!c) return false;
+  *ts = gt + 1;
+  *te = c;
+  if (after) *after = c + strlen(close);
+  return true;
+}
+
+/* Decoded text of <tag> into dst (truncated to cap); empty if absent or malformed. */
+static void xml_copy(const char *s, const char *end, const char *tag, char *dst, size_t cap) {
+  const char *ts, *te;
+  dst[0] = '\0';
+  if (!xml_find(s, end, tag, &ts, &te, NULL)) return;
+  bytebuf tmp;
+  bytebuf_init(&tmp, 1 << 20);
+  if (xml_text(ts, (size_t)(te - ts), &tmp)) snprintf(dst, cap, "%s", tmp.data);
+  bytebuf_free(&tmp);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * libcurl callbacks
+ * ------------------------------------------------------------------------------------- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+  s3client *c = ud;
+  size_t len = size * n;
+  if (!bytebuf_append(&c->resp, p, len)) {
+    c->resp_oom = true;
+    return 0;
+  }
+  return len;
+}
+
+static void header_value(const char *p, size_t len, size_t name_len, char *dst, size_t cap) {
+  const char *v = p + name_len;
+  const char *e = p + len;
+  while (v < e && (*v == ' ' || *v == '\t')) v++;
+  while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t')) e--;
+  size_t n = (size_t)(e - v);
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, v, n);
+  dst[n] = '\0';
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+  s3client *c = ud;
+  size_t len = size * n;
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (after a 1xx) */
+    c->date[0] = c->request_id[0] = c->bucket_region[0] = c->etag[0] = '\0';
+  } else if (len > 5 && ieq_n(p, "date:", 5)) {
+    header_value(p, len, 5, c->date, sizeof c->date);
+  } else if (len > 17 && ieq_n(p, "x-amz-request-id:", 17)) {
+    header_value(p, len, 17, c->request_id, sizeof c->request_id);
+  } else if (len > 5 && ieq_n(p, "etag:", 5)) {
+    header_value(p, len, 5, c->etag, sizeof c->etag);
+  } else if (len > 20 && ieq_n(p, "x-amz-bucket-region:", 20)) {
+    header_value(p, len, 20, c->bucket_region, sizeof c->bucket_region);
+  }
+  return len;
+}
+
+static size_t on_read(char *p, size_t size, size_t n, void *ud) {
+  s3client *c = ud;
+  size_t room = size * n, left = c->up_len - c->up_pos;
+  if (room > left) room = left;
+  if (room) memcpy(p, c->up + c->up_pos, room);
+  c->up_pos += room;
+  return room;
+}
+
+static int on_seek(void *ud, curl_off_t offset, int origin) {
+  s3client *c = ud;
+  if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > c->up_len)
+    return CURL_SEEKFUNC_CANTSEEK;
+  c->up_pos = (size_t)offset;
+  return CURL_SEEKFUNC_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Construction
+ * ------------------------------------------------------------------------------------- */
+
+static bool valid_bucket(const char *b) {
+  size_t n = strlen(b);
+  if (n < 1 || n > 255) return false;
+  for (; *b; b++) {
+    char ch = *b;
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+          ch == '.' || ch == '-' || ch == '_'))
+      return false;
+  }
+  return true;
+}
+
+static bool valid_host_char(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         ch == '.' || ch == '-' || ch == '_';
+}
+
+/* Splits endpoint into scheme, hostname and port and fills c->scheme, c->host and
+ * c->endpoint. */
+static int parse_endpoint(s3client *c, const char *ep, s3sink_err *err) {
+  const char *scheme = "https";
+  const char *p = ep;
+  const char *sep = strstr(ep, "://");
+  if (sep) {
+    size_t n = (size_t)(sep - ep);
+    if (n == 4 && ieq_n(ep, "http", 4))
+      scheme = "http";
+    else if (!(n == 5 && ieq_n(ep, "https", 5)))
+      return s3sink_seterr(err, S3SINK_EINVAL,
+                           "endpoint '%s' has an unsupported scheme: use http:// or https://", ep);
+    p = sep + 3;
+  }
+  size_t alen = strcspn(p, "/?#");
+  const char *rest = p + alen;
+  if (!(rest[0] == '\0' || (rest[0] == '/' && rest[1] == '\0')))
+    return s3sink_seterr(err, S3SINK_EINVAL,
+                         "endpoint '%s' must be scheme://host[:port] without a path or query", ep);
+  if (alen == 0)
+    return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has no host", ep);
+  if (memchr(p, '@', alen))
+    return s3sink_seterr(err, S3SINK_EINVAL,
+                         "endpoint must not hold user information ('user@'); pass credentials "
+                         "as access_key and secret_key");
+  const char *hs = p, *he, *port = NULL;
+  size_t port_len = 0;
+  if (*p == '[') {
+    const char *rb = memchr(p, ']', alen);
+    if (!rb) return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an unterminated IPv6 address", ep);
+    for (const char *q = p + 1; q < rb; q++)
+      if (!((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f') || (*q >= 'A' && *q <= 'F') ||
+            *q == ':' || *q == '.'))
+        return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid IPv6 address", ep);
+    he = rb + 1;
+    if (he < p + alen) {
+      if (*he != ':') return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' is malformed", ep);
+      port = he + 1;
+      port_len = (size_t)(p + alen - port);
+    }
+  } else {
+    const char *colon = memchr(p, ':', alen);
+    he = colon ? colon : p + alen;
+    if (colon) {
+      port = colon + 1;
+      port_len = (size_t)(p + alen - port);
+    }
+    if (he == hs) return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has no host", ep);
+    for (const char *q = hs; q < he; q++)
+      if (!valid_host_char(*q))
+        return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid host name", ep);
+  }
+  long portnum = 0;
+  if (port) {
+    if (port_len == 0 || port_len > 5)
+      return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid port", ep);
+    for (size_t i = 0; i < port_len; i++) {
+      if (port[i] < '0' || port[i] > '9')
+        return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid port", ep);
+      portnum = portnum * 10 + (port[i] - '0');
+    }
+    if (portnum < 1 || portnum > 65535)
+      return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid port", ep);
+  }
+  bool default_port = !port || (portnum == 80 && scheme[4] == '\0') ||
+                      (portnum == 443 && scheme[4] == 's');
+  char portbuf[8] = "";
+  if (!default_port) snprintf(portbuf, sizeof portbuf, ":%ld", portnum);
+
+  bytebuf h;
+  bytebuf_init(&h, 4096);
+  bool ok = true;
+  if (c->virtual_hosted) ok = append_str(&h, c->bucket) && append_str(&h, ".");
+  ok = ok && bytebuf_append(&h, hs, (size_t)(he - hs)) && append_str(&h, portbuf) && terminate(&h);
+  bytebuf e;
+  bytebuf_init(&e, 4096);
+  ok = ok && append_str(&e, scheme) && append_str(&e, "://") &&
+       bytebuf_append(&e, hs, (size_t)(he - hs)) && append_str(&e, portbuf) && terminate(&e);
+  c->scheme = xstrdup(scheme);
+  if (!ok || !c->scheme) {
+    bytebuf_free(&h);
+    bytebuf_free(&e);
+    return s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+  }
+  c->host = h.data;
+  c->endpoint = e.data;
+  return S3SINK_OK;
+}
+
+static bool valid_region(const char *r) {
+  if (!*r || strlen(r) > 63) return false;
+  for (; *r; r++)
+    if (!valid_host_char(*r)) return false;
+  return true;
+}
+
+int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
+  if (!out) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_new: out is NULL");
+  *out = NULL;
+  if (!cfg) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_new: config is NULL");
+  if (!cfg->bucket || !*cfg->bucket)
+    return s3sink_seterr(err, S3SINK_EINVAL, "bucket is required");
+  if (!valid_bucket(cfg->bucket))
+    return s3sink_seterr(err, S3SINK_EINVAL,
+                         "bucket name '%.255s' is invalid: use letters, digits, '.', '-' (3 to 63 "
+                         "characters for S3)", cfg->bucket);
+  const char *region = cfg->region && *cfg->region ? cfg->region : DEFAULT_REGION;
+  if (!valid_region(region))
+    return s3sink_seterr(err, S3SINK_EINVAL, "region '%.63s' is invalid, e.g. \"us-east-1\"", region);
+  bool anonymous = !cfg->access_key || !*cfg->access_key;
+  if (!anonymous && (!cfg->secret_key || !*cfg->secret_key))
+    return s3sink_seterr(err, S3SINK_EINVAL,
+                         "access_key is set but secret_key is empty: set both, or neither for "
+                         "anonymous access");
+  if (!anonymous) {
+    for (const char *q = cfg->access_key; *q; q++)
+      if ((unsigned char)*q <= ' ' || *q == '/' || *q == 0x7f)
+        return s3sink_seterr(err, S3SINK_EINVAL, "access_key holds blanks, '/' or control characters");
+    for (const char *q = cfg->secret_key; *q; q++)
+      if ((unsigned char)*q < ' ' || *q == 0x7f)
+        return s3sink_seterr(err, S3SINK_EINVAL, "secret_key holds control characters");
+  }
+  if (cfg->session_token)
+    for (const char *q = cfg->session_token; *q; q++)
+      if ((unsigned char)*q < ' ' || *q == 0x7f)
+        return s3sink_seterr(err, S3SINK_EINVAL, "session_token holds control characters");
+  if (cfg->connect_timeout_ms < 0 || cfg->request_timeout_ms < 0)
+    return s3sink_seterr(err, S3SINK_EINVAL, "timeouts must be >= 0 (0: default)");
+
+  s3client *c = calloc(1, sizeof *c);
+  if (!c) return s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+  bytebuf_init(&c->resp, SIZE_MAX);
+  c->virtual_hosted = cfg->virtual_hosted;
+  c->anonymous = anonymous;
+  c->bucket = xstrdup(cfg->bucket);
+  c->region = xstrdup(region);
+  if (!c->bucket || !c->region) goto oom;
+  if (!anonymous) {
+    c->access_key = xstrdup(cfg->access_key);
+    c->secret_key = xstrdup(cfg->secret_key);
+    if (!c->access_key || !c->secret_key) goto oom;
+    if (cfg->session_token && *cfg->session_token) {
+      c->session_token = xstrdup(cfg->session_token);
+      if (!c->session_token) goto oom;
+    }
+  }
+
+  int rc;
+  if (cfg->endpoint && *cfg->endpoint) {
+    rc = parse_endpoint(c, cfg->endpoint, err);
+  } else {
+    char def[128];
+    snprintf(def, sizeof def, "https://s3.%s.amazonaws.com", c->region);
+    rc = parse_endpoint(c, def, err);
+  }
+  if (rc) {
+    s3client_free(c);
+    return rc;
+  }
+
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    s3client_free(c);
+    return s3sink_seterr(err, S3SINK_EHTTP, "libcurl failed to initialize");
+  }
+  c->curl = curl_easy_init();
+  if (!c->curl) {
+    curl_global_cleanup();
+    goto oom;
+  }
+  c->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+
+  long cto = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+  long rto = cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS;
+  CURL *h = c->curl;
+  CURLcode cc = CURLE_OK;
+#define SETOPT(opt, val) \
+  if (cc == CURLE_OK) cc = curl_easy_setopt(h, opt, val)
+  SETOPT(CURLOPT_NOSIGNAL, 1L);
+  SETOPT(CURLOPT_CONNECTTIMEOUT_MS, cto);
+  SETOPT(CURLOPT_TIMEOUT_MS, rto);
+  SETOPT(CURLOPT_ERRORBUFFER, c->errbuf);
+  SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+  SETOPT(CURLOPT_WRITEDATA, c);
+  SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+  SETOPT(CURLOPT_HEADERDATA, c);
+  SETOPT(CURLOPT_READFUNCTION, on_read);
+  SETOPT(CURLOPT_READDATA, c);
+  SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
+  SETOPT(CURLOPT_SEEKDATA, c);
+  SETOPT(CURLOPT_USERAGENT, USER_AGENT);
+  SETOPT(CURLOPT_FOLLOWLOCATION, 0L);  /* a redirect would need a new signature */
+  SETOPT(CURLOPT_PATH_AS_IS, 1L);      /* keys may hold "/../" or "//" */
+  SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+  SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+  SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  SETOPT(CURLOPT_SSL_VERIFYPEER, cfg->insecure_tls ? 0L : 1L);
+  SETOPT(CURLOPT_SSL_VERIFYHOST, cfg->insecure_tls ? 0L : 2L);
+  if (cfg->ca_file && *cfg->ca_file) SETOPT(CURLOPT_CAINFO, cfg->ca_file);
+#undef SETOPT
+  if (cc != CURLE_OK) {
+    int code = cc == CURLE_OUT_OF_MEMORY ? S3SINK_ENOMEM : S3SINK_EINVAL;
+    s3sink_seterr(err, code, "libcurl rejected an option: %s", curl_easy_strerror(cc));
+    s3client_free(c);
+    return code;
+  }
+  *out = c;
+  return S3SINK_OK;
+
+oom:
+  s3client_free(c);
+  return s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+}
+
+static void free_secret(char *s) {
+  if (!s) return;
+  OPENSSL_cleanse(s, strlen(s));
+  free(s);
+}
+
+void s3client_free(s3client *c) {
+  if (!c) return;
+  if (c->curl) {
+    curl_easy_cleanup(c->curl);
+    curl_global_cleanup();
+  }
+  EVP_MD_free(c->md5);
+  free(c->scheme);
+  free(c->host);
+  free(c->endpoint);
+  free(c->region);
+  free(c->bucket);
+  free(c->access_key);
+  free_secret(c->secret_key);
+  free_secret(c->session_token);
+  bytebuf_free(&c->resp);
+  free(c);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Requests
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum s3op {
+  OP_PUT_OBJECT,
+  OP_GET_OBJECT,
+  OP_DELETE_OBJECT,
+  OP_HEAD_OBJECT,
+  OP_HEAD_BUCKET,
+  OP_DELETE_BUCKET,
+  OP_CREATE_BUCKET,
+  OP_LIST,
+  OP_BUCKET_LOCATION
+} s3op;
+
+static const char *op_name(s3op o) {
+  switch (o) {
+  case OP_PUT_OBJECT: return "PutObject";
+  case OP_GET_OBJECT: return "GetObject";
+  case OP_DELETE_OBJECT: return "DeleteObject";
+  case OP_HEAD_OBJECT: return "HeadObject";
+  case OP_HEAD_BUCKET: return "HeadBucket";
+  case OP_DELETE_BUCKET: return "DeleteBucket";
+  case OP_CREATE_BUCKET: return "CreateBucket";
+  case OP_LIST: return "ListObjectsV2";
+  case OP_BUCKET_LOCATION: return "GetBucketLocation";
+  }
+  return "request";
+}
+
+static const char *op_method(s3op o) {
+  switch (o) {
+  case OP_PUT_OBJECT:
+  case OP_CREATE_BUCKET: return "PUT";
+  case OP_DELETE_OBJECT:
+  case OP_DELETE_BUCKET: return "DELETE";
+  case OP_HEAD_OBJECT:
+  case OP_HEAD_BUCKET: return "HEAD";
+  default: return "GET";
+  }
+}
+
+typedef struct request {
+  s3op op;
+  const char *key;   /* object operations */
+  const char *query; /* encoded, in canonical order, or NULL */
+  const void *body;
+  size_t len;
+  s3sink_header extra[4];
+  size_t nextra;
+} request;
+
+/* Describes the object or bucket for messages: "object 'k' in bucket 'b'". */
+static void describe(s3client *c, const request *r, char *buf, size_t cap) {
+  if (r->key)
+    snprintf(buf, cap, "object '%.300s' in bucket '%s'", r->key, c->bucket);
+  else
+    snprintf(buf, cap, "bucket '%s'", c->bucket);
+}
+
+/* Transport failure: curl's text, the endpoint and what to check. */
+static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_err *err) {
+  if (cc == CURLE_WRITE_ERROR && c->resp_oom)
+    return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory reading the response of %s from %s",
+                         op_name(r->op), c->endpoint);
+  const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
+  char what[512];
+  describe(c, r, what, sizeof what);
+  switch (cc) {
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+    s3sink_seterr(err, S3SINK_EHTTP, "cannot resolve the host of %s: %s; check the endpoint",
+                  c->endpoint, why);
+    break;
+  case CURLE_COULDNT_CONNECT:
+    s3sink_seterr(err, S3SINK_EHTTP,
+                  "cannot connect to %s: %s; check the endpoint and that the server is running",
+                  c->endpoint, why);
+    break;
+  case CURLE_OPERATION_TIMEDOUT:
+    s3sink_seterr(err, S3SINK_EHTTP,
+                  "%s of %s at %s timed out: %s; check the network, or raise "
+                  "connect_timeout_ms / request_timeout_ms",
+                  op_name(r->op), what, c->endpoint, why);
+    break;
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR:
+    s3sink_seterr(err, S3SINK_EHTTP,
+                  "TLS failure talking to %s: %s; check the scheme (http:// or https://), "
+                  "the server's certificate and ca_file (insecure_tls disables verification, "
+                  "for test servers only)",
+                  c->endpoint, why);
+    break;
+  case CURLE_UNSUPPORTED_PROTOCOL:
+    s3sink_seterr(err, S3SINK_EHTTP, "libcurl cannot talk to %s: %s", c->endpoint, why);
+    break;
+  default:
+    s3sink_seterr(err, S3SINK_EHTTP, "%s of %s at %s failed: %s", op_name(r->op), what,
+                  c->endpoint, why);
+    break;
+  }
+  return finish_err(c, err, S3SINK_EHTTP);
+}
+
+typedef struct s3error {
+  char code[64];
+  char message[512];
+  char request_id[128];
+  char region[64];
+  char server_time[40];
+} s3error;
+
+static void parse_s3error(s3client *c, s3error *e) {
+  memset(e, 0, sizeof *e);
+  if (!c->resp.len) return;
+  const char *s = c->resp.data, *end = s + c->resp.len;
+  const char *ts, *te, *after;
+  if (!xml_find(s, end, "Error", &ts, &te, &after)) return;
+  xml_copy(ts, te, "Code", e->code, sizeof e->code);
+  xml_copy(ts, te, "Message", e->message, sizeof e->message);
+  xml_copy(ts, te, "RequestId", e->request_id, sizeof e->request_id);
+  xml_copy(ts, te, "Region", e->region, sizeof e->region);
+  xml_copy(ts, te, "ServerTime", e->server_time, sizeof e->server_time);
+}
+
+static bool code_is(const s3error *e, const char *code) { return strcmp(e->code, code) == 0; }
+
+/* Fills err from an S3 error response (already parsed into e). */
+static int s3_error(s3client *c, const request *r, long status, const s3error *e,
+                    s3sink_err *err) {
+  char what[512];
+  describe(c, r, what, sizeof what);
+  const char *op = op_name(r->op);
+  const char *ep = c->endpoint;
+  const char *msg = e->message[0] ? e->message : "no message";
+
+  if (code_is(e, "NoSuchBucket"))
+    s3sink_seterr(err, S3SINK_ES3, "bucket '%s' does not exist at %s: create it or set create_bucket",
+                  c->bucket, ep);
+  else if (code_is(e, "NoSuchKey"))
+    s3sink_seterr(err, S3SINK_ES3, "object '%.300s' does not exist in bucket '%s' at %s",
+                  r->key ? r->key : "", c->bucket, ep);
+  else if (code_is(e, "InvalidAccessKeyId"))
+    s3sink_seterr(err, S3SINK_ES3,
+                  "the access key was rejected by %s (InvalidAccessKeyId: %s): check the "
+                  "credentials (access_key)", ep, msg);
+  else if (code_is(e, "SignatureDoesNotMatch"))
+    s3sink_seterr(err, S3SINK_ES3,
+                  "the secret key was rejected by %s (SignatureDoesNotMatch): check the "
+                  "credentials (secret_key; also region, and that no proxy rewrites requests)", ep);
+  else if (code_is(e, "InvalidToken") || code_is(e, "ExpiredToken") ||
+           code_is(e, "InvalidTokenId") || code_is(e, "TokenRefreshRequired") ||
+           code_is(e, "ExpiredTokenException"))
+    s3sink_seterr(err, S3SINK_ES3,
+                  "the session token was rejected by %s (%s: %s): refresh the temporary "
+                  "credentials (session_token with its access_key and secret_key)",
+                  ep, e->code, msg);
+  else if (code_is(e, "AccessDenied") || code_is(e, "AllAccessDisabled"))
+    s3sink_seterr(err, S3SINK_ES3,
+                  "access denied for %s of %s at %s (%s): check the credentials and that their "
+                  "policy allows %s", op, what, ep, msg, op);
+  else if (code_is(e, "PreconditionFailed") || (status == 412 && r->op == OP_PUT_OBJECT))
+    s3sink_seterr(err, S3SINK_ES3,
+                  "object '%.300s' already exists in bucket '%s' at %s (If-None-Match): it was "
+                  "not overwritten; use another key or prefix", r->key ? r->key : "", c->bucket, ep);
+  else if (code_is(e, "RequestTimeTooSkewed"))
+    s3sink_seterr(err, S3SINK_ES3,
+                  "the local clock differs too much from the server's at %s (%s), even after "
+                  "correcting it once: fix the system clock (NTP)", ep, msg);
+  else if (code_is(e, "AuthorizationHeaderMalformed") || code_is(e, "AuthorizationQueryParametersError") ||
+           code_is(e, "InvalidRegion") || code_is(e, "IllegalLocationConstraintException"))
+    s3sink_seterr(err, S3SINK_ES3, "%s rejected region '%s' (%s: %s): set region%s%s%s", ep,
+                  c->region, e->code, msg, e->region[0] ? " to '" : " to the bucket's region",
+                  e->region, e->region[0] ? "'" : "");
+  else if (code_is(e, "PermanentRedirect") || code_is(e, "TemporaryRedirect") ||
+           status == 301 || status == 307)
+    s3sink_seterr(err, S3SINK_ES3,
+                  "bucket '%s' is not served by %s in region '%s'%s%s%s: set region (and "
+                  "endpoint) to the bucket's", c->bucket, ep, c->region,
+                  c->bucket_region[0] ? " (it is in '" : "", c->bucket_region,
+                  c->bucket_region[0] ? "')" : "");
+  else if (code_is(e, "BucketAlreadyExists"))
+    s3sink_seterr(err, S3SINK_ES3,
+                  "bucket '%s' already exists and belongs to someone else: choose another bucket name",
+                  c->bucket);
+  else if (code_is(e, "InvalidBucketName"))
+    s3sink_seterr(err, S3SINK_ES3, "bucket name '%s' is invalid for %s (%s): choose a valid name",
+                  c->bucket, ep, msg);
+  else if (code_is(e, "XAmzContentSHA256Mismatch") || code_is(e, "BadDigest") ||
+           code_is(e, "InvalidDigest") || code_is(e, "IncompleteBody"))
+    s3sink_seterr(err, S3SINK_ES3,
+                  "%s of %s was corrupted in transit (%s: %s): retry; check proxies that "
+                  "modify request bodies", op, what, e->code, msg);
+  else if (code_is(e, "EntityTooLarge"))
+    s3sink_seterr(err, S3SINK_ES3, "%s of %s is too large for %s (%s): lower write_interval_ms "
+                  "or max_buffer_bytes", op, what, ep, msg);
+  else if (status >= 500)
+    s3sink_seterr(err, S3SINK_ES3,
+                  "%s of %s at %s failed with HTTP %ld (%s: %s): the server is unavailable or "
+                  "overloaded; retry later", op, what, ep, status, e->code[0] ? e->code : "no code", msg);
+  else if (e->code[0])
+    s3sink_seterr(err, S3SINK_ES3, "%s of %s at %s failed: %s (%s, HTTP %ld)", op, what, ep, msg,
+                  e->code, status);
+  else {
+    /* Not an S3 error document: show the beginning of the body, printable bytes only. */
+    char snippet[160];
+    size_t n = 0;
+    for (size_t i = 0; i < c->resp.len && n < sizeof snippet - 1; i++) {
+      unsigned char ch = (unsigned char)c->resp.data[i];
+      snippet[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : ' ';
+    }
+    snippet[n] = '\0';
+    s3sink_seterr(err, S3SINK_ES3, "%s of %s at %s failed with HTTP %ld%s%s%s: is the endpoint an "
+                  "S3 server?", op, what, ep, status, n ? " (\"" : "", snippet, n ? "\")" : "");
+  }
+  if (err) {
+    err->http_status = status;
+    snprintf(err->s3_code, sizeof err->s3_code, "%s", e->code);
+    snprintf(err->request_id, sizeof err->request_id, "%s",
+             e->request_id[0] ? e->request_id : c->request_id);
+  }
+  return finish_err(c, err, S3SINK_ES3);
+}
+
+/* Builds "<scheme>://<host><path>[?query]" and the path itself. */
+static bool build_target(s3client *c, const request *r, bytebuf *path, bytebuf *url) {
+  bool ok = true;
+  if (!c->virtual_hosted) ok = append_str(path, "/") && append_str(path, c->bucket);
+  if (r->key) {
+    ok = ok && append_str(path, "/") && append_encoded(path, r->key, true);
+  } else if (c->virtual_hosted) {
+    ok = ok && append_str(path, "/");
+  }
+  ok = ok && terminate(path);
+  ok = ok && append_str(url, c->scheme) && append_str(url, "://") && append_str(url, c->host) &&
+       append_str(url, path->data);
+  if (r->query && *r->query) ok = ok && append_str(url, "?") && append_str(url, r->query);
+  return ok && terminate(url);
+}
+
+static bool add_header(struct curl_slist **list, const char *name, const char *value) {
+  char line[8192];
+  int n = snprintf(line, sizeof line, "%s: %s", name, value);
+  if (n < 0 || (size_t)n >= sizeof line) return false;
+  struct curl_slist *l = curl_slist_append(*list, line);
+  if (!l) return false;
+  *list = l;
+  return true;
+}
+
+static void set_method(CURL *h, const char *method, size_t len) {
+  curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+  curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
+  curl_easy_setopt(h, CURLOPT_UPLOAD, 0L);
+  if (strcmp(method, "HEAD") == 0) {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else if (strcmp(method, "PUT") == 0) {
+    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+  } else if (strcmp(method, "DELETE") == 0) {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
+  }
+}
+
+/* One HTTP exchange. *status gets the HTTP status (0 on transport failure). The response
+ * body is in c->resp (NUL-terminated). */
+static int perform(s3client *c, const request *r, long *status, s3sink_err *err) {
+  *status = 0;
+  const char *method = op_method(r->op);
+  bytebuf path, url;
+  bytebuf_init(&path, 64 * 1024);
+  bytebuf_init(&url, 64 * 1024);
+  struct curl_slist *hl = NULL;
+  s3sink_sigv4_result sig;
+  memset(&sig, 0, sizeof sig);
+  int rc = S3SINK_OK;
+
+  if (!build_target(c, r, &path, &url)) {
+    rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+    goto done;
+  }
+  s3sink_header hdrs[6];
+  size_t nh = 0;
+  hdrs[nh++] = (s3sink_header){"Host", c->host};
+  for (size_t i = 0; i < r->nextra; i++) hdrs[nh++] = r->extra[i];
+
+  bool ok = true;
+  for (size_t i = 0; i < nh; i++) ok = ok && add_header(&hl, hdrs[i].name, hdrs[i].value);
+  if (!c->anonymous) {
+    s3sink_sigv4_request sreq = {
+        .method = method, .path = path.data, .query = r->query, .headers = hdrs,
+        .nheaders = nh, .payload_hash = NULL, .body = r->body, .body_len = r->len};
+    s3sink_sigv4_params sp = {
+        .access_key = c->access_key, .secret_key = c->secret_key,
+        .session_token = c->session_token, .region = c->region, .service = "s3",
+        .now = (int64_t)time(NULL) + c->clock_offset, .normalize = false,
+        .add_content_sha256 = true, .expires = 0};
+    rc = s3sink_sigv4_sign(&sreq, &sp, &sig, err);
+    if (rc) goto done;
+    ok = ok && add_header(&hl, "x-amz-date", sig.amz_date) &&
+         add_header(&hl, "x-amz-content-sha256", sig.content_sha256) &&
+         (!c->session_token || add_header(&hl, "x-amz-security-token", c->session_token)) &&
+         add_header(&hl, "Authorization", sig.authorization);
+  }
+  /* No 100-continue round trip; no compressed or chunked surprises. */
+  if (ok) {
+    struct curl_slist *l = curl_slist_append(hl, "Expect:");
+    if (l)
+      hl = l;
+    else
+      ok = false;
+  }
+  if (!ok) {
+    rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory (or a header too long)");
+    goto done;
+  }
+
+  CURL *h = c->curl;
+  set_method(h, method, r->len);
+  curl_easy_setopt(h, CURLOPT_URL, url.data);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+  c->up = r->body;
+  c->up_len = r->len;
+  c->up_pos = 0;
+  c->resp.len = 0;
+  c->resp_oom = false;
+  c->errbuf[0] = '\0';
+  c->date[0] = c->request_id[0] = c->bucket_region[0] = '\0';
+
+  CURLcode cc = curl_easy_perform(h);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+  c->up = NULL;
+  c->up_len = c->up_pos = 0;
+  if (cc != CURLE_OK) {
+    rc = transport_error(c, r, cc, err);
+    goto done;
+  }
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+  if (!terminate(&c->resp)) rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+
+done:
+  s3sink_sigv4_result_free(&sig);
+  curl_slist_free_all(hl);
+  bytebuf_free(&path);
+  bytebuf_free(&url);
+  return rc;
+}
+
+/* Server time from <ServerTime> or the Date header; -1 if neither is usable. */
+static int64_t server_time(s3client *c, const s3error *e) {
+  if (e && e->server_time[0]) {
+    int64_t t = parse_iso8601(e->server_time);
+    if (t >= 0) return t;
+  }
+  if (c->date[0]) {
+    time_t t = curl_getdate(c->date, NULL);
+    if (t != (time_t)-1) return (int64_t)t;
+  }
+  return -1;
+}
+
+/* Runs a request; on a 2xx returns OK with the body in c->resp. Handles clock skew (one
+ * retry with the server's time) and turns error responses into s3sink_err. */
+static int run(s3client *c, const request *r, long *status_out, s3sink_err *err) {
+  long status = 0;
+  for (int attempt = 0;; attempt++) {
+    int rc = perform(c, r, &status, err);
+    if (status_out) *status_out = status;
+    if (rc) return finish_err(c, err, rc);
+    if (status >= 200 && status < 300) return S3SINK_OK;
+
+    s3error e;
+    parse_s3error(c, &e);
+    if (r->op == OP_HEAD_BUCKET) {
+      /* HEAD responses have no body. */
+      if (status == 404) {
+        snprintf(e.code, sizeof e.code, "NoSuchBucket");
+      } else if (status == 301 || status == 307) {
+        snprintf(e.code, sizeof e.code, "PermanentRedirect");
+      } else if (!e.code[0]) {
+        /* Ask again with a GET, whose error body names the cause (wrong key, wrong
+         * secret, expired token, clock skew, region, policy). */
+        request probe = {.op = OP_BUCKET_LOCATION, .query = "location="};
+        long pst = 0;
+        s3sink_err perr;
+        if (perform(c, &probe, &pst, &perr) == S3SINK_OK && pst >= 300) {
+          s3error pe;
+          parse_s3error(c, &pe);
+          if (pe.code[0]) {
+            e = pe;
+            status = pst;
+          }
+        }
+      }
+    }
+    if (!c->anonymous && attempt == 0 && (status == 403 || status == 400)) {
+      /* Clock skew: adopt the server's time and sign again, once. */
+      int64_t now = (int64_t)time(NULL);
+      int64_t st = server_time(c, &e);
+      bool skewed = code_is(&e, "RequestTimeTooSkewed") ||
+                    (r->op == OP_HEAD_BUCKET && !e.code[0] && status == 403 && st >= 0 &&
+                     llabs((long long)(st - (now + c->clock_offset))) > SKEW_LIMIT_S);
+      if (skewed && st >= 0) {
+        c->clock_offset = st - now;
+        continue;
+      }
+    }
+    if (r->op == OP_HEAD_BUCKET && !e.code[0] && status == 403) {
+      snprintf(e.code, sizeof e.code, "AccessDenied");
+      snprintf(e.message, sizeof e.message, "HTTP 403 with no details");
+    }
+    return s3_error(c, r, status, &e, err);
+  }
+}
+
+/* Drops a large response buffer rather than keeping it for the client's life. */
+static void trim_buffer(s3client *c) {
+  if (c->resp.cap > KEEP_BUFFER_BYTES) bytebuf_free(&c->resp);
+}
+
+static int check_key(s3client *c, const char *key, s3sink_err *err) {
+  (void)c;
+  if (!key || !*key) return s3sink_seterr(err, S3SINK_EINVAL, "object key is empty");
+  if (strlen(key) > MAX_KEY_BYTES)
+    return s3sink_seterr(err, S3SINK_EINVAL, "object key is longer than %d bytes", MAX_KEY_BYTES);
+  return S3SINK_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Operations
+ * ------------------------------------------------------------------------------------- */
+
+int s3client_put_object(s3client *c, const char *key, const void *body, size_t len,
+                        const char *content_type, bool if_none_match, s3sink_err *err) {
+  if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
+  int rc = check_key(c, key, err);
+  if (rc) return rc;
+  if (len && !body) return s3sink_seterr(err, S3SINK_EINVAL, "body is NULL but len is %zu", len);
+  if (content_type && (!*content_type || strpbrk(content_type, "\r\n")))
+    return s3sink_seterr(err, S3SINK_EINVAL, "content_type is empty or holds a line break");
+  request r = {.op = OP_PUT_OBJECT, .key = key, .body = body, .len = len};
+  r.extra[r.nextra++] = (s3sink_header){"Content-Type",
+                                        content_type ? content_type : "application/octet-stream"};
+  char md5_b64[32];
+  if (c->md5) {
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dl = 0;
+    if (EVP_Digest(len ? body : "", len, d, &dl, c->md5, NULL) != 1 || dl != 16)
+      return s3sink_seterr(err, S3SINK_ENOMEM, "MD5 of the body failed (OpenSSL)");
+    EVP_EncodeBlock((unsigned char *)md5_b64, d, 16);
+    r.extra[r.nextra++] = (s3sink_header){"Content-MD5", md5_b64};
+  }
+  if (if_none_match) r.extra[r.nextra++] = (s3sink_header){"If-None-Match", "*"};
+  rc = run(c, &r, NULL, err);
+  trim_buffer(c);
+  return rc;
+}
+
+int s3client_get_object(s3client *c, const char *key, char **body, size_t *len, s3sink_err *err) {
+  if (!c || !body || !len) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_get_object: NULL argument");
+  *body = NULL;
+  *len = 0;
+  int rc = check_key(c, key, err);
+  if (rc) return rc;
+  request r = {.op = OP_GET_OBJECT, .key = key};
+  rc = run(c, &r, NULL, err);
+  if (rc) {
+    trim_buffer(c);
+    return rc;
+  }
+  /* Hand the (NUL-terminated) buffer over; a new one grows on the next request. */
+  if (!c->resp.data) {
+    *body = calloc(1, 1);
+    if (!*body) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  } else {
+    *body = c->resp.data;
+    *len = c->resp.len;
+    bytebuf_init(&c->resp, SIZE_MAX);
+  }
+  return S3SINK_OK;
+}
+
+int s3client_delete_object(s3client *c, const char *key, s3sink_err *err) {
+  if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
+  int rc = check_key(c, key, err);
+  if (rc) return rc;
+  request r = {.op = OP_DELETE_OBJECT, .key = key};
+  return run(c, &r, NULL, err);
+}
+
+int s3client_head_object(s3client *c, const char *key, char *etag, size_t cap,
+                         s3sink_err *err) {
+  if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
+  int rc = check_key(c, key, err);
+  if (rc) return rc;
+  request r = {.op = OP_HEAD_OBJECT, .key = key};
+  long status = 0;
+  rc = run(c, &r, &status, err);
+  if (rc == S3SINK_ES3 && status == 404 && err) snprintf(err->s3_code, sizeof err->s3_code, "NoSuchKey");
+  if (rc == S3SINK_OK && etag && cap) snprintf(etag, cap, "%s", c->etag);
+  return rc;
+}
+
+int s3client_object_matches(s3client *c, const char *key, const void *body, size_t len,
+                            bool *matches, s3sink_err *err) {
+  *matches = false;
+  char etag[128];
+  int rc = s3client_head_object(c, key, etag, sizeof etag, err);
+  if (rc) return rc;
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int dl = 0;
+  if (!c->md5 || EVP_Digest(len ? body : "", len, d, &dl, c->md5, NULL) != 1 || dl != 16)
+    return S3SINK_OK; /* cannot tell: treat as different */
+  char want[35];
+  want[0] = '"';
+  for (int i = 0; i < 16; i++) snprintf(want + 1 + 2 * i, 3, "%02x", d[i]);
+  want[33] = '"';
+  want[34] = 0;
+  *matches = strcmp(etag, want) == 0 || strncmp(etag, want + 1, 32) == 0;
+  return S3SINK_OK;
+}
+
+int s3client_delete_bucket(s3client *c, s3sink_err *err) {
+  if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
+  request r = {.op = OP_DELETE_BUCKET};
+  return run(c, &r, NULL, err);
+}
+
+int s3client_head_bucket(s3client *c, s3sink_err *err) {
+  if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
+  request r = {.op = OP_HEAD_BUCKET};
+  return run(c, &r, NULL, err);
+}
+
+int s3client_create_bucket(s3client *c, s3sink_err *err) {
+  if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
+  request r = {.op = OP_CREATE_BUCKET};
+  char body[256];
+  if (strcmp(c->region, DEFAULT_REGION) != 0) {
+    /* Outside us-east-1, S3 wants the region in the body (and refuses it inside). */
+    int n = snprintf(body, sizeof body,
+                     "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                     "<LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>",
+                     c->region);
+    r.body = body;
+    r.len = (size_t)n;
+    r.extra[r.nextra++] = (s3sink_header){"Content-Type", "application/xml"};
+  }
+  s3sink_err local;
+  s3sink_err *e = err ? err : &local;
+  int rc = run(c, &r, NULL, e);
+  if (rc == S3SINK_ES3 && strcmp(e->s3_code, "BucketAlreadyOwnedByYou") == 0) {
+    memset(e, 0, sizeof *e);
+    return S3SINK_OK; /* created meanwhile, by us */
+  }
+  return rc;
+}
+
+/* One ListObjectsV2 page in `page`: calls on_key for each entry, sets *next to the
+ * continuation token (malloc'ed) or NULL when this was the last page. */
+static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, void *ud,
+                     char **next, s3sink_err *err) {
+  *next = NULL;
+  const char *s = page->data ? page->data : "", *end = s + page->len;
+  const char *ts, *te, *after;
+  if (!xml_find(s, end, "ListBucketResult", &ts, &te, NULL))
+    return finish_err(c, err, s3sink_seterr(err, S3SINK_ES3,
+                                            "ListObjectsV2 of bucket '%s' at %s returned no "
+                                            "ListBucketResult: is the endpoint an S3 server?",
+                                            c->bucket, c->endpoint));
+  const char *lend = te;
+  bytebuf key, num;
+  bytebuf_init(&key, 64 * 1024);
+  bytebuf_init(&num, 64);
+  int rc = S3SINK_OK;
+  const char *p = ts;
+  const char *cs, *ce;
+  while (xml_find(p, lend, "Contents", &cs, &ce, &after)) {
+    const char *ks, *ke, *ss, *se;
+    if (!xml_find(cs, ce, "Key", &ks, &ke, NULL) || !xml_text(ks, (size_t)(ke - ks), &key) ||
+        strlen(key.data) != key.len) {
+      rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned an "
+                         "entry without a readable <Key>", c->bucket, c->endpoint);
+      break;
+    }
+    int64_t size = -1;
+    if (xml_find(cs, ce, "Size", &ss, &se, NULL) && xml_text(ss, (size_t)(se - ss), &num) &&
+        num.len > 0 && num.len < 20) {
+      size = 0;
+      for (size_t i = 0; i < num.len && size >= 0; i++)
+        size = (num.data[i] >= '0' && num.data[i] <= '9') ? size * 10 + (num.data[i] - '0') : -1;
+    }
+    if (size < 0) {
+      rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned a bad "
+                         "<Size> for '%.300s'", c->bucket, c->endpoint, key.data);
+      break;
+    }
+    rc = on_key(ud, key.data, size);
+    if (rc) break;
+    p = after;
+  }
+  if (rc == S3SINK_OK) {
+    char trunc[8];
+    xml_copy(ts, lend, "IsTruncated", trunc, sizeof trunc);
+    if (strcmp(trunc, "true") == 0) {
+      const char *ns, *ne;
+      if (!xml_find(ts, lend, "NextContinuationToken", &ns, &ne, NULL) || ns == ne ||
+          !xml_text(ns, (size_t)(ne - ns), &key)) {
+        rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s is truncated "
+                           "but has no NextContinuationToken", c->bucket, c->endpoint);
+      } else {
+        *next = xstrndup(key.data, key.len);
+        if (!*next) rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+      }
+    }
+  }
+  bytebuf_free(&key);
+  bytebuf_free(&num);
+  return rc;
+}
+
+int s3client_list(s3client *c, const char *prefix, s3client_key_fn on_key, void *ud,
+                  s3sink_err *err) {
+  if (!c || !on_key) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_list: NULL argument");
+  char *token = NULL;
+  int rc = S3SINK_OK;
+  for (;;) {
+    /* The query in canonical (sorted, strictly encoded) order. */
+    bytebuf q;
+    bytebuf_init(&q, SIZE_MAX);
+    bool ok = true;
+    if (token) ok = append_str(&q, "continuation-token=") && append_encoded(&q, token, false) &&
+                    append_str(&q, "&");
+    ok = ok && append_str(&q, "list-type=2&prefix=") &&
+         append_encoded(&q, prefix ? prefix : "", false) && terminate(&q);
+    if (!ok) {
+      bytebuf_free(&q);
+      rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+      break;
+    }
+    request r = {.op = OP_LIST, .query = q.data};
+    rc = run(c, &r, NULL, err);
+    bytebuf_free(&q);
+    if (rc) break;
+    /* Parse from a detached buffer, so the callback may use the client. */
+    bytebuf page = c->resp;
+    bytebuf_init(&c->resp, SIZE_MAX);
+    char *next = NULL;
+    rc = list_page(c, &page, on_key, ud, &next, err);
+    if (!c->resp.data && page.cap <= KEEP_BUFFER_BYTES) {
+      c->resp = page;
+      c->resp.len = 0;
+    } else {
+      bytebuf_free(&page);
+    }
+    if (rc || !next) {
+      free(next);
+      break;
+    }
+    if (token && strcmp(token, next) == 0) {
+      free(next);
+      rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned the same "
+                         "continuation token twice", c->bucket, c->endpoint);
+      break;
+    }
+    free(token);
+    token = next;
+  }
+  free(token);
+  return rc;
+}

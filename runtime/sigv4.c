@@ -1,0 +1,777 @@
+/* sigv4.c - AWS Signature Version 4: header signing and presigned URLs, on OpenSSL 3.
+ *
+ * Two path modes:
+ *  - S3 (normalize=false): the canonical URI is the path as sent. Escapes already in it
+ *    (%XX) are kept as they are, nothing is decoded, no dot segment is removed and no '//'
+ *    collapsed. Only bytes that cannot appear raw in a request target (space, non-ASCII,
+ *    '+', ...) are percent-encoded, once, so a path built by a correct encoder is used
+ *    verbatim.
+ *  - generic (normalize=true): dot segments are removed, runs of '/' collapsed, and every
+ *    segment is URI-encoded again (a '%' becomes "%25"), as most AWS services expect.
+ *
+ * Query: split on '&', each pair on its first '='; keys and values are decoded (%XX, and
+ * '+' as a space, as servers read it) and encoded again with the strict set (unreserved
+ * kept, everything else %XX uppercase), then sorted by key and value.
+ *
+ * Presigning puts X-Amz-Security-Token in the (signed) query, ignores add_content_sha256,
+ * drops the caller's own X-Amz-Algorithm/Credential/Date/Expires/SignedHeaders/
+ * Security-Token/Signature parameters, and signs UNSIGNED-PAYLOAD for service "s3" unless
+ * payload_hash is given (other services: the hash of the body).
+ *
+ * The signer is a pure function of the request, the credentials and `now`. It never prints
+ * and never keeps state between calls. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include "bytebuf.h"
+#include "s3client.h"
+
+#define ALGORITHM "AWS4-HMAC-SHA256"
+#define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define MAX_EXPIRES 604800
+
+/* ---------------------------------------------------------------------------------------
+ * Small string builder: a bytebuf with a sticky failure flag, so a sequence of appends is
+ * checked once at the end.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct sb {
+  bytebuf b;
+  bool failed;
+} sb;
+
+static void sb_init(sb *s) {
+  bytebuf_init(&s->b, SIZE_MAX);
+  s->failed = false;
+}
+
+static void sb_put(sb *s, const void *p, size_t n) {
+  if (!s->failed && !bytebuf_append(&s->b, p, n)) s->failed = true;
+}
+
+static void sb_puts(sb *s, const char *str) { sb_put(s, str, strlen(str)); }
+
+static void sb_putc(sb *s, char c) { sb_put(s, &c, 1); }
+
+/* Detaches the NUL-terminated text (malloc'ed) or returns NULL on failure; s is emptied
+ * either way. */
+static char *sb_take(sb *s) {
+  sb_putc(s, '\0');
+  if (s->failed) {
+    bytebuf_free(&s->b);
+    return NULL;
+  }
+  char *p = s->b.data;
+  s->b.data = NULL;
+  s->b.len = s->b.cap = 0;
+  return p;
+}
+
+static void sb_free(sb *s) { bytebuf_free(&s->b); }
+
+static char *xstrdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = malloc(n);
+  if (p) memcpy(p, s, n);
+  return p;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Character classes and URI encoding (locale independent).
+ * ------------------------------------------------------------------------------------- */
+
+static bool is_unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+         c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+static int hexval(unsigned char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+static const char HEX_UPPER[] = "0123456789ABCDEF";
+static const char HEX_LOWER[] = "0123456789abcdef";
+
+static void sb_pct(sb *s, unsigned char c) {
+  char e[3] = {'%', HEX_UPPER[c >> 4], HEX_UPPER[c & 15]};
+  sb_put(s, e, 3);
+}
+
+/* Strict encoding: unreserved kept, every other byte %XX (uppercase). */
+static void sb_encode(sb *s, const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (is_unreserved(c))
+      sb_putc(s, (char)c);
+    else
+      sb_pct(s, c);
+  }
+}
+
+static void hex_encode(const unsigned char *in, size_t n, char *out) {
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = HEX_LOWER[in[i] >> 4];
+    out[2 * i + 1] = HEX_LOWER[in[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+static char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
+
+static bool has_ctl(const char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 && *s != '\t') return true;
+  return false;
+}
+
+/* RFC 7230 token characters (method and header names). */
+static bool is_token(const char *s) {
+  if (!*s) return false;
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c)) return false;
+  }
+  return true;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * OpenSSL: SHA-256 and HMAC-SHA256, algorithms fetched once per signing call.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct crypto {
+  EVP_MD *md;
+  EVP_MAC *mac;
+  EVP_MAC_CTX *ctx;
+} crypto;
+
+static bool crypto_open(crypto *c) {
+  char digest[] = "SHA256";
+  OSSL_PARAM params[2];
+  params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+  params[1] = OSSL_PARAM_construct_end();
+  c->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+  c->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  c->ctx = c->mac ? EVP_MAC_CTX_new(c->mac) : NULL;
+  return c->md && c->ctx && EVP_MAC_CTX_set_params(c->ctx, params) == 1;
+}
+
+static void crypto_close(crypto *c) {
+  EVP_MAC_CTX_free(c->ctx);
+  EVP_MAC_free(c->mac);
+  EVP_MD_free(c->md);
+}
+
+static bool sha256(crypto *c, const void *p, size_t n, unsigned char out[32]) {
+  unsigned int len = 0;
+  return EVP_Digest(p, n, out, &len, c->md, NULL) == 1 && len == 32;
+}
+
+static bool sha256_hex(crypto *c, const void *p, size_t n, char out[65]) {
+  unsigned char d[32];
+  if (!sha256(c, p, n, d)) return false;
+  hex_encode(d, 32, out);
+  return true;
+}
+
+static bool hmac(crypto *c, const void *key, size_t keylen, const void *p, size_t n,
+                 unsigned char out[32]) {
+  size_t len = 0;
+  return EVP_MAC_init(c->ctx, key, keylen, NULL) == 1 &&
+         EVP_MAC_update(c->ctx, p, n) == 1 && EVP_MAC_final(c->ctx, out, &len, 32) == 1 &&
+         len == 32;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Canonical URI
+ * ------------------------------------------------------------------------------------- */
+
+/* S3: the path as sent; well-formed %XX escapes and '/' kept, raw bytes that need escaping
+ * encoded once. */
+static void canonical_uri_s3(sb *s, const char *path) {
+  for (size_t i = 0; path[i]; i++) {
+    unsigned char c = (unsigned char)path[i];
+    if (is_unreserved(c) || c == '/')
+      sb_putc(s, (char)c);
+    else if (c == '%' && hexval((unsigned char)path[i + 1]) >= 0 &&
+             hexval((unsigned char)path[i + 2]) >= 0) {
+      sb_put(s, path + i, 3);
+      i += 2;
+    } else
+      sb_pct(s, c);
+  }
+}
+
+typedef struct seg {
+  const char *p;
+  size_t n;
+} seg;
+
+/* Generic: remove dot segments and empty segments, then encode each segment again. */
+static bool canonical_uri_normalized(sb *s, const char *path) {
+  size_t cap = 1;
+  for (const char *q = path; *q; q++)
+    if (*q == '/') cap++;
+  seg *segs = malloc(cap * sizeof *segs);
+  if (!segs) return false;
+  size_t n = 0;
+  bool trailing = false;
+  const char *q = path;
+  while (*q) {
+    while (*q == '/') q++;
+    if (!*q) {
+      trailing = true;
+      break;
+    }
+    const char *e = strchr(q, '/');
+    size_t len = e ? (size_t)(e - q) : strlen(q);
+    /* A final "." or ".." names a directory: keep the trailing slash (RFC 3986 5.2.4). */
+    bool last = !e || !e[strspn(e, "/")];
+    if (len == 1 && q[0] == '.') {
+      if (last) trailing = true;
+    } else if (len == 2 && q[0] == '.' && q[1] == '.') {
+      if (n) n--;
+      if (last) trailing = true;
+    } else {
+      segs[n].p = q;
+      segs[n].n = len;
+      n++;
+      trailing = false;
+    }
+    q += len;
+  }
+  sb_putc(s, '/');
+  for (size_t i = 0; i < n; i++) {
+    if (i) sb_putc(s, '/');
+    sb_encode(s, segs[i].p, segs[i].n);
+  }
+  if (n && trailing) sb_putc(s, '/');
+  free(segs);
+  return true;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Canonical query
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct qparam {
+  char *key; /* strictly encoded */
+  char *val;
+} qparam;
+
+typedef struct qlist {
+  qparam *v;
+  size_t n, cap;
+} qlist;
+
+static void qlist_free(qlist *l) {
+  for (size_t i = 0; i < l->n; i++) {
+    free(l->v[i].key);
+    free(l->v[i].val);
+  }
+  free(l->v);
+  l->v = NULL;
+  l->n = l->cap = 0;
+}
+
+/* Takes ownership of key and val (both may be NULL on an earlier allocation failure). */
+static bool qlist_push(qlist *l, char *key, char *val) {
+  if (!key || !val) goto fail;
+  if (l->n == l->cap) {
+    size_t ncap = l->cap ? l->cap * 2 : 16;
+    qparam *nv = realloc(l->v, ncap * sizeof *nv);
+    if (!nv) goto fail;
+    l->v = nv;
+    l->cap = ncap;
+  }
+  l->v[l->n].key = key;
+  l->v[l->n].val = val;
+  l->n++;
+  return true;
+fail:
+  free(key);
+  free(val);
+  return false;
+}
+
+/* Decodes p[0..n) (%XX, '+' as space as servers read it) and re-encodes it strictly. */
+static char *requote(const char *p, size_t n) {
+  sb s;
+  sb_init(&s);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c == '%' && i + 2 < n && hexval((unsigned char)p[i + 1]) >= 0 &&
+        hexval((unsigned char)p[i + 2]) >= 0) {
+      c = (unsigned char)(hexval((unsigned char)p[i + 1]) * 16 +
+                          hexval((unsigned char)p[i + 2]));
+      i += 2;
+    } else if (c == '+') {
+      c = ' ';
+    }
+    sb_encode(&s, (const char *)&c, 1);
+  }
+  return sb_take(&s);
+}
+
+static char *encode_str(const char *p) {
+  sb s;
+  sb_init(&s);
+  sb_encode(&s, p, strlen(p));
+  return sb_take(&s);
+}
+
+/* Query parameters the presigner adds itself; the caller's copies are dropped. */
+static bool is_presign_param(const char *key) {
+  static const char *const names[] = {"X-Amz-Algorithm", "X-Amz-Credential",
+                                      "X-Amz-Date",      "X-Amz-Expires",
+                                      "X-Amz-SignedHeaders", "X-Amz-Security-Token",
+                                      "X-Amz-Signature", NULL};
+  for (const char *const *n = names; *n; n++)
+    if (strcmp(key, *n) == 0) return true;
+  return false;
+}
+
+static bool parse_query(qlist *l, const char *query, bool presign) {
+  if (!query) return true;
+  const char *p = query;
+  while (*p) {
+    const char *amp = strchr(p, '&');
+    size_t len = amp ? (size_t)(amp - p) : strlen(p);
+    if (len) {
+      const char *eq = memchr(p, '=', len);
+      size_t klen = eq ? (size_t)(eq - p) : len;
+      char *key = requote(p, klen);
+      char *val = eq ? requote(eq + 1, len - klen - 1) : xstrdup("");
+      if (presign && key && is_presign_param(key)) {
+        free(key);
+        free(val);
+      } else if (!qlist_push(l, key, val)) {
+        return false;
+      }
+    }
+    p += len;
+    if (*p == '&') p++;
+  }
+  return true;
+}
+
+static int qparam_cmp(const void *a, const void *b) {
+  const qparam *x = a, *y = b;
+  int r = strcmp(x->key, y->key);
+  return r ? r : strcmp(x->val, y->val);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Canonical headers
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct chdr {
+  char *name;  /* lowercase */
+  char *value; /* trimmed, inner runs of blanks collapsed */
+  size_t order;
+} chdr;
+
+typedef struct hlist {
+  chdr *v;
+  size_t n, cap;
+} hlist;
+
+static void hlist_free(hlist *l) {
+  for (size_t i = 0; i < l->n; i++) {
+    free(l->v[i].name);
+    free(l->v[i].value);
+  }
+  free(l->v);
+  l->v = NULL;
+  l->n = l->cap = 0;
+}
+
+static bool hlist_push(hlist *l, const char *name, const char *value) {
+  if (l->n == l->cap) {
+    size_t ncap = l->cap ? l->cap * 2 : 16;
+    chdr *nv = realloc(l->v, ncap * sizeof *nv);
+    if (!nv) return false;
+    l->v = nv;
+    l->cap = ncap;
+  }
+  char *n = xstrdup(name);
+  sb s;
+  sb_init(&s);
+  const char *v = value;
+  while (*v == ' ' || *v == '\t') v++;
+  bool blank = false;
+  for (; *v; v++) {
+    if (*v == ' ' || *v == '\t') {
+      blank = true;
+    } else {
+      if (blank) sb_putc(&s, ' ');
+      blank = false;
+      sb_putc(&s, *v);
+    }
+  }
+  char *val = sb_take(&s);
+  if (!n || !val) {
+    free(n);
+    free(val);
+    return false;
+  }
+  for (char *c = n; *c; c++) *c = ascii_lower(*c);
+  l->v[l->n].name = n;
+  l->v[l->n].value = val;
+  l->v[l->n].order = l->n;
+  l->n++;
+  return true;
+}
+
+static int chdr_cmp(const void *a, const void *b) {
+  const chdr *x = a, *y = b;
+  int r = strcmp(x->name, y->name);
+  if (r) return r;
+  return (x->order > y->order) - (x->order < y->order);
+}
+
+static bool ieq(const char *a, const char *b) {
+  for (; *a && *b; a++, b++)
+    if (ascii_lower(*a) != ascii_lower(*b)) return false;
+  return *a == *b;
+}
+
+/* Hop-by-hop or volatile headers that proxies and transports may change. */
+static bool is_skipped_header(const char *name) {
+  static const char *const names[] = {"user-agent", "expect",  "connection",
+                                      "transfer-encoding", "x-amzn-trace-id",
+                                      "authorization", NULL};
+  for (const char *const *n = names; *n; n++)
+    if (ieq(name, *n)) return true;
+  return false;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Signing
+ * ------------------------------------------------------------------------------------- */
+
+static bool valid_param(const char *s) { return s && *s && !has_ctl(s); }
+
+/* Scope parts may not contain '/' (the credential separator) or blanks. */
+static bool valid_scope_part(const char *s) {
+  if (!valid_param(s)) return false;
+  for (; *s; s++)
+    if (*s == '/' || *s == ' ' || *s == '\t') return false;
+  return true;
+}
+
+static int check_input(const s3sink_sigv4_request *req, const s3sink_sigv4_params *p,
+                       bool presign, s3sink_err *err) {
+  if (!req || !p) return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: request and params are required");
+  if (!req->method || !is_token(req->method))
+    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: method must be an HTTP method token such as \"GET\"");
+  if (!req->path || req->path[0] != '/' || has_ctl(req->path) || strchr(req->path, '?') ||
+      strchr(req->path, '#'))
+    return s3sink_seterr(err, S3SINK_EINVAL,
+                         "sigv4: path must start with '/' and hold no '?', '#' or control "
+                         "characters (pass the query separately)");
+  if (req->query && (has_ctl(req->query) || strchr(req->query, '#')))
+    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: query holds control characters or '#'");
+  if (req->nheaders && !req->headers)
+    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: headers is NULL but nheaders is %zu", req->nheaders);
+  if (req->body_len && !req->body)
+    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: body is NULL but body_len is %zu", req->body_len);
+  if (req->payload_hash) {
+    const char *h = req->payload_hash;
+    if (!*h || strpbrk(h, " \t") || has_ctl(h))
+      return s3sink_seterr(err, S3SINK_EINVAL,
+                           "sigv4: payload_hash must be a hex SHA-256 or UNSIGNED-PAYLOAD");
+  }
+  if (!valid_scope_part(p->access_key))
+    return s3sink_seterr(err, S3SINK_EINVAL,
+                         "sigv4: access_key is required (no '/', blanks or control characters)");
+  if (!valid_param(p->secret_key))
+    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: secret_key is required");
+  if (p->session_token && has_ctl(p->session_token))
+    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: session_token holds control characters");
+  if (!valid_scope_part(p->region))
+    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: region is required, e.g. \"us-east-1\"");
+  if (!valid_scope_part(p->service))
+    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: service is required, e.g. \"s3\"");
+  if (p->now < 0 || p->now > INT64_C(253402300799))
+    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: time %lld is out of range (0 to year 9999)",
+                         (long long)p->now);
+  if (presign && (p->expires < 1 || p->expires > MAX_EXPIRES))
+    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: expires must be 1..%d seconds, got %lld",
+                         MAX_EXPIRES, (long long)p->expires);
+  bool host = false;
+  for (size_t i = 0; i < req->nheaders; i++) {
+    const s3sink_header *h = &req->headers[i];
+    if (!h->name || !is_token(h->name))
+      return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: header %zu has an invalid name", i);
+    if (!h->value || has_ctl(h->value))
+      return s3sink_seterr(err, S3SINK_EINVAL,
+                           "sigv4: header '%s' has no value or holds control characters", h->name);
+    if (ieq(h->name, "host")) host = true;
+  }
+  if (!host) return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: the headers must include Host");
+  return S3SINK_OK;
+}
+
+static int sign(const s3sink_sigv4_request *req, const s3sink_sigv4_params *p, bool presign,
+                s3sink_sigv4_result *out, s3sink_err *err) {
+  if (!out) return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: result is required");
+  memset(out, 0, sizeof *out);
+  int rc = check_input(req, p, presign, err);
+  if (rc) return rc;
+
+  crypto cr = {0};
+  hlist hl = {0};
+  qlist ql = {0};
+  sb s;
+  sb_init(&s);
+  char *canonical = NULL, *sts = NULL, *signed_headers = NULL, *cquery = NULL;
+  unsigned char key[32];
+  char *secret = NULL;
+  size_t secret_len = 0;
+  rc = S3SINK_ENOMEM;
+
+  if (!crypto_open(&cr)) {
+    rc = s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: OpenSSL cannot provide SHA-256/HMAC");
+    goto done;
+  }
+
+  /* Dates. */
+  char amz_date[17], date[9];
+  time_t t = (time_t)p->now;
+  struct tm tm;
+  if (!gmtime_r(&t, &tm) || strftime(amz_date, sizeof amz_date, "%Y%m%dT%H%M%SZ", &tm) != 16) {
+    rc = s3sink_seterr(err, S3SINK_EINVAL, "sigv4: cannot format time %lld", (long long)p->now);
+    goto done;
+  }
+  memcpy(date, amz_date, 8);
+  date[8] = '\0';
+
+  /* Payload hash. */
+  char body_hash[65];
+  const char *payload = req->payload_hash;
+  if (!payload && presign && strcmp(p->service, "s3") == 0) payload = "UNSIGNED-PAYLOAD";
+  if (!payload) {
+    if (!sha256_hex(&cr, req->body_len ? req->body : "", req->body_len, body_hash)) {
+      rc = s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: SHA-256 failed");
+      goto done;
+    }
+    payload = body_hash;
+  }
+  bool token = p->session_token && *p->session_token;
+  bool add_sha = p->add_content_sha256 && !presign;
+
+  /* Headers: the caller's (minus skipped ones and those we set), then ours. */
+  for (size_t i = 0; i < req->nheaders; i++) {
+    const char *name = req->headers[i].name;
+    if (is_skipped_header(name) || ieq(name, "x-amz-date") ||
+        (token && ieq(name, "x-amz-security-token")) ||
+        (add_sha && ieq(name, "x-amz-content-sha256")))
+      continue;
+    if (!hlist_push(&hl, name, req->headers[i].value)) goto oom;
+  }
+  if (!presign) {
+    if (!hlist_push(&hl, "x-amz-date", amz_date)) goto oom;
+    if (token && !hlist_push(&hl, "x-amz-security-token", p->session_token)) goto oom;
+    if (add_sha && !hlist_push(&hl, "x-amz-content-sha256", payload)) goto oom;
+  }
+  if (hl.n > 1) qsort(hl.v, hl.n, sizeof *hl.v, chdr_cmp);
+  sb sh;
+  sb_init(&sh);
+  for (size_t i = 0; i < hl.n; i++) {
+    if (i && strcmp(hl.v[i].name, hl.v[i - 1].name) == 0) continue;
+    if (i) sb_putc(&sh, ';');
+    sb_puts(&sh, hl.v[i].name);
+  }
+  signed_headers = sb_take(&sh);
+  if (!signed_headers) goto oom;
+
+  /* Query. */
+  if (!parse_query(&ql, req->query, presign)) goto oom;
+  if (presign) {
+    sb cred;
+    sb_init(&cred);
+    sb_puts(&cred, p->access_key);
+    sb_putc(&cred, '/');
+    sb_puts(&cred, date);
+    sb_putc(&cred, '/');
+    sb_puts(&cred, p->region);
+    sb_putc(&cred, '/');
+    sb_puts(&cred, p->service);
+    sb_puts(&cred, "/aws4_request");
+    char *credential = sb_take(&cred);
+    char expires[24];
+    snprintf(expires, sizeof expires, "%lld", (long long)p->expires);
+    bool ok = credential &&
+              qlist_push(&ql, xstrdup("X-Amz-Algorithm"), xstrdup(ALGORITHM)) &&
+              qlist_push(&ql, xstrdup("X-Amz-Credential"), encode_str(credential)) &&
+              qlist_push(&ql, xstrdup("X-Amz-Date"), xstrdup(amz_date)) &&
+              qlist_push(&ql, xstrdup("X-Amz-Expires"), xstrdup(expires)) &&
+              (!token ||
+               qlist_push(&ql, xstrdup("X-Amz-Security-Token"), encode_str(p->session_token))) &&
+              qlist_push(&ql, xstrdup("X-Amz-SignedHeaders"), encode_str(signed_headers));
+    free(credential);
+    if (!ok) goto oom;
+  }
+  if (ql.n > 1) qsort(ql.v, ql.n, sizeof *ql.v, qparam_cmp);
+  sb q;
+  sb_init(&q);
+  for (size_t i = 0; i < ql.n; i++) {
+    if (i) sb_putc(&q, '&');
+    sb_puts(&q, ql.v[i].key);
+    sb_putc(&q, '=');
+    sb_puts(&q, ql.v[i].val);
+  }
+  cquery = sb_take(&q);
+  if (!cquery) goto oom;
+
+  /* Canonical request. */
+  sb_puts(&s, req->method);
+  sb_putc(&s, '\n');
+  if (p->normalize) {
+    if (!canonical_uri_normalized(&s, req->path)) goto oom;
+  } else {
+    canonical_uri_s3(&s, req->path);
+  }
+  sb_putc(&s, '\n');
+  sb_puts(&s, cquery);
+  sb_putc(&s, '\n');
+  for (size_t i = 0; i < hl.n; i++) {
+    bool first = i == 0 || strcmp(hl.v[i].name, hl.v[i - 1].name) != 0;
+    if (first) {
+      if (i) sb_putc(&s, '\n');
+      sb_puts(&s, hl.v[i].name);
+      sb_putc(&s, ':');
+    } else {
+      sb_putc(&s, ',');
+    }
+    sb_puts(&s, hl.v[i].value);
+  }
+  sb_puts(&s, "\n\n");
+  sb_puts(&s, signed_headers);
+  sb_putc(&s, '\n');
+  sb_puts(&s, payload);
+  canonical = sb_take(&s);
+  if (!canonical) goto oom;
+
+  /* String to sign. */
+  char creq_hash[65];
+  if (!sha256_hex(&cr, canonical, strlen(canonical), creq_hash)) {
+    rc = s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: SHA-256 failed");
+    goto done;
+  }
+  sb_puts(&s, ALGORITHM "\n");
+  sb_puts(&s, amz_date);
+  sb_putc(&s, '\n');
+  sb_puts(&s, date);
+  sb_putc(&s, '/');
+  sb_puts(&s, p->region);
+  sb_putc(&s, '/');
+  sb_puts(&s, p->service);
+  sb_puts(&s, "/aws4_request\n");
+  sb_puts(&s, creq_hash);
+  sts = sb_take(&s);
+  if (!sts) goto oom;
+
+  /* Signing key: HMAC chain from "AWS4" + secret. */
+  secret_len = 4 + strlen(p->secret_key);
+  secret = malloc(secret_len + 1);
+  if (!secret) goto oom;
+  memcpy(secret, "AWS4", 4);
+  memcpy(secret + 4, p->secret_key, secret_len - 4);
+  unsigned char sig[32];
+  if (!hmac(&cr, secret, secret_len, date, 8, key) ||
+      !hmac(&cr, key, 32, p->region, strlen(p->region), key) ||
+      !hmac(&cr, key, 32, p->service, strlen(p->service), key) ||
+      !hmac(&cr, key, 32, "aws4_request", 12, key) ||
+      !hmac(&cr, key, 32, sts, strlen(sts), sig)) {
+    rc = s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: HMAC-SHA256 failed");
+    goto done;
+  }
+  char sig_hex[65];
+  hex_encode(sig, 32, sig_hex);
+
+  /* Results. */
+  out->signature = xstrdup(sig_hex);
+  out->amz_date = xstrdup(amz_date);
+  out->content_sha256 = xstrdup(payload);
+  if (!out->signature || !out->amz_date || !out->content_sha256) goto oom;
+  if (presign) {
+    sb_puts(&s, cquery);
+    sb_puts(&s, cquery[0] ? "&X-Amz-Signature=" : "X-Amz-Signature=");
+    sb_puts(&s, sig_hex);
+    out->query = sb_take(&s);
+    if (!out->query) goto oom;
+  } else {
+    sb_puts(&s, ALGORITHM " Credential=");
+    sb_puts(&s, p->access_key);
+    sb_putc(&s, '/');
+    sb_puts(&s, date);
+    sb_putc(&s, '/');
+    sb_puts(&s, p->region);
+    sb_putc(&s, '/');
+    sb_puts(&s, p->service);
+    sb_puts(&s, "/aws4_request, SignedHeaders=");
+    sb_puts(&s, signed_headers);
+    sb_puts(&s, ", Signature=");
+    sb_puts(&s, sig_hex);
+    out->authorization = sb_take(&s);
+    if (!out->authorization) goto oom;
+  }
+  out->canonical_request = canonical;
+  out->string_to_sign = sts;
+  canonical = sts = NULL;
+  rc = S3SINK_OK;
+  goto done;
+
+oom:
+  rc = s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: out of memory");
+done:
+  if (secret) {
+    OPENSSL_cleanse(secret, secret_len);
+    free(secret);
+  }
+  OPENSSL_cleanse(key, sizeof key);
+  if (rc) s3sink_sigv4_result_free(out);
+  free(canonical);
+  free(sts);
+  free(signed_headers);
+  free(cquery);
+  sb_free(&s);
+  hlist_free(&hl);
+  qlist_free(&ql);
+  crypto_close(&cr);
+  return rc;
+}
+
+int s3sink_sigv4_sign(const s3sink_sigv4_request *req, const s3sink_sigv4_params *p,
+                      s3sink_sigv4_result *out, s3sink_err *err) {
+  return sign(req, p, false, out, err);
+}
+
+int s3sink_sigv4_presign(const s3sink_sigv4_request *req, const s3sink_sigv4_params *p,
+                         s3sink_sigv4_result *out, s3sink_err *err) {
+  return sign(req, p, true, out, err);
+}
+
+void s3sink_sigv4_result_free(s3sink_sigv4_result *r) {
+  if (!r) return;
+  free(r->canonical_request);
+  free(r->string_to_sign);
+  free(r->signature);
+  free(r->authorization);
+  free(r->amz_date);
+  free(r->content_sha256);
+  free(r->query);
+  memset(r, 0, sizeof *r);
+}

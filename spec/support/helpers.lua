@@ -1,6 +1,7 @@
 -- Shared by the specs: the MinIO started by tools/run-tests (or tools/with-minio), fresh
 -- buckets, and readers for what the sink wrote.
 local s3sink = require "s3sink"
+local system = require "system" -- luasystem, shipped with busted: sleep without a subprocess
 
 local M = {}
 
@@ -83,12 +84,12 @@ end
 
 -- Polls fn() every 50 ms until it returns a truthy value or `seconds` pass.
 function M.eventually(seconds, fn)
-  local deadline = os.time() + seconds
+  local deadline = system.gettime() + seconds
   repeat
     local v = fn()
     if v then return v end
-    os.execute("sleep 0.05")
-  until os.time() > deadline
+    system.sleep(0.05)
+  until system.gettime() > deadline
   return fn()
 end
 

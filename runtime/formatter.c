@@ -46,13 +46,6 @@ static const char *kind_name(s3sink_kind k) {
   return (unsigned)k < sizeof kind_names / sizeof kind_names[0] ? kind_names[k] : "unknown";
 }
 
-static char *dupstr(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d = malloc(n);
-  if (d) memcpy(d, s, n);
-  return d;
-}
-
 void s3sink_formatter_free(s3sink_formatter *f) {
   if (!f) return;
   if (f->host) {
@@ -119,7 +112,7 @@ static int check_columns(const s3sink_column *columns, size_t n, s3sink_formatte
                            c->name, c->type ? c->type : "(none)");
     f->kinds[i] = column_types[t].kind;
     f->optional[i] = c->optional;
-    if (!(f->names[i] = dupstr(c->name))) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    if (!(f->names[i] = strdup(c->name))) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
   }
   return S3SINK_OK;
 }
@@ -137,7 +130,7 @@ static int string_field(lua_State *L, int idx, const char *field, const char *df
     }
     v = lua_tostring(L, -1);
   }
-  *out = dupstr(v);
+  *out = strdup(v);
   lua_pop(L, 1);
   return *out ? S3SINK_OK : s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
 }

@@ -772,3 +772,37 @@ int s3sink_push_fmtlib(lua_State *L) {
   lua_setfield(L, -2, "null");
   return 1;
 }
+
+/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d. */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+bool s3sink_parse_utc(const char *s, int64_t *out) {
+  static const int width[6] = {4, 2, 2, 2, 2, 2};
+  static const char dashed[6] = {'-', '-', 'T', ':', ':', 0};
+  static const char basic[6] = {0, 0, 'T', 0, 0, 0};
+  const char *seps = (strlen(s) > 4 && s[4] == '-') ? dashed : basic;
+  int v[6] = {0};
+  for (int f = 0; f < 6; f++) {
+    for (int i = 0; i < width[f]; i++, s++) {
+      if (*s < '0' || *s > '9') return false;
+      v[f] = v[f] * 10 + (*s - '0');
+    }
+    if (seps[f] && *s++ != seps[f]) return false;
+  }
+  if (*s == '.')
+    for (s++; *s >= '0' && *s <= '9'; s++) {}
+  if (s[0] != 'Z' || s[1]) return false;
+  static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > mdays[v[1] - 1] || v[3] > 23 || v[4] > 59 ||
+      v[5] > 60)
+    return false;
+  *out = days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
+  return true;
+}

@@ -19,6 +19,10 @@ size_t s3sink_fmt_float_rust(char *buf, double v);   /* Rust `{:?}` of f64 (CSV 
 size_t s3sink_fmt_float_json(char *buf, double v);   /* serde_json (zmij); non-finite: null */
 size_t s3sink_fmt_datetime(char *buf, int64_t ns, bool utc); /* %Y-%m-%dT%H:%M:%S.%9f[+0000] */
 
+/* Parses a UTC time "20150830T123600Z", "2015-08-30T12:36:00Z" or
+ * "2015-08-30T12:36:00.123Z" (fraction ignored) into seconds since the epoch. */
+bool s3sink_parse_utc(const char *s, int64_t *out);
+
 /* Pushes the `fmt` helper table onto the Lua stack (see README, "Format scripts"). */
 int s3sink_push_fmtlib(struct lua_State *L);
 

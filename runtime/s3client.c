@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "bytebuf.h"
+#include "numfmt.h"
 #include "s3client.h"
 
 #define DEFAULT_REGION "us-east-1"
@@ -56,13 +57,7 @@ struct s3client {
  * Helpers
  * ------------------------------------------------------------------------------------- */
 
-static char *xstrdup(const char *s) {
-  if (!s) return NULL;
-  size_t n = strlen(s) + 1;
-  char *p = malloc(n);
-  if (p) memcpy(p, s, n);
-  return p;
-}
+static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
 
 static char *xstrndup(const char *s, size_t n) {
   char *p = malloc(n + 1);
@@ -143,33 +138,6 @@ static int finish_err(s3client *c, s3sink_err *err, int code) {
     }
   }
   return code;
-}
-
-/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d. */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-/* "2024-05-01T10:20:30Z" or "2024-05-01T10:20:30.123Z" to seconds; -1 if malformed. */
-static int64_t parse_iso8601(const char *s) {
-  int v[6] = {0};
-  const int len[6] = {4, 2, 2, 2, 2, 2};
-  const char sep[6] = {'-', '-', 'T', ':', ':', 0};
-  for (int f = 0; f < 6; f++) {
-    for (int i = 0; i < len[f]; i++, s++) {
-      if (*s < '0' || *s > '9') return -1;
-      v[f] = v[f] * 10 + (*s - '0');
-    }
-    if (sep[f] && *s++ != sep[f]) return -1;
-  }
-  if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 60)
-    return -1;
-  return days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -979,8 +947,8 @@ done:
 /* Server time from <ServerTime> or the Date header; -1 if neither is usable. */
 static int64_t server_time(s3client *c, const s3error *e) {
   if (e && e->server_time[0]) {
-    int64_t t = parse_iso8601(e->server_time);
-    if (t >= 0) return t;
+    int64_t t;
+    if (s3sink_parse_utc(e->server_time, &t)) return t;
   }
   if (c->date[0]) {
     time_t t = curl_getdate(c->date, NULL);

@@ -77,12 +77,6 @@ static char *sb_take(sb *s) {
 
 static void sb_free(sb *s) { bytebuf_free(&s->b); }
 
-static char *xstrdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *p = malloc(n);
-  if (p) memcpy(p, s, n);
-  return p;
-}
 
 /* ---------------------------------------------------------------------------------------
  * Character classes and URI encoding (locale independent).
@@ -351,7 +345,7 @@ static bool parse_query(qlist *l, const char *query, bool presign) {
       const char *eq = memchr(p, '=', len);
       size_t klen = eq ? (size_t)(eq - p) : len;
       char *key = requote(p, klen);
-      char *val = eq ? requote(eq + 1, len - klen - 1) : xstrdup("");
+      char *val = eq ? requote(eq + 1, len - klen - 1) : strdup("");
       if (presign && key && is_presign_param(key)) {
         free(key);
         free(val);
@@ -404,7 +398,7 @@ static bool hlist_push(hlist *l, const char *name, const char *value) {
     l->v = nv;
     l->cap = ncap;
   }
-  char *n = xstrdup(name);
+  char *n = strdup(name);
   sb s;
   sb_init(&s);
   const char *v = value;
@@ -613,13 +607,13 @@ static int sign(const s3sink_sigv4_request *req, const s3sink_sigv4_params *p, b
     char expires[24];
     snprintf(expires, sizeof expires, "%lld", (long long)p->expires);
     bool ok = credential &&
-              qlist_push(&ql, xstrdup("X-Amz-Algorithm"), xstrdup(ALGORITHM)) &&
-              qlist_push(&ql, xstrdup("X-Amz-Credential"), encode_str(credential)) &&
-              qlist_push(&ql, xstrdup("X-Amz-Date"), xstrdup(amz_date)) &&
-              qlist_push(&ql, xstrdup("X-Amz-Expires"), xstrdup(expires)) &&
+              qlist_push(&ql, strdup("X-Amz-Algorithm"), strdup(ALGORITHM)) &&
+              qlist_push(&ql, strdup("X-Amz-Credential"), encode_str(credential)) &&
+              qlist_push(&ql, strdup("X-Amz-Date"), strdup(amz_date)) &&
+              qlist_push(&ql, strdup("X-Amz-Expires"), strdup(expires)) &&
               (!token ||
-               qlist_push(&ql, xstrdup("X-Amz-Security-Token"), encode_str(p->session_token))) &&
-              qlist_push(&ql, xstrdup("X-Amz-SignedHeaders"), encode_str(signed_headers));
+               qlist_push(&ql, strdup("X-Amz-Security-Token"), encode_str(p->session_token))) &&
+              qlist_push(&ql, strdup("X-Amz-SignedHeaders"), encode_str(signed_headers));
     free(credential);
     if (!ok) goto oom;
   }
@@ -702,9 +696,9 @@ static int sign(const s3sink_sigv4_request *req, const s3sink_sigv4_params *p, b
   hex_encode(sig, 32, sig_hex);
 
   /* Results. */
-  out->signature = xstrdup(sig_hex);
-  out->amz_date = xstrdup(amz_date);
-  out->content_sha256 = xstrdup(payload);
+  out->signature = strdup(sig_hex);
+  out->amz_date = strdup(amz_date);
+  out->content_sha256 = strdup(payload);
   if (!out->signature || !out->amz_date || !out->content_sha256) goto oom;
   if (presign) {
     sb_puts(&s, cquery);

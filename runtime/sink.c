@@ -75,14 +75,6 @@ static int64_t system_clock(void *ud) {
 
 static int64_t now_ms(s3sink *s) { return s->clock(s->clock_ud); }
 
-static char *dupstr(const char *s) {
-  if (!s) return NULL;
-  size_t n = strlen(s) + 1;
-  char *d = malloc(n);
-  if (d) memcpy(d, s, n);
-  return d;
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* Naming                                                                               */
 
@@ -141,7 +133,7 @@ static int name_object(s3sink *s, int64_t flush_ms, char **key, s3sink_err *err)
                        "previous key '%s': keys must increase so readers see every object "
                        "(use a new prefix, or a policy whose keys increase)",
                        s->naming_label, k, s->last_key);
-  else if (!(*key = dupstr(k)))
+  else if (!(*key = strdup(k)))
     rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
   lua_settop(L, 0);
   return rc;
@@ -339,7 +331,7 @@ static int note_key(void *ud, const char *key, int64_t size) {
   (void)size;
   s3sink *s = ud;
   if (!s->last_key || strcmp(key, s->last_key) > 0) {
-    char *k = dupstr(key);
+    char *k = strdup(key);
     if (!k) return S3SINK_ENOMEM;
     free(s->last_key);
     s->last_key = k;
@@ -387,9 +379,9 @@ int s3sink_open(const s3sink_config *c, s3sink **out, s3sink_err *err) {
   size_t max = c->max_buffer_bytes ? c->max_buffer_bytes : DEFAULT_MAX_BUFFER;
   bytebuf_init(&s->buf, max);
   bytebuf_init(&s->inflight, max);
-  s->prefix = dupstr(c->prefix ? c->prefix : "");
-  s->bucket = dupstr(c->bucket);
-  s->writer_id = c->writer_id ? dupstr(c->writer_id) : NULL;
+  s->prefix = strdup(c->prefix ? c->prefix : "");
+  s->bucket = strdup(c->bucket);
+  s->writer_id = c->writer_id ? strdup(c->writer_id) : NULL;
   if (!s->prefix || !s->bucket || (c->writer_id && !s->writer_id)) {
     rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
     goto fail;

@@ -13,6 +13,7 @@
 #include <lua.h>
 
 #include "lua_signer.h"
+#include "numfmt.h"
 #include "s3sink.h"
 
 #define RESULT_MT "s3sink.sigv4_result"
@@ -71,49 +72,6 @@ static bool bool_field(lua_State *L, int t, const char *fn, const char *name, bo
   return v;
 }
 
-/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d. */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-static bool digits(const char *s, int n, int *out) {
-  int v = 0;
-  for (int i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
-
-/* "20150830T123600Z" or "2015-08-30T12:36:00Z" (UTC) to seconds since the epoch. */
-static bool parse_time(const char *s, int64_t *out) {
-  int y, mo, d, h, mi, se;
-  size_t n = strlen(s);
-  if (n == 16 && s[8] == 'T' && s[15] == 'Z') {
-    if (!digits(s, 4, &y) || !digits(s + 4, 2, &mo) || !digits(s + 6, 2, &d) ||
-        !digits(s + 9, 2, &h) || !digits(s + 11, 2, &mi) || !digits(s + 13, 2, &se))
-      return false;
-  } else if (n == 20 && s[4] == '-' && s[7] == '-' && s[10] == 'T' && s[13] == ':' &&
-             s[16] == ':' && s[19] == 'Z') {
-    if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
-        !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se))
-      return false;
-  } else {
-    return false;
-  }
-  static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 60)
-    return false;
-  *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
-  return true;
-}
-
 static int64_t time_field(lua_State *L, int t, const char *fn) {
   lua_pushliteral(L, "time");
   int ty = lua_rawget(L, t);
@@ -126,7 +84,7 @@ static int64_t time_field(lua_State *L, int t, const char *fn) {
     if (!isint) luaL_error(L, "%s: field 'time' must be whole seconds", fn);
     now = (int64_t)v;
   } else if (ty == LUA_TSTRING) {
-    if (!parse_time(lua_tostring(L, -1), &now))
+    if (!s3sink_parse_utc(lua_tostring(L, -1), &now))
       luaL_error(L, "%s: field 'time' must look like \"20150830T123600Z\" or "
                     "\"2015-08-30T12:36:00Z\"", fn);
   } else {

@@ -201,13 +201,6 @@ static bool opt_bool(lua_State *L, int cfg, const char *k, bool dflt) {
   return v;
 }
 
-static char *copy_str(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d = malloc(n);
-  if (d) memcpy(d, s, n);
-  return d;
-}
-
 /* s3sink.sink(config) -> sink | nil, message, code */
 static int l_sink_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -256,8 +249,8 @@ static int l_sink_new(lua_State *L) {
     return luaL_error(L, "out of memory");
   }
   for (size_t i = 0; i < ls->cols.n; i++) {
-    ls->owned[2 * i] = copy_str(ls->cols.cols[i].name);
-    ls->owned[2 * i + 1] = copy_str(ls->cols.cols[i].type);
+    ls->owned[2 * i] = strdup(ls->cols.cols[i].name);
+    ls->owned[2 * i + 1] = strdup(ls->cols.cols[i].type);
     if (!ls->owned[2 * i] || !ls->owned[2 * i + 1]) {
       lsink_release(ls);
       return luaL_error(L, "out of memory");

@@ -11,7 +11,7 @@ description = {
 }
 dependencies = { "lua >= 5.4, < 5.5" }
 external_dependencies = {
-  CURL = { header = "curl/curl.h" },
+  CURL = { library = "curl" }, -- Debian keeps curl.h in a multiarch folder luarocks does not search
   OPENSSL = { header = "openssl/evp.h" },
 }
 build = {

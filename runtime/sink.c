@@ -41,6 +41,8 @@ struct s3sink {
 
   char *prefix, *writer_id, *bucket;
   int64_t interval_ms;
+  size_t max_buffer;          /* memory budget: buffered + in-flight bytes */
+  bool background;            /* flush() hands uploads to the timer thread */
   s3sink_clock_fn clock;
   void *clock_ud;
 
@@ -149,7 +151,7 @@ static int seal(s3sink *s, int64_t now, s3sink_err *err) {
   int rc = name_object(s, now, &key, err);
   if (rc) return rc;
   bytebuf rest;
-  bytebuf_init(&rest, s->buf.max);
+  bytebuf_init(&rest, SIZE_MAX);
   size_t tail = s->buf.len - s->complete_len;
   if (!bytebuf_reserve(&rest, s->header_len + tail + 4096)) {
     free(key);
@@ -166,6 +168,7 @@ static int seal(s3sink *s, int64_t now, s3sink_err *err) {
   s->inflight_rows = s->complete_rows;
   s->has_inflight = true;
   s->inflight_attempts = 0;
+  s->next_retry_ms = 0;
   s->rows -= s->complete_rows;
   s->complete_rows = 0;
   s->complete_len = s->header_len;
@@ -230,9 +233,10 @@ static int upload_inflight(s3sink *s, s3sink_err *err) {
 
 static bool has_complete(const s3sink *s) { return s->complete_len > s->header_len; }
 
-/* The flush policy; called with the lock held. Returns 1 if an object was uploaded, 0 if
- * not, <0 on failure. */
-static int flush_locked(s3sink *s, bool forced, s3sink_err *err) {
+/* The flush policy; called with the lock held. Returns 1 if an object was uploaded (or,
+ * for a background flush, sealed and handed to the timer thread), 0 if not, <0 on
+ * failure. */
+static int flush_locked(s3sink *s, bool forced, bool background, s3sink_err *err) {
   int uploaded = 0;
   for (;;) {
     if (s->uploading) {
@@ -246,8 +250,12 @@ static int flush_locked(s3sink *s, bool forced, s3sink_err *err) {
       if (!forced && (uploaded || now - s->last_write_ms < s->interval_ms)) return uploaded;
       int rc = seal(s, now, err);
       if (rc) return rc;
-    } else if (!forced && now < s->next_retry_ms) {
-      return uploaded;
+      if (background) {
+        pthread_cond_broadcast(&s->cv); /* wakes the timer thread, which uploads it */
+        return 1;
+      }
+    } else if (!forced && (background || now < s->next_retry_ms)) {
+      return uploaded; /* the timer thread retries it when its backoff has passed */
     }
     int rc = upload_inflight(s, err);
     if (rc < 0) return rc;
@@ -271,7 +279,7 @@ static void *timer_main(void *arg) {
                                 : has_complete(s) && now - s->last_write_ms >= s->interval_ms);
     if (due) {
       s3sink_err e = {0};
-      int rc = flush_locked(s, false, &e);
+      int rc = flush_locked(s, false, false, &e);
       if (rc < 0) s->timer_err = e;
       else if (rc > 0) memset(&s->timer_err, 0, sizeof s->timer_err);
       continue;
@@ -314,7 +322,7 @@ static int check_config(const s3sink_config *c, s3sink_err *err) {
                          c->prefix);
   if (c->write_interval_ms < 0)
     return s3sink_seterr(err, S3SINK_EINVAL,
-                         "write_interval_ms is %" PRId64 ": it must be 0 or more milliseconds",
+                         "write_interval_ms is %" PRId64 ": it must be 1 or more milliseconds",
                          c->write_interval_ms);
   if (c->writer_id && !valid_writer_id(c->writer_id))
     return s3sink_seterr(err, S3SINK_EINVAL,
@@ -376,9 +384,10 @@ int s3sink_open(const s3sink_config *c, s3sink **out, s3sink_err *err) {
   s->interval_ms = c->write_interval_ms ? c->write_interval_ms : DEFAULT_INTERVAL_MS;
   s->clock = c->clock ? c->clock : system_clock;
   s->clock_ud = c->clock_ud;
-  size_t max = c->max_buffer_bytes ? c->max_buffer_bytes : DEFAULT_MAX_BUFFER;
-  bytebuf_init(&s->buf, max);
-  bytebuf_init(&s->inflight, max);
+  s->max_buffer = c->max_buffer_bytes ? c->max_buffer_bytes : DEFAULT_MAX_BUFFER;
+  s->background = c->background_uploads && !c->no_timer;
+  bytebuf_init(&s->buf, SIZE_MAX);
+  bytebuf_init(&s->inflight, SIZE_MAX);
   s->prefix = strdup(c->prefix ? c->prefix : "");
   s->bucket = strdup(c->bucket);
   s->writer_id = c->writer_id ? strdup(c->writer_id) : NULL;
@@ -407,7 +416,7 @@ int s3sink_open(const s3sink_config *c, s3sink **out, s3sink_err *err) {
 
   const char *header;
   s3sink_formatter_header(s->fmt, &header, &s->header_len, NULL);
-  if (!bytebuf_append(&s->buf, header, s->header_len)) {
+  if (s->header_len >= s->max_buffer || !bytebuf_append(&s->buf, header, s->header_len)) {
     rc = s3sink_seterr(err, S3SINK_ENOMEM, "the format's header is larger than max_buffer_bytes");
     goto fail;
   }
@@ -441,22 +450,29 @@ int s3sink_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t 
     rc = s3sink_seterr(err, S3SINK_ESTATE, "the sink is closed");
     goto out;
   }
-  const char *bytes;
-  size_t len;
-  if ((rc = s3sink_formatter_row(s->fmt, values, nvalues, time, diff, &bytes, &len, err)))
-    goto out;
-  while (s->buf.len + s->inflight.len + len > s->buf.max) {
-    /* over the memory budget: wait for an upload to make room (backpressure) */
-    if (s->uploading) {
+  /* Over the memory budget: with a timer thread, wait for uploads to make room
+   * (backpressure); without one nothing would, so fail and keep what was accepted. */
+  while (s->buf.len + s->inflight.len >= s->max_buffer) {
+    if (s->has_timer && !s->stopping && (s->has_inflight || has_complete(s))) {
+      if (!s->has_inflight) {
+        if ((rc = seal(s, now_ms(s), err))) goto out;
+        pthread_cond_broadcast(&s->cv);
+      }
       pthread_cond_wait(&s->cv, &s->mu);
       continue;
     }
     rc = s3sink_seterr(err, S3SINK_ENOMEM,
-                       "the buffer is full (%zu bytes, max_buffer_bytes): uploads are failing "
-                       "or the flush interval is too long; nothing was lost, retry after a "
-                       "successful flush", s->buf.len + s->inflight.len);
+                       "the buffer is full (%zu bytes, max_buffer_bytes): %s; nothing was lost",
+                       s->buf.len + s->inflight.len,
+                       has_complete(s) || s->has_inflight
+                           ? "uploads are failing or too slow, retry after a successful flush"
+                           : "call time_end() so complete minibatches can be uploaded");
     goto out;
   }
+  const char *bytes;
+  size_t len;
+  if ((rc = s3sink_formatter_row(s->fmt, values, nvalues, time, diff, &bytes, &len, err)))
+    goto out;
   /* the formatted bytes stay valid: nothing ran on the Lua state since */
   if (!bytebuf_append(&s->buf, bytes, len)) {
     rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory buffering a row");
@@ -494,7 +510,7 @@ int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err) {
 int s3sink_flush(s3sink *s, bool forced, s3sink_err *err) {
   pthread_mutex_lock(&s->mu);
   int rc = s->closed ? s3sink_seterr(err, S3SINK_ESTATE, "the sink is closed")
-                     : flush_locked(s, forced, err);
+                     : flush_locked(s, forced, s->background && !forced, err);
   pthread_mutex_unlock(&s->mu);
   return rc;
 }
@@ -536,7 +552,7 @@ int s3sink_close(s3sink *s, s3sink_err *err) {
   pthread_mutex_lock(&s->mu);
   /* the host writes nothing more, so an unfinished minibatch is complete too */
   if (s->have_open_first || s->buf.len > s->complete_len) complete_locked(s, s->open_last_time);
-  int rc = flush_locked(s, true, err);
+  int rc = flush_locked(s, true, false, err);
   s->closed = rc >= 0;
   pthread_mutex_unlock(&s->mu);
   if (rc < 0) return rc; /* nothing is freed: the caller may retry close() or discard */

@@ -174,6 +174,46 @@ describe("flush policy", function()
     assert(sink:close())
   end)
 
+  it("with background_uploads, flush() hands the object to the timer thread and returns", function()
+    local sink = assert(s3sink.sink(h.config(bucket, { background_uploads = true, write_interval_ms = 1 })))
+    assert(sink:write({ 1, "bg" }, 2, 1))
+    assert(sink:time_end(2))
+    -- true when this call sealed the object, false if the timer thread got there first
+    assert.is_boolean(sink:flush())
+    assert.truthy(h.eventually(10, function() return #client:list("out/") == 1 end))
+    assert.same({ { "1", "bg", "2", "1" } }, rows_of(h.objects(client, "out/")))
+    assert(sink:close())
+  end)
+
+  it("applies backpressure at max_buffer_bytes: writes wait for uploads, nothing is lost", function()
+    local sink = assert(s3sink.sink(h.config(bucket, { max_buffer_bytes = 400, write_interval_ms = 3600000 })))
+    local expected = {}
+    for i = 1, 200 do
+      assert(sink:write({ i, "row" }, 2 * i, 1))
+      assert(sink:time_end(2 * i))
+      expected[i] = { tostring(i), "row", tostring(2 * i), "1" }
+      assert.is_true(sink:stats().buffered_bytes <= 400)
+    end
+    assert(sink:close())
+    local objs = h.objects(client, "out/")
+    assert.is_true(#objs > 5)
+    assert.same(expected, rows_of(objs))
+  end)
+
+  it("without a timer, a full buffer fails the write and keeps what was accepted", function()
+    local sink = open_manual(bucket, { max_buffer_bytes = 200 })
+    local accepted, err = 0, nil
+    for i = 1, 100 do
+      local ok, e = sink:write({ i, "row" }, 2, 1)
+      if not ok then err = e break end
+      accepted = i
+    end
+    assert.matches("the buffer is full", err)
+    assert.is_true(accepted > 3)
+    assert(sink:close())
+    assert.equal(accepted, #rows_of(h.objects(client, "out/")))
+  end)
+
   it("refuses writes after close", function()
     local sink = open_manual(bucket)
     assert(sink:close())

@@ -159,7 +159,7 @@ static const char *const sink_options[] = {
     "endpoint", "region", "bucket", "prefix", "virtual_hosted", "access_key", "secret_key",
     "session_token", "format", "naming", "write_interval_ms", "columns", "writer_id",
     "connect_timeout_ms", "request_timeout_ms", "insecure_tls", "ca_file", "create_bucket",
-    "timer", "max_buffer_bytes", "clock", NULL};
+    "timer", "background_uploads", "max_buffer_bytes", "clock", NULL};
 
 static void check_known_options(lua_State *L, int cfg, const char *const *known) {
   lua_pushnil(L);
@@ -223,6 +223,8 @@ static int l_sink_new(lua_State *L) {
   c.format = opt_string(L, 1, "format");
   c.naming = opt_string(L, 1, "naming");
   c.write_interval_ms = opt_int(L, 1, "write_interval_ms", 60000);
+  if (c.write_interval_ms == 0) /* 0 means "default" in C; here it would surprise */
+    c.write_interval_ms = -1;
   c.writer_id = opt_string(L, 1, "writer_id");
   c.connect_timeout_ms = (long)opt_int(L, 1, "connect_timeout_ms", 0);
   c.request_timeout_ms = (long)opt_int(L, 1, "request_timeout_ms", 0);
@@ -230,6 +232,7 @@ static int l_sink_new(lua_State *L) {
   c.ca_file = opt_string(L, 1, "ca_file");
   c.create_bucket = opt_bool(L, 1, "create_bucket", false);
   c.no_timer = !opt_bool(L, 1, "timer", true);
+  c.background_uploads = opt_bool(L, 1, "background_uploads", false);
   c.max_buffer_bytes = (size_t)opt_int(L, 1, "max_buffer_bytes", 0);
   const char *clock = opt_string(L, 1, "clock");
   if (clock) {

@@ -150,8 +150,14 @@ typedef struct s3sink_config {
   bool insecure_tls;         /* default false: verify TLS peer and host */
   const char *ca_file;       /* optional CA bundle */
   bool create_bucket;        /* create the bucket if it does not exist */
-  bool no_timer;             /* disable the idle-flush timer thread (tests) */
-  size_t max_buffer_bytes;   /* cap on buffered bytes; default 1 GiB */
+  bool no_timer;             /* disable the timer thread (tests); implies no background
+                                uploads and no waiting for room in the buffer */
+  bool background_uploads;   /* s3sink_flush(s, false) seals the object and returns; the
+                                timer thread uploads it, so the host's thread never waits
+                                on the network (forced flushes and close still wait) */
+  size_t max_buffer_bytes;   /* memory budget for buffered and in-flight bytes, default
+                                1 GiB; s3sink_write waits for uploads to make room
+                                (backpressure), or fails without the timer thread */
   s3sink_clock_fn clock;     /* default: the system real-time clock */
   void *clock_ud;
 } s3sink_config;
@@ -175,7 +181,8 @@ int s3sink_open(const s3sink_config *cfg, s3sink **out, s3sink_err *err);
 
 /* Formats one change of the row (one value per column, in column order) at engine time
  * `time` with `diff` (+1 insertion, -1 retraction) and appends it to the buffer. Never
- * touches the network. */
+ * touches the network; when the memory budget is used up it waits for the timer thread's
+ * uploads to make room. */
 int s3sink_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
                  int diff, s3sink_err *err);
 
@@ -185,8 +192,9 @@ int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err);
 
 /* Applies the flush policy. Uploads the complete minibatches as one new object when
  * `forced`, or when write_interval_ms has passed since the last successful upload;
- * otherwise does nothing. Returns 1 if an object was uploaded, 0 if not, or a negative
- * code if the upload failed; the rows are then kept and go into the next object. */
+ * otherwise does nothing. Returns 1 if an object was uploaded (with background_uploads
+ * and !forced: sealed and handed to the timer thread), 0 if not, or a negative code if
+ * the upload failed; the rows are then kept and go into the next object. */
 int s3sink_flush(s3sink *s, bool forced, s3sink_err *err);
 
 /* Stops the timer, uploads everything still buffered (rows of an unfinished minibatch

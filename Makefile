@@ -105,9 +105,10 @@ $(VENV)/.deps-ok: bindings/python/requirements-test.txt
 
 # ---------------------------------------------------------------------------------------
 
-# The Python package (extension built from runtime/ and the bundled scripts) into the venv.
+# The Python package (extension built from runtime/ and the bundled scripts), installed
+# editable into the venv: the tests rebuild it in place when a source is newer.
 python: deps-python
-	$(VENV)/bin/pip install -q --no-build-isolation --no-deps ./bindings/python
+	$(VENV)/bin/pip install -q --no-build-isolation --no-deps -e ./bindings/python
 
 test: deps
 	$(MAKE) lua

@@ -204,9 +204,39 @@ static int shortest_digits(double v, char *dig, int *exp10) {
   return n;
 }
 
+/* Rust's {:?} breaks an exact tie between two shortest candidates upwards, where printf,
+ * Python and zmij pick the even digit: 688673779587758.25 is "...758.3" in Rust, "...758.2"
+ * elsewhere. If v lies exactly halfway between dig (n digits) and the next candidate up,
+ * and that one reads back too, take it. */
+static int tie_up(double v, char *dig, int n, int *exp10) {
+  char s[800];
+  /* digits beyond the tie: non-zero ones show at once in most cases; a double's exact
+   * expansion has at most 767 significant digits, so the long print is rare and exact */
+  for (int extra = 40; extra <= 770; extra += 730) {
+    snprintf(s, sizeof s, "%.*e", n + extra, v);
+    char *e = strchr(s, 'e');
+    if (!e || atoi(e + 1) != *exp10 || s[0] != dig[0]) return n;
+    for (int i = 1; i < n; i++)
+      if (s[i + 1] != dig[i]) return n;
+    if (s[n + 1] != '5') return n;
+    for (char *q = s + n + 2; q < e; q++)
+      if (*q != '0') return n;
+  }
+  char up[MAXDIG + 1];
+  int ue = *exp10;
+  double back;
+  memcpy(up, dig, (size_t)n);
+  step_digits(up, n, &ue, true);
+  if (!reads_back(up, n, ue, v, &back)) return n;
+  memcpy(dig, up, (size_t)n);
+  *exp10 = ue;
+  while (n > 1 && dig[n - 1] == '0') n--;
+  return n;
+}
+
 /* Writes a finite, non-zero v with fixed notation for lo <= exp10 <= 15 and exponent
  * notation otherwise, with a '+' before positive exponents when `plus`. */
-static size_t write_finite(char *buf, double v, int lo, bool plus) {
+static size_t write_finite(char *buf, double v, int lo, bool plus, bool ties_up) {
   char dig[MAXDIG];
   int e;
   size_t len = 0;
@@ -215,6 +245,7 @@ static size_t write_finite(char *buf, double v, int lo, bool plus) {
     v = -v;
   }
   int n = shortest_digits(v, dig, &e);
+  if (ties_up) n = tie_up(v, dig, n, &e);
   if (e >= lo && e <= 15) {
     if (e >= 0) { /* ddd.ddd, at least one digit after the point */
       for (int i = 0; i <= e; i++) buf[len++] = i < n ? dig[i] : '0';
@@ -258,13 +289,13 @@ size_t s3sink_fmt_float_rust(char *buf, double v) {
   if (isnan(v)) return put(buf, "NaN");
   if (isinf(v)) return put(buf, v < 0 ? "-inf" : "inf");
   if (v == 0) return put(buf, signbit(v) ? "-0.0" : "0.0");
-  return write_finite(buf, v, -4, false);
+  return write_finite(buf, v, -4, false, true);
 }
 
 size_t s3sink_fmt_float_json(char *buf, double v) {
   if (!isfinite(v)) return put(buf, "null");
   if (v == 0) return put(buf, signbit(v) ? "-0.0" : "0.0");
-  return write_finite(buf, v, -5, true);
+  return write_finite(buf, v, -5, true, false);
 }
 
 /* ----------------------------------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""s3sink: buffer rows and upload them as self-contained objects to S3 or MinIO.
+
+With Pathway installed, ``import s3sink`` adds to Pathway:
+
+- ``pw.io.s3.write(table, path, format, *, aws_s3_settings=None, write_interval_ms=60000, ...)``
+- ``pw.io.s3.write_to_digital_ocean(table, path, do_s3_settings, format, ...)``
+- ``pw.io.s3.write_to_wasabi(table, path, wasabi_s3_settings, format, ...)``
+- ``pw.io.minio.write(table, path, format, *, minio_settings, write_interval_ms=60000, ...)``
+
+(unless Pathway already defines them). The same functions are importable explicitly:
+``from s3sink.s3 import write`` and ``from s3sink.minio import write``. Set
+``S3SINK_NO_INSTALL=1`` to keep ``import s3sink`` from touching Pathway; call
+:func:`install` later to attach them.
+
+Without Pathway, :class:`Writer` is the sink itself: ``Writer(bucket=..., columns=[...])``
+then ``on_change`` / ``on_time_end`` / ``close``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import warnings
+
+from . import _s3sink
+from ._s3sink import (
+    ConfigError,
+    Formatter,
+    ScriptError,
+    SinkError,
+    UploadError,
+    Writer,
+    format_float,
+    to_json,
+)
+
+__version__ = _s3sink.__version__
+
+__all__ = [
+    "ConfigError",
+    "Formatter",
+    "ScriptError",
+    "SinkError",
+    "UploadError",
+    "Writer",
+    "format_float",
+    "install",
+    "to_json",
+    "__version__",
+]
+
+
+def install() -> None:
+    """Attaches ``write``, ``write_to_digital_ocean`` and ``write_to_wasabi`` to
+    ``pw.io.s3`` and ``write`` to ``pw.io.minio``, without replacing functions Pathway
+    itself may define. Imports Pathway. Called by ``import s3sink`` when Pathway is
+    installed (unless ``S3SINK_NO_INSTALL=1``); calling it again does nothing."""
+    from . import _pathway
+
+    _pathway.install()
+
+
+def _auto_install() -> None:
+    if os.environ.get("S3SINK_NO_INSTALL", "").strip() not in ("", "0"):
+        return
+    if importlib.util.find_spec("pathway") is None:
+        return
+    try:
+        install()
+    except Exception as e:  # noqa: BLE001 - the sink itself still works without Pathway
+        warnings.warn(
+            f"s3sink: Pathway is installed but could not be extended ({type(e).__name__}: {e}); "
+            "pw.io.s3.write is not available",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+_auto_install()

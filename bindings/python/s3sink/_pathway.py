@@ -1,0 +1,693 @@
+"""Pathway output connectors on the s3sink runtime: ``pw.io.s3.write``,
+``pw.io.s3.write_to_digital_ocean``, ``pw.io.s3.write_to_wasabi`` and
+``pw.io.minio.write``.
+
+Importing this module imports Pathway. The per-row work is done in C: the observer given
+to ``pw.io.python.write`` *is* an ``s3sink._s3sink.Writer``, whose ``on_change`` converts
+each row and hands it to the runtime (Lua formatting into an in-memory buffer); uploads
+happen in ``on_time_end`` once ``write_interval_ms`` has passed, on the runtime's timer
+thread while the stream is idle, and in ``on_end``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import configparser
+import logging
+import os
+import re
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import pathway as pw
+from pathway.internals import dtype as dt
+from pathway.internals._io_helpers import AwsS3Settings
+from pathway.io.minio import MinIOSettings
+from pathway.io.s3 import DigitalOceanS3Settings, WasabiS3Settings
+
+from . import _s3sink
+
+logger = logging.getLogger("s3sink")
+
+__all__ = [
+    "write",
+    "write_to_digital_ocean",
+    "write_to_wasabi",
+    "minio_write",
+]
+
+_S3_PREFIXES = ("s3://", "s3a://")
+_BUNDLED_FORMATS = ("csv", "json")
+_RESERVED_COLUMNS = ("time", "diff")
+_WRITER_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# aws-region (the crate behind Pathway's readers) maps these region names to
+# DigitalOcean Spaces and Wasabi hosts when no endpoint is given
+_DO_REGIONS = frozenset({"nyc3", "ams3", "sgp1", "fra1", "sfo2", "sfo3", "syd1", "blr1", "lon1", "tor1"})
+
+AnySettings = AwsS3Settings | MinIOSettings | DigitalOceanS3Settings | WasabiS3Settings
+
+
+# ---------------------------------------------------------------------------------------
+# Where to write: endpoint, region, bucket, prefix, addressing and credentials
+
+
+class _Target:
+    """Resolved connection settings. Its repr never shows the credentials."""
+
+    __slots__ = (
+        "endpoint",
+        "region",
+        "bucket",
+        "prefix",
+        "virtual_hosted",
+        "access_key",
+        "secret_key",
+        "session_token",
+    )
+
+    def __init__(self, **kw: Any) -> None:
+        for k in self.__slots__:
+            setattr(self, k, kw.get(k))
+
+    def __repr__(self) -> str:
+        return (
+            f"_Target(endpoint={self.endpoint!r}, region={self.region!r}, "
+            f"bucket={self.bucket!r}, prefix={self.prefix!r}, "
+            f"virtual_hosted={self.virtual_hosted!r}, credentials="
+            f"{'set' if self.access_key else 'anonymous'})"
+        )
+
+    def writer_kwargs(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def _split_path(path: str) -> tuple[str | None, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix); a bare prefix -> (None, prefix)."""
+    for p in _S3_PREFIXES:
+        if path.startswith(p):
+            rest = path[len(p) :]
+            bucket, _, prefix = rest.partition("/")
+            return (bucket or None), prefix
+    return None, path
+
+
+def _normalize_prefix(prefix: str) -> str:
+    if prefix.startswith("/"):
+        raise ValueError(
+            f"path: the key prefix {prefix!r} starts with '/'; S3 keys have no leading "
+            "slash (use 's3://bucket/prefix' or 'prefix')"
+        )
+    # the path names a "directory": objects go *under* it, so that a reader of
+    # s3://bucket/out/run1 never mixes in out/run10/...
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return prefix
+
+
+def _ini_section(path: str, section: str) -> dict[str, str]:
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (OSError, configparser.Error) as e:
+        logger.warning("s3sink: cannot read AWS configuration file %s: %s", path, type(e).__name__)
+        return {}
+    if not parser.has_section(section):
+        return {}
+    return dict(parser.items(section))
+
+
+def _profile_name() -> str:
+    return os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or "default"
+
+
+def _profile_settings() -> dict[str, str]:
+    """The shared credentials file's section for the profile, completed by the config
+    file's (``[profile NAME]``, or ``[default]``), as the AWS tools read them."""
+    profile = _profile_name()
+    home = os.path.expanduser("~")
+    creds_file = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(home, ".aws", "credentials")
+    config_file = os.environ.get("AWS_CONFIG_FILE") or os.path.join(home, ".aws", "config")
+    cfg_section = "default" if profile == "default" else f"profile {profile}"
+    merged = _ini_section(config_file, cfg_section)
+    merged.update(_ini_section(creds_file, profile))
+    return merged
+
+
+def _resolve_credentials(
+    access_key: str | None, secret_key: str | None, session_token: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """Explicit keys; else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN);
+    else the shared credentials file for AWS_PROFILE; else anonymous (None)."""
+    if access_key and secret_key:
+        return access_key, secret_key, session_token or None
+    if access_key or secret_key:
+        logger.warning(
+            "s3sink: only one of the access key and the secret key is set; "
+            "looking the credentials up in the environment and the AWS profile instead"
+        )
+    env_key = os.environ.get("AWS_ACCESS_KEY_ID")
+    env_secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if env_key and env_secret:
+        return env_key, env_secret, os.environ.get("AWS_SESSION_TOKEN") or None
+    prof = _profile_settings()
+    if prof.get("aws_access_key_id") and prof.get("aws_secret_access_key"):
+        return (
+            prof["aws_access_key_id"],
+            prof["aws_secret_access_key"],
+            prof.get("aws_session_token") or None,
+        )
+    return None, None, None
+
+
+def _aws_host(region: str) -> tuple[str, str]:
+    """(endpoint, signing region) of a region name without an explicit endpoint, as
+    Pathway's readers (aws-region) resolve it."""
+    if region.startswith("wa-"):
+        r = region[3:]
+        return f"https://s3.{r}.wasabisys.com", r
+    if region in _DO_REGIONS:
+        return f"https://{region}.digitaloceanspaces.com", region
+    return f"https://s3.{region}.amazonaws.com", region
+
+
+def _detect_region(bucket: str, param: str) -> str:
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or _profile_settings().get("region")
+    if region:
+        return region
+    try:  # Pathway's own detection: an anonymous HEAD on s3.amazonaws.com
+        found = AwsS3Settings.new_from_path(f"s3://{bucket}")
+    except Exception as e:  # noqa: BLE001 - any failure means "give the region"
+        raise ValueError(
+            f"{param}: no region and no endpoint given, and the region of bucket "
+            f"{bucket!r} could not be detected ({type(e).__name__}); pass "
+            "AwsS3Settings(region=..., ...) or set AWS_REGION"
+        ) from None
+    return found._region
+
+
+def _resolve_target(path: str, settings: Any, param: str) -> _Target:
+    """Maps `path` and any of Pathway's S3 settings classes onto the sink's target."""
+    if not isinstance(path, str):
+        raise TypeError(f"path must be a str ('s3://bucket/prefix' or a prefix), not {type(path).__name__}")
+    path_bucket, prefix = _split_path(path)
+    prefix = _normalize_prefix(prefix)
+
+    endpoint = region = bucket = None
+    access_key = secret_key = session_token = None
+    path_style = False
+    if settings is None:
+        pass
+    elif isinstance(settings, MinIOSettings):
+        endpoint = settings.endpoint
+        bucket = settings.bucket_name
+        access_key, secret_key = settings.access_key, settings.secret_access_key
+        path_style = bool(settings.with_path_style)
+        region = settings.region
+        if not endpoint:
+            raise ValueError(f"{param}: MinIOSettings needs an endpoint")
+    elif isinstance(settings, DigitalOceanS3Settings):
+        if not settings.region:
+            raise ValueError(f"{param}: DigitalOceanS3Settings needs a region (e.g. 'fra1')")
+        endpoint = f"https://{settings.region}.digitaloceanspaces.com"
+        region = settings.region
+        bucket = settings.bucket_name
+        access_key, secret_key = settings.access_key, settings.secret_access_key
+    elif isinstance(settings, WasabiS3Settings):
+        if not settings.region:
+            raise ValueError(f"{param}: WasabiS3Settings needs a region (e.g. 'us-east-1')")
+        endpoint = f"https://s3.{settings.region}.wasabisys.com"
+        region = settings.region
+        bucket = settings.bucket_name
+        access_key, secret_key = settings.access_key, settings.secret_access_key
+    elif isinstance(settings, AwsS3Settings):
+        endpoint = getattr(settings, "_endpoint", None)
+        region = getattr(settings, "_region", None)
+        bucket = getattr(settings, "_bucket_name", None)
+        access_key = getattr(settings, "_access_key", None)
+        secret_key = getattr(settings, "_secret_access_key", None)
+        session_token = getattr(settings, "_session_token", None)
+        path_style = bool(getattr(settings, "_with_path_style", False))
+    elif hasattr(settings, "create_aws_settings"):  # another provider's settings class
+        return _resolve_target(path, settings.create_aws_settings(), param)
+    else:
+        raise TypeError(
+            f"{param} must be AwsS3Settings, MinIOSettings, DigitalOceanS3Settings, "
+            f"WasabiS3Settings or None, not {type(settings).__name__}"
+        )
+
+    # as in Pathway's readers, a bucket in the settings wins over the one in the path
+    if bucket and path_bucket and bucket != path_bucket:
+        logger.warning(
+            "s3sink: path names bucket %r but %s names %r; writing to %r",
+            path_bucket, param, bucket, bucket,
+        )
+    bucket = bucket or path_bucket
+    if not bucket:
+        raise ValueError(
+            f"path: no bucket given; use 's3://bucket/prefix' or set the bucket in {param} "
+            f"(got path {path!r})"
+        )
+    if "/" in bucket:
+        raise ValueError(f"{param}: bucket name {bucket!r} contains '/'")
+
+    if endpoint:
+        virtual_hosted = not path_style
+        region = region or "us-east-1"
+    else:
+        region = region or _detect_region(bucket, param)
+        endpoint, region = _aws_host(region)
+        virtual_hosted = not path_style
+
+    access_key, secret_key, session_token = _resolve_credentials(access_key, secret_key, session_token)
+    return _Target(
+        endpoint=endpoint,
+        region=region,
+        bucket=bucket,
+        prefix=prefix,
+        virtual_hosted=virtual_hosted,
+        access_key=access_key,
+        secret_key=secret_key,
+        session_token=session_token,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# What to write: format, naming, columns
+
+
+def _script_path(value: Any, param: str, builtins: tuple[str, ...], what: str) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise TypeError(f"{param} must be a str, not {type(value).__name__}")
+    if value in builtins:
+        return value
+    looks_like_path = value.endswith(".lua") or "/" in value or os.sep in value
+    if not looks_like_path:
+        raise ValueError(
+            f"Unknown {param}: {value!r}. Only {', '.join(builtins)} or the path of a Lua "
+            f"{what} script (a file ending in .lua) are supported"
+        )
+    if not os.path.isfile(value):
+        raise ValueError(f"{param}: the Lua {what} script {value!r} does not exist")
+    return os.path.abspath(value)
+
+
+def _s3sink_type(t: dt.DType, column: str, nested: bool = False) -> tuple[str, bool]:
+    """(s3sink type, optional) of a Pathway dtype; ValueError for types the engine's
+    writers serialize in ways this binding cannot reproduce."""
+    optional = False
+    if isinstance(t, dt.Optional):
+        optional = True
+        t = t.wrapped
+    simple = {
+        dt.INT: "int",
+        dt.FLOAT: "float",
+        dt.BOOL: "bool",
+        dt.STR: "str",
+        dt.BYTES: "bytes",
+        dt.DATE_TIME_NAIVE: "datetime_naive",
+        dt.DATE_TIME_UTC: "datetime_utc",
+        dt.DURATION: "duration",
+    }
+    for k, v in simple.items():
+        if t == k:
+            return v, optional
+    if isinstance(t, dt.Pointer):
+        return "pointer", optional
+    if isinstance(t, dt.Json):
+        return "json", optional
+    if isinstance(t, dt.Array):
+        return "array", optional
+    if isinstance(t, dt.Tuple):
+        for a in t.args:
+            _check_nested(a, column)
+        return "tuple", optional
+    if isinstance(t, dt.List):
+        _check_nested(t.wrapped, column)
+        return "list", optional
+    if t == dt.NONE:  # a column that only ever holds None
+        return "str", True
+    if nested and t == dt.ANY:
+        return "any", optional
+    raise ValueError(
+        f"table: column {column!r} has type {t!r}, which s3.write cannot serialize "
+        "(supported: int, float, bool, str, bytes, Pointer, DateTimeNaive, DateTimeUtc, "
+        "Duration, Json, tuples, lists, numpy arrays and their Optional forms); "
+        "convert it first, e.g. with pw.apply or .as_str()"
+    )
+
+
+def _check_nested(t: Any, column: str) -> None:
+    if t is Ellipsis or t == dt.ANY:
+        return  # dynamic elements: converted by value at run time
+    _s3sink_type(t, column, nested=True)
+
+
+def _columns(table: pw.Table) -> list[tuple[str, str, bool]]:
+    if not isinstance(table, pw.Table):
+        raise TypeError(f"table must be a pathway Table, not {type(table).__name__}")
+    cols = []
+    for name, col in table.schema.columns().items():
+        if name in _RESERVED_COLUMNS:
+            raise ValueError(
+                f"table: column {name!r} clashes with the {name!r} field that the output "
+                f"adds to every row; rename it (e.g. table.rename({{{name!r}: "
+                f"'{name}_'}}))"
+            )
+        stype, optional = _s3sink_type(col.dtype, name)
+        cols.append((name, stype, optional))
+    return cols
+
+
+def _positive_ms(value: Any, param: str, unit: str = "milliseconds") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{param} must be an int number of {unit}, not {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{param} must be positive, got {value}")
+    return value
+
+
+def _optional_bool(value: Any, param: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{param} must be a bool, not {type(value).__name__}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# The observer
+
+
+_live_writers: "weakref.WeakSet[_S3Observer]" = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+class _S3Observer(_s3sink.Writer, pw.io.python.ConnectorObserver):
+    """The ConnectorObserver passed to ``pw.io.python.write``: ``on_change`` and
+    ``on_end`` are the C methods of ``s3sink.Writer``; ``on_time_end`` calls the C one and
+    logs upload failures (the rows are kept and retried)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._failures_logged = 0
+        with _live_lock:
+            _live_writers.add(self)
+
+    def on_time_end(self, time: int) -> None:
+        if not _s3sink.Writer.on_time_end(self, time):
+            failed = self.failed_uploads
+            if failed > self._failures_logged:
+                self._failures_logged = failed
+                err = self.upload_error or self.timer_error
+                logger.warning(
+                    "s3sink: %d upload attempt(s) failed so far; the rows are kept and "
+                    "retried. Last error: %s", failed, err,
+                )
+
+
+@atexit.register
+def _close_live_writers() -> None:
+    """Uploads what writers of an interrupted run still buffer (on_end never came)."""
+    with _live_lock:
+        writers = list(_live_writers)
+    for w in writers:
+        if w.closed:
+            continue
+        try:
+            w.close()
+        except Exception as e:  # noqa: BLE001
+            logger.error("s3sink: final upload at exit failed, buffered rows are lost: %s", e)
+
+
+def _connect(
+    table: pw.Table,
+    target: _Target,
+    *,
+    format: Any,
+    write_interval_ms: Any,
+    name: str | None,
+    sort_by: Iterable[Any] | None,
+    naming: Any,
+    writer_id: str | None,
+    create_bucket: bool,
+    connect_timeout_ms: Any,
+    request_timeout_ms: Any,
+    max_buffer_bytes: int | None,
+    ca_file: str | None,
+    insecure_tls: bool,
+) -> None:
+    columns = _columns(table)
+    fmt = _script_path(format, "format", _BUNDLED_FORMATS, "format")
+    naming_path = _script_path(naming, "naming", ("default",), "naming")
+    interval = _positive_ms(write_interval_ms, "write_interval_ms")
+    connect_ms = _positive_ms(connect_timeout_ms, "connect_timeout_ms")
+    request_ms = _positive_ms(request_timeout_ms, "request_timeout_ms")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, not {type(name).__name__}")
+    if writer_id is not None and (
+        not isinstance(writer_id, str) or not _WRITER_ID_RE.fullmatch(writer_id)
+    ):
+        raise ValueError(f"writer_id must be 1 to 64 characters from A-Z a-z 0-9 . _ -, got {writer_id!r}")
+    if max_buffer_bytes is not None:
+        _positive_ms(max_buffer_bytes, "max_buffer_bytes", "bytes")
+    if ca_file is not None and not os.path.isfile(ca_file):
+        raise ValueError(f"ca_file: {ca_file!r} does not exist")
+    create_bucket = _optional_bool(create_bucket, "create_bucket")
+    insecure_tls = _optional_bool(insecure_tls, "insecure_tls")
+
+    observer = _S3Observer(
+        **target.writer_kwargs(),
+        format=fmt,
+        naming=naming_path,
+        write_interval_ms=interval,
+        columns=columns,
+        writer_id=writer_id,
+        connect_timeout_ms=connect_ms,
+        request_timeout_ms=request_ms,
+        insecure_tls=insecure_tls,
+        ca_file=ca_file,
+        create_bucket=create_bucket,
+        max_buffer_bytes=max_buffer_bytes or 0,
+    )
+    try:
+        pw.io.python.write(table, observer, name=name, sort_by=sort_by)
+    except BaseException:
+        observer.close()  # nothing was written: no upload, just stops the timer
+        raise
+
+
+# ---------------------------------------------------------------------------------------
+# Public functions
+
+_COMMON_ARGS_DOC = """
+        write_interval_ms: Minimum time between two uploads, in milliseconds. Rows are
+            buffered in memory; once this much time has passed since the last upload,
+            the complete minibatches buffered are uploaded as one new object (on the next
+            minibatch, or by the sink's timer while the stream is idle). The end of the
+            stream uploads whatever is left.
+        name: A unique name for the connector. If provided, this name will be used in
+            logs and monitoring dashboards.
+        sort_by: If specified, the output will be sorted in ascending order based on the
+            values of the given columns within each minibatch. When multiple columns are
+            provided, the corresponding value tuples will be compared lexicographically.
+        naming: Object naming policy: ``"default"`` (keys
+            ``<prefix><UTC time>-<sequence>[-<writer_id>].<ext>``, increasing, never
+            reused) or the path of a Lua naming script.
+        writer_id: Optional id (``[A-Za-z0-9._-]{1,64}``) put in the object keys.
+        create_bucket: Create the bucket if it does not exist.
+        connect_timeout_ms: Connection timeout of each request.
+        request_timeout_ms: Total timeout of each request.
+        max_buffer_bytes: Cap on buffered bytes (default 1 GiB). When uploads keep
+            failing and the buffer is full, the run fails rather than dropping rows.
+        ca_file: CA bundle to verify the endpoint's TLS certificate with.
+        insecure_tls: Do not verify TLS certificates (testing only).
+
+    Each object is self-contained and byte-for-byte what ``pw.io.fs.write`` writes for
+    the same rows and format: CSV objects start with the header, every row carries the
+    ``time`` and ``diff`` of the change. Objects are never overwritten or deleted, so
+    ``pw.io.s3.read(..., mode="streaming")`` picks each of them up exactly once.
+    Without explicit credentials, the standard AWS environment variables
+    (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``) and then the
+    shared credentials file for ``AWS_PROFILE`` are used, as the AWS tools do; failing
+    those, requests are anonymous.
+
+    Rows buffered when the process dies are lost; with persistence, Pathway may already
+    count them as delivered (up to one ``write_interval_ms`` of data).
+"""
+
+
+def write(
+    table: pw.Table,
+    path: str,
+    format: Literal["csv", "json"] | str,
+    *,
+    aws_s3_settings: AnySettings | None = None,
+    write_interval_ms: int = 60_000,
+    name: str | None = None,
+    sort_by: Iterable[Any] | None = None,
+    naming: str = "default",
+    writer_id: str | None = None,
+    create_bucket: bool = False,
+    connect_timeout_ms: int = 10_000,
+    request_timeout_ms: int = 120_000,
+    max_buffer_bytes: int | None = None,
+    ca_file: str | None = None,
+    insecure_tls: bool = False,
+) -> None:
+    """Writes the stream of changes of ``table`` to objects in an S3 bucket.
+
+    Args:
+        table: The table to write.
+        path: ``s3://<bucket>/<prefix>``, or a prefix when the bucket is in the
+            settings. Objects are written under ``<prefix>/``.
+        format: ``"csv"``, ``"json"`` (JSON Lines) or the path of a Lua format script.
+        aws_s3_settings: Connection settings: ``pw.io.s3.AwsS3Settings``, or
+            ``MinIOSettings``, ``DigitalOceanS3Settings``, ``WasabiS3Settings``. Without
+            them the bucket is on AWS, its region from ``AWS_REGION`` or detected.
+    """
+    target = _resolve_target(path, aws_s3_settings, "aws_s3_settings")
+    _connect(
+        table, target, format=format, write_interval_ms=write_interval_ms, name=name,
+        sort_by=sort_by, naming=naming, writer_id=writer_id, create_bucket=create_bucket,
+        connect_timeout_ms=connect_timeout_ms, request_timeout_ms=request_timeout_ms,
+        max_buffer_bytes=max_buffer_bytes, ca_file=ca_file, insecure_tls=insecure_tls,
+    )
+
+
+def write_to_digital_ocean(
+    table: pw.Table,
+    path: str,
+    do_s3_settings: DigitalOceanS3Settings,
+    format: Literal["csv", "json"] | str,
+    *,
+    write_interval_ms: int = 60_000,
+    name: str | None = None,
+    sort_by: Iterable[Any] | None = None,
+    naming: str = "default",
+    writer_id: str | None = None,
+    create_bucket: bool = False,
+    connect_timeout_ms: int = 10_000,
+    request_timeout_ms: int = 120_000,
+    max_buffer_bytes: int | None = None,
+    ca_file: str | None = None,
+    insecure_tls: bool = False,
+) -> None:
+    """Writes the stream of changes of ``table`` to objects in a DigitalOcean Spaces
+    bucket; the counterpart of ``pw.io.s3.read_from_digital_ocean``.
+
+    Args:
+        table: The table to write.
+        path: A prefix (or ``s3://<bucket>/<prefix>``); the bucket of ``do_s3_settings``
+            is used.
+        do_s3_settings: ``pw.io.s3.DigitalOceanS3Settings`` with the bucket and region.
+        format: ``"csv"``, ``"json"`` or the path of a Lua format script.
+    """
+    if not isinstance(do_s3_settings, DigitalOceanS3Settings):
+        raise TypeError(f"do_s3_settings must be DigitalOceanS3Settings, not {type(do_s3_settings).__name__}")
+    target = _resolve_target(path, do_s3_settings, "do_s3_settings")
+    _connect(
+        table, target, format=format, write_interval_ms=write_interval_ms, name=name,
+        sort_by=sort_by, naming=naming, writer_id=writer_id, create_bucket=create_bucket,
+        connect_timeout_ms=connect_timeout_ms, request_timeout_ms=request_timeout_ms,
+        max_buffer_bytes=max_buffer_bytes, ca_file=ca_file, insecure_tls=insecure_tls,
+    )
+
+
+def write_to_wasabi(
+    table: pw.Table,
+    path: str,
+    wasabi_s3_settings: WasabiS3Settings,
+    format: Literal["csv", "json"] | str,
+    *,
+    write_interval_ms: int = 60_000,
+    name: str | None = None,
+    sort_by: Iterable[Any] | None = None,
+    naming: str = "default",
+    writer_id: str | None = None,
+    create_bucket: bool = False,
+    connect_timeout_ms: int = 10_000,
+    request_timeout_ms: int = 120_000,
+    max_buffer_bytes: int | None = None,
+    ca_file: str | None = None,
+    insecure_tls: bool = False,
+) -> None:
+    """Writes the stream of changes of ``table`` to objects in a Wasabi bucket; the
+    counterpart of ``pw.io.s3.read_from_wasabi``.
+
+    Args:
+        table: The table to write.
+        path: A prefix (or ``s3://<bucket>/<prefix>``); the bucket of
+            ``wasabi_s3_settings`` is used.
+        wasabi_s3_settings: ``pw.io.s3.WasabiS3Settings`` with the bucket and region.
+        format: ``"csv"``, ``"json"`` or the path of a Lua format script.
+    """
+    if not isinstance(wasabi_s3_settings, WasabiS3Settings):
+        raise TypeError(f"wasabi_s3_settings must be WasabiS3Settings, not {type(wasabi_s3_settings).__name__}")
+    target = _resolve_target(path, wasabi_s3_settings, "wasabi_s3_settings")
+    _connect(
+        table, target, format=format, write_interval_ms=write_interval_ms, name=name,
+        sort_by=sort_by, naming=naming, writer_id=writer_id, create_bucket=create_bucket,
+        connect_timeout_ms=connect_timeout_ms, request_timeout_ms=request_timeout_ms,
+        max_buffer_bytes=max_buffer_bytes, ca_file=ca_file, insecure_tls=insecure_tls,
+    )
+
+
+def minio_write(
+    table: pw.Table,
+    path: str,
+    format: Literal["csv", "json"] | str,
+    *,
+    minio_settings: MinIOSettings,
+    write_interval_ms: int = 60_000,
+    name: str | None = None,
+    sort_by: Iterable[Any] | None = None,
+    naming: str = "default",
+    writer_id: str | None = None,
+    create_bucket: bool = False,
+    connect_timeout_ms: int = 10_000,
+    request_timeout_ms: int = 120_000,
+    max_buffer_bytes: int | None = None,
+    ca_file: str | None = None,
+    insecure_tls: bool = False,
+) -> None:
+    """Writes the stream of changes of ``table`` to objects in a MinIO bucket; the
+    counterpart of ``pw.io.minio.read``.
+
+    Args:
+        table: The table to write.
+        path: A prefix (or ``s3://<bucket>/<prefix>``); the bucket of ``minio_settings``
+            is used.
+        format: ``"csv"``, ``"json"`` or the path of a Lua format script.
+        minio_settings: ``pw.io.minio.MinIOSettings`` (endpoint, bucket, keys).
+    """
+    if not isinstance(minio_settings, MinIOSettings):
+        raise TypeError(f"minio_settings must be MinIOSettings, not {type(minio_settings).__name__}")
+    target = _resolve_target(path, minio_settings, "minio_settings")
+    _connect(
+        table, target, format=format, write_interval_ms=write_interval_ms, name=name,
+        sort_by=sort_by, naming=naming, writer_id=writer_id, create_bucket=create_bucket,
+        connect_timeout_ms=connect_timeout_ms, request_timeout_ms=request_timeout_ms,
+        max_buffer_bytes=max_buffer_bytes, ca_file=ca_file, insecure_tls=insecure_tls,
+    )
+
+
+for _f in (write, write_to_digital_ocean, write_to_wasabi, minio_write):
+    _f.__doc__ = (_f.__doc__ or "").rstrip() + "\n" + _COMMON_ARGS_DOC
+minio_write.__name__ = minio_write.__qualname__ = "write"
+del _f
+
+
+def install() -> None:
+    """Attaches the functions to ``pw.io.s3`` and ``pw.io.minio``, leaving alone any
+    that Pathway itself defines."""
+    targets = [
+        (pw.io.s3, "write", write),
+        (pw.io.s3, "write_to_digital_ocean", write_to_digital_ocean),
+        (pw.io.s3, "write_to_wasabi", write_to_wasabi),
+        (pw.io.minio, "write", minio_write),
+    ]
+    for module, attr, fn in targets:
+        if not hasattr(module, attr):
+            setattr(module, attr, fn)

@@ -1,0 +1,135 @@
+"""Type stubs of the C core of s3sink."""
+
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal, TypedDict
+
+__version__: str
+
+ColumnType = Literal[
+    "int",
+    "float",
+    "bool",
+    "str",
+    "bytes",
+    "pointer",
+    "datetime_naive",
+    "datetime_utc",
+    "duration",
+    "json",
+    "tuple",
+    "list",
+    "array",
+]
+Column = tuple[str, ColumnType] | tuple[str, ColumnType, bool]
+
+class SinkError(Exception):
+    """Base class of the errors of s3sink."""
+
+    code: str | None
+    """The runtime's code name: EINVAL, ESCRIPT, ENOMEM, EHTTP, ES3, ESTATE."""
+    status: int | None
+    """HTTP status of the failed request, if any."""
+    s3_code: str | None
+    """S3 error code, e.g. "NoSuchBucket"."""
+    request_id: str | None
+
+class ConfigError(SinkError, ValueError):
+    """A bad argument or configuration."""
+
+class ScriptError(SinkError):
+    """A Lua format or naming script failed to load or to run."""
+
+class UploadError(SinkError, OSError):
+    """A request to the object store failed (transport or S3 error)."""
+
+class Stats(TypedDict):
+    objects: int
+    rows: int
+    bytes: int
+    buffered_rows: int
+    buffered_bytes: int
+    failed_uploads: int
+    last_write_ms: int
+
+class Writer:
+    """A sink: buffers rows and uploads them as self-contained objects.
+
+    Opening checks the bucket (HeadBucket, or creates it with ``create_bucket``) and lists
+    the prefix, so object keys continue after those of an earlier run. All arguments are
+    keyword-only; ``bucket`` and ``columns`` are required, 0/None means the default.
+    """
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        columns: Sequence[Column],
+        endpoint: str | None = None,
+        region: str | None = None,
+        prefix: str | None = None,
+        virtual_hosted: bool = False,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        session_token: str | None = None,
+        format: str | None = None,
+        naming: str | None = None,
+        write_interval_ms: int = 0,
+        writer_id: str | None = None,
+        connect_timeout_ms: int = 0,
+        request_timeout_ms: int = 0,
+        insecure_tls: bool = False,
+        ca_file: str | None = None,
+        create_bucket: bool = False,
+        no_timer: bool = False,
+        max_buffer_bytes: int = 0,
+    ) -> None: ...
+    def on_change(self, key: Any, row: Mapping[str, Any], time: int, is_addition: bool) -> None:
+        """Buffers one change (``row``: column name -> value, in column order)."""
+    def on_time_end(self, time: int) -> bool:
+        """Closes the minibatch and applies the flush policy; True if an object was
+        uploaded. A failed upload does not raise (see ``upload_error``)."""
+    def on_end(self) -> None:
+        """The same as close()."""
+    def flush(self, forced: bool = False) -> bool:
+        """Applies the flush policy now (``forced``: whatever the interval); True if an
+        object was uploaded. Raises UploadError if the upload failed."""
+    def close(self) -> None:
+        """Uploads everything buffered and releases the sink; raises UploadError if that
+        fails (the rows are kept; call close() again)."""
+    def __enter__(self) -> "Writer": ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    @property
+    def stats(self) -> Stats: ...
+    @property
+    def failed_uploads(self) -> int: ...
+    @property
+    def last_key(self) -> str | None: ...
+    @property
+    def timer_error(self) -> UploadError | None: ...
+    @property
+    def upload_error(self) -> UploadError | None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def columns(self) -> list[tuple[str, str, bool]]: ...
+
+class Formatter:
+    """Renders rows with a format script exactly as the sink does, without uploading."""
+
+    def __init__(self, format: str | None, columns: Sequence[Column]) -> None: ...
+    def header(self) -> bytes: ...
+    def row(self, row: Mapping[str, Any], time: int, diff: int = 1) -> bytes: ...
+    @property
+    def extension(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+
+def strerror(code: int) -> str: ...
+def format_float(value: float, style: Literal["json", "csv"] = "json") -> str: ...
+def to_json(value: Any) -> str: ...

@@ -1,0 +1,194 @@
+"""Helpers of the s3sink tests: bucket listings, Pathway runs, streaming subjects."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pathway as pw
+
+TESTS_DIR = Path(__file__).resolve().parent
+ROOT = TESTS_DIR.parents[2]
+
+
+def objects(s3, bucket: str, prefix: str = "") -> list[tuple[str, bytes]]:
+    """(key, body) of every object under prefix, in key order."""
+    out = []
+    token = None
+    while True:
+        kw: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if token:
+            kw["ContinuationToken"] = token
+        resp = s3.list_objects_v2(**kw)
+        for o in resp.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+            out.append((o["Key"], body))
+        if not resp.get("IsTruncated"):
+            return out
+        token = resp["NextContinuationToken"]
+
+
+def keys(s3, bucket: str, prefix: str = "") -> list[str]:
+    resp = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for o in resp.get("Contents", [])]
+
+
+def run() -> None:
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+
+
+def table_rows(table: pw.Table, columns: list[str] | None = None) -> list[tuple]:
+    """The rows of a table (static run), sorted, as tuples in column order."""
+    keys_, cols = pw.debug.table_to_dicts(table)
+    names = columns or list(table.schema.column_names())
+    return sorted((tuple(cols[c][k] for c in names) for k in keys_), key=repr)
+
+
+def read_back(
+    path: str,
+    settings,
+    fmt: str,
+    schema: type[pw.Schema],
+    *,
+    reader: str = "minio",
+) -> list[tuple]:
+    """Reads objects back with pw.io.minio.read / pw.io.s3.read (static) and returns the
+    sorted rows. Pathway's graph is cleared before and after."""
+    from pathway.internals.parse_graph import G
+
+    G.clear()
+    if reader == "minio":
+        t = pw.io.minio.read(path, settings, fmt, schema=schema, mode="static")
+    else:
+        aws = settings.create_aws_settings() if hasattr(settings, "create_aws_settings") else settings
+        t = pw.io.s3.read(path, fmt, aws_s3_settings=aws, schema=schema, mode="static")
+    rows = table_rows(t)
+    G.clear()
+    return rows
+
+
+class ScriptedSubject(pw.io.python.ConnectorSubject):
+    """Emits rows by a plan of ("row", dict), ("sleep", seconds), ("commit",) and
+    ("mark", name) steps, recording the monotonic time of every mark and row."""
+
+    def __init__(self, plan: list[tuple]) -> None:
+        super().__init__()
+        self.plan = plan
+        self.marks: dict[str, float] = {}
+        self.row_times: list[float] = []
+
+    def run(self) -> None:
+        for step in self.plan:
+            kind = step[0]
+            if kind == "row":
+                self.next(**step[1])
+                self.row_times.append(time.monotonic())
+            elif kind == "sleep":
+                time.sleep(step[1])
+            elif kind == "commit":
+                self.commit()
+            elif kind == "mark":
+                self.marks[step[1]] = time.monotonic()
+            else:
+                raise ValueError(step)
+
+
+class ObjectWatcher:
+    """Polls a bucket in a thread and records when each key first appeared."""
+
+    def __init__(self, client, bucket: str, prefix: str = "", period: float = 0.05) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.period = period
+        self.first_seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self.errors: list[BaseException] = []
+
+    def _scan(self) -> None:
+        try:
+            for k in keys(self.client, self.bucket, self.prefix):
+                self.first_seen.setdefault(k, time.monotonic())
+        except Exception as e:  # noqa: BLE001
+            self.errors.append(e)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._scan()
+            self._stop.wait(self.period)
+
+    def __enter__(self) -> "ObjectWatcher":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._scan()  # what the end of the run uploaded
+
+    def times(self) -> list[float]:
+        return sorted(self.first_seen.values())
+
+
+def free_port_range(n: int = 8) -> int:
+    """A first port such that a few ports from it are probably free (pathway spawn)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + n >= 65535:
+            continue
+        ok = True
+        for p in range(base, base + n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port range")
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    return env
+
+
+def spawn(
+    script: Path | str,
+    args: list[str],
+    *,
+    threads: int = 1,
+    processes: int = 1,
+    timeout: float = 180,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """Runs a script with `pathway spawn -t threads -n processes`."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pathway",
+        "spawn",
+        "-t",
+        str(threads),
+        "-n",
+        str(processes),
+        "--first-port",
+        str(free_port_range(processes * threads + 4)),
+        sys.executable,
+        str(script),
+        *args,
+    ]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=env or python_env()
+    )

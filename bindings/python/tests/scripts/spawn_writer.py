@@ -1,0 +1,30 @@
+"""Writes two tables (the changes of a table, and a groupby that moves rows between
+workers) with pw.io.minio.write; run under `pathway spawn -t/-n`."""
+
+import os
+import sys
+
+import pathway as pw
+
+import s3sink  # noqa: F401
+
+bucket, prefix, fmt, interval = sys.argv[1:5]
+
+rows = "\n".join(
+    f"{i} | owner{i % 7} | {i * 3 % 11} | {2 * (i % 9) + 2} | 1" for i in range(60)
+) + "\n" + "\n".join(
+    f"{i} | owner{i % 7} | {i * 3 % 11} | {2 * (i % 9) + 20} | -1" for i in range(0, 60, 4)
+)
+t = pw.debug.table_from_markdown("k | owner | v | __time__ | __diff__\n" + rows)
+agg = t.groupby(pw.this.owner).reduce(pw.this.owner, total=pw.reducers.sum(pw.this.v), n=pw.reducers.count())
+settings = pw.io.minio.MinIOSettings(
+    endpoint=os.environ["S3SINK_TEST_ENDPOINT"],
+    bucket_name=bucket,
+    access_key=os.environ["S3SINK_TEST_ACCESS_KEY"],
+    secret_access_key=os.environ["S3SINK_TEST_SECRET_KEY"],
+    region="us-east-1",
+)
+pw.io.minio.write(t, prefix + "/rows", fmt, minio_settings=settings, write_interval_ms=int(interval))
+pw.io.minio.write(agg, prefix + "/agg", fmt, minio_settings=settings, write_interval_ms=int(interval))
+pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+print("done", os.environ.get("PATHWAY_PROCESS_ID", "0"), flush=True)

@@ -470,6 +470,8 @@ def _connect(
         ca_file=ca_file,
         create_bucket=create_bucket,
         max_buffer_bytes=max_buffer_bytes or 0,
+        # the engine's thread only seals objects; the sink's own thread uploads them
+        background_uploads=True,
     )
     try:
         pw.io.python.write(table, observer, name=name, sort_by=sort_by)

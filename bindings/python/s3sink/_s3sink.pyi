@@ -83,6 +83,7 @@ class Writer:
         create_bucket: bool = False,
         no_timer: bool = False,
         max_buffer_bytes: int = 0,
+        background_uploads: bool = False,
     ) -> None: ...
     def on_change(self, key: Any, row: Mapping[str, Any], time: int, is_addition: bool) -> None:
         """Buffers one change (``row``: column name -> value, in column order)."""

@@ -1061,20 +1061,20 @@ static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds) {
                     "access_key", "secret_key", "session_token", "format", "naming",
                     "write_interval_ms", "columns", "writer_id", "connect_timeout_ms",
                     "request_timeout_ms", "insecure_tls", "ca_file", "create_bucket",
-                    "no_timer", "max_buffer_bytes", NULL};
+                    "no_timer", "max_buffer_bytes", "background_uploads", NULL};
   const char *endpoint = NULL, *region = NULL, *bucket = NULL, *prefix = NULL;
   const char *access_key = NULL, *secret_key = NULL, *session_token = NULL;
   const char *format = NULL, *naming = NULL, *writer_id = NULL, *ca_file = NULL;
-  int virtual_hosted = 0, insecure_tls = 0, create_bucket = 0, no_timer = 0;
+  int virtual_hosted = 0, insecure_tls = 0, create_bucket = 0, no_timer = 0, background = 0;
   long long interval = 0, connect_timeout = 0, request_timeout = 0;
   Py_ssize_t max_buffer = 0;
   PyObject *columns = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$zzzzpzzzzzLOzLLpzppn:Writer", kwlist,
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$zzzzpzzzzzLOzLLpzppnp:Writer", kwlist,
                                    &endpoint, &region, &bucket, &prefix, &virtual_hosted,
                                    &access_key, &secret_key, &session_token, &format, &naming,
                                    &interval, &columns, &writer_id, &connect_timeout,
                                    &request_timeout, &insecure_tls, &ca_file, &create_bucket,
-                                   &no_timer, &max_buffer))
+                                   &no_timer, &max_buffer, &background))
     return -1;
   if (!columns) {
     PyErr_SetString(PyExc_TypeError, "Writer() missing required keyword argument 'columns'");
@@ -1120,6 +1120,7 @@ static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds) {
   cfg.ca_file = ca_file;
   cfg.create_bucket = create_bucket;
   cfg.no_timer = no_timer;
+  cfg.background_uploads = background;
   cfg.max_buffer_bytes = (size_t)max_buffer;
 
   s3sink *sink = NULL;
@@ -1561,7 +1562,8 @@ PyDoc_STRVAR(Writer_doc,
 "       access_key=None, secret_key=None, session_token=None, format='csv',\n"
 "       naming='default', write_interval_ms=60000, writer_id=None,\n"
 "       connect_timeout_ms=10000, request_timeout_ms=120000, insecure_tls=False,\n"
-"       ca_file=None, create_bucket=False, no_timer=False, max_buffer_bytes=1 GiB)\n"
+"       ca_file=None, create_bucket=False, no_timer=False, max_buffer_bytes=1 GiB,\n"
+"       background_uploads=False)\n"
 "--\n\n"
 "A sink that buffers rows and uploads them as self-contained objects to an S3 bucket.\n\n"
 "``columns`` is a list of ``(name, type, optional)``, type one of int, float, bool, str,\n"

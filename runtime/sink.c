@@ -489,6 +489,13 @@ out:
   return rc;
 }
 
+bool s3sink_has_room(s3sink *s) {
+  pthread_mutex_lock(&s->mu);
+  bool room = s->buf.len + s->inflight.len < s->max_buffer;
+  pthread_mutex_unlock(&s->mu);
+  return room;
+}
+
 static void complete_locked(s3sink *s, int64_t time) {
   if (s->buf.len == s->complete_len) return;
   if (!has_complete(s)) s->complete_first_time = s->open_first_time;

@@ -186,6 +186,11 @@ int s3sink_open(const s3sink_config *cfg, s3sink **out, s3sink_err *err);
 int s3sink_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
                  int diff, s3sink_err *err);
 
+/* Whether the buffer is under its memory budget, i.e. whether s3sink_write would return
+ * without waiting for uploads. Lets a host release its own locks (e.g. Python's GIL)
+ * only when a write may wait. */
+bool s3sink_has_room(s3sink *s);
+
 /* Marks every row written so far as part of complete minibatches: only complete
  * minibatches are ever uploaded. */
 int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err);

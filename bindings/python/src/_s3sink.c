@@ -1219,7 +1219,13 @@ static PyObject *Writer_on_change(WriterObject *self, PyObject *const *args, Py_
     rowbuf_free(&rb);
     return closed_error(self);
   }
-  rc = s3sink_write(self->sink, rb.vals, (size_t)self->sc.n, time, add ? 1 : -1, &err);
+  if (s3sink_has_room(self->sink)) {
+    rc = s3sink_write(self->sink, rb.vals, (size_t)self->sc.n, time, add ? 1 : -1, &err);
+  } else { /* over budget: the write waits for uploads (backpressure), without the GIL */
+    Py_BEGIN_ALLOW_THREADS
+    rc = s3sink_write(self->sink, rb.vals, (size_t)self->sc.n, time, add ? 1 : -1, &err);
+    Py_END_ALLOW_THREADS
+  }
   if (rc == S3SINK_OK) {
     self->last_time = time;
     self->have_rows = true;

@@ -40,7 +40,7 @@ RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/bundled.o
 LUAMOD_OBJ  := $(LUAMOD_SRC:%.c=$(BUILD)/obj/%.o)
 HEADERS     := $(wildcard runtime/*.h runtime/include/*.h bindings/lua/*.h)
 
-.PHONY: all lib lua install print-minio-bin deps deps-apt deps-minio deps-python python test demo clean asan
+.PHONY: all lib lua install print-minio-bin deps deps-apt deps-minio deps-python python test demo clean asan asan-python
 
 all: lua
 
@@ -73,6 +73,14 @@ install: lua
 
 asan:
 	$(MAKE) BUILD=build/asan SAN=1 lua
+
+# The Python package built with ASan/UBSan into build/asan/python (own object folder, so
+# sanitized and plain objects never mix); the tests use it through S3SINK_PY_BUILD.
+asan-python: deps-python
+	cd bindings/python && S3SINK_SANITIZE=1 $(abspath $(VENV))/bin/python setup.py -q \
+	  build_ext -b $(abspath build/asan/python) -t $(abspath build/asan/python-obj)
+	cp bindings/python/s3sink/*.py bindings/python/s3sink/*.pyi bindings/python/s3sink/py.typed \
+	  build/asan/python/s3sink/
 
 # ---------------------------------------------------------------------------------------
 # Dependencies: each step does nothing when its result is already there.
@@ -114,6 +122,7 @@ test: deps
 	$(MAKE) lua
 	$(MAKE) asan
 	$(MAKE) python
+	$(MAKE) asan-python
 	MINIO_BIN=$(MINIO_BIN) VENV=$(VENV) LUA=$(LUA) tools/run-tests
 
 demo: deps

@@ -359,27 +359,9 @@ size_t s3sink_fmt_datetime(char *buf, int64_t ns, bool utc) {
  * -------------------------------------------------------------------------------------- */
 
 static void add_base64(luaL_Buffer *b, const unsigned char *s, size_t n) {
-  static const char alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   while (n) {
     size_t chunk = n > 768 ? 768 : n; /* 768 bytes in, 1024 chars out */
-    char *o = luaL_prepbuffsize(b, 1024);
-    size_t k = 0, i = 0;
-    for (; i + 3 <= chunk; i += 3) {
-      unsigned w = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
-      o[k++] = alphabet[w >> 18];
-      o[k++] = alphabet[w >> 12 & 63];
-      o[k++] = alphabet[w >> 6 & 63];
-      o[k++] = alphabet[w & 63];
-    }
-    if (i < chunk) { /* only in the last chunk: 1 or 2 bytes left */
-      unsigned w = (unsigned)s[i] << 16 | (i + 1 < chunk ? (unsigned)s[i + 1] << 8 : 0);
-      o[k++] = alphabet[w >> 18];
-      o[k++] = alphabet[w >> 12 & 63];
-      o[k++] = i + 1 < chunk ? alphabet[w >> 6 & 63] : '=';
-      o[k++] = '=';
-    }
-    luaL_addsize(b, k);
+    luaL_addsize(b, s3sink_base64(s, chunk, luaL_prepbuffsize(b, 1024)));
     s += chunk;
     n -= chunk;
   }
@@ -387,33 +369,15 @@ static void add_base64(luaL_Buffer *b, const unsigned char *s, size_t n) {
 
 /* A JSON string with serde_json's escapes: '"', '\\' and 0x00-0x1F only. */
 static void add_json_string(luaL_Buffer *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
   luaL_addchar(b, '"');
   size_t run = 0;
+  char e[6];
   for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    size_t el = s3sink_json_escape((unsigned char)s[i], e);
+    if (!el) continue;
     luaL_addlstring(b, s + run, i - run);
-    run = i + 1;
-    char e[6] = {'\\', 0, 0, 0, 0, 0};
-    size_t el = 2;
-    switch (c) {
-    case '"': e[1] = '"'; break;
-    case '\\': e[1] = '\\'; break;
-    case '\b': e[1] = 'b'; break;
-    case '\t': e[1] = 't'; break;
-    case '\n': e[1] = 'n'; break;
-    case '\f': e[1] = 'f'; break;
-    case '\r': e[1] = 'r'; break;
-    default:
-      e[1] = 'u';
-      e[2] = '0';
-      e[3] = '0';
-      e[4] = hex[c >> 4];
-      e[5] = hex[c & 15];
-      el = 6;
-    }
     luaL_addlstring(b, e, el);
+    run = i + 1;
   }
   luaL_addlstring(b, s + run, n - run);
   luaL_addchar(b, '"');
@@ -836,4 +800,47 @@ bool s3sink_parse_utc(const char *s, int64_t *out) {
     return false;
   *out = days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
   return true;
+}
+
+size_t s3sink_base64(const unsigned char *s, size_t n, char *out) {
+  static const char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t k = 0, i = 0;
+  for (; i + 3 <= n; i += 3) {
+    unsigned w = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
+    out[k++] = alphabet[w >> 18];
+    out[k++] = alphabet[w >> 12 & 63];
+    out[k++] = alphabet[w >> 6 & 63];
+    out[k++] = alphabet[w & 63];
+  }
+  if (i < n) { /* 1 or 2 bytes left */
+    unsigned w = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0);
+    out[k++] = alphabet[w >> 18];
+    out[k++] = alphabet[w >> 12 & 63];
+    out[k++] = i + 1 < n ? alphabet[w >> 6 & 63] : '=';
+    out[k++] = '=';
+  }
+  return k;
+}
+
+size_t s3sink_json_escape(unsigned char c, char out[6]) {
+  static const char hex[] = "0123456789abcdef";
+  if (c >= 0x20 && c != '"' && c != '\\') return 0;
+  out[0] = '\\';
+  switch (c) {
+  case '"': out[1] = '"'; return 2;
+  case '\\': out[1] = '\\'; return 2;
+  case '\b': out[1] = 'b'; return 2;
+  case '\t': out[1] = 't'; return 2;
+  case '\n': out[1] = 'n'; return 2;
+  case '\f': out[1] = 'f'; return 2;
+  case '\r': out[1] = 'r'; return 2;
+  default:
+    out[1] = 'u';
+    out[2] = '0';
+    out[3] = '0';
+    out[4] = hex[c >> 4];
+    out[5] = hex[c & 15];
+    return 6;
+  }
 }

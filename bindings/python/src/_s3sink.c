@@ -204,36 +204,15 @@ static inline int ar_putc(arena *a, char c) {
 
 #define AR_LIT(a, s) ar_put((a), (s), sizeof(s) - 1)
 
-/* JSON string as serde_json writes it: '"' and '\\' escaped, control characters as the
- * short forms \b \t \n \f \r or \u00xx (lowercase hex); everything else raw UTF-8. */
+/* JSON string as serde_json writes it (numfmt's escapes). */
 static int put_json_string(arena *a, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
   if (ar_putc(a, '"') < 0) return -1;
   size_t start = 0;
+  char esc[6];
   for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    if (ar_put(a, s + start, i - start) < 0) return -1;
-    char esc[6] = {'\\', 0, 0, 0, 0, 0};
-    size_t elen = 2;
-    switch (c) {
-    case '"': esc[1] = '"'; break;
-    case '\\': esc[1] = '\\'; break;
-    case '\b': esc[1] = 'b'; break;
-    case '\t': esc[1] = 't'; break;
-    case '\n': esc[1] = 'n'; break;
-    case '\f': esc[1] = 'f'; break;
-    case '\r': esc[1] = 'r'; break;
-    default:
-      esc[1] = 'u';
-      esc[2] = '0';
-      esc[3] = '0';
-      esc[4] = hex[c >> 4];
-      esc[5] = hex[c & 15];
-      elen = 6;
-      break;
-    }
-    if (ar_put(a, esc, elen) < 0) return -1;
+    size_t elen = s3sink_json_escape((unsigned char)s[i], esc);
+    if (!elen) continue;
+    if (ar_put(a, s + start, i - start) < 0 || ar_put(a, esc, elen) < 0) return -1;
     start = i + 1;
   }
   if (ar_put(a, s + start, n - start) < 0) return -1;
@@ -242,32 +221,9 @@ static int put_json_string(arena *a, const char *s, size_t n) {
 
 /* Standard base64 with '=' padding (Rust base64 STANDARD). */
 static int put_base64(arena *a, const unsigned char *s, size_t n) {
-  static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t out = (n + 2) / 3 * 4;
+  size_t out = S3SINK_BASE64_LEN(n);
   if (a->cap - a->len < out && ar_grow(a, out) < 0) return -1;
-  char *p = a->data + a->len;
-  size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-    *p++ = tbl[v >> 18];
-    *p++ = tbl[(v >> 12) & 63];
-    *p++ = tbl[(v >> 6) & 63];
-    *p++ = tbl[v & 63];
-  }
-  if (n - i == 1) {
-    uint32_t v = (uint32_t)s[i] << 16;
-    *p++ = tbl[v >> 18];
-    *p++ = tbl[(v >> 12) & 63];
-    *p++ = '=';
-    *p++ = '=';
-  } else if (n - i == 2) {
-    uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8;
-    *p++ = tbl[v >> 18];
-    *p++ = tbl[(v >> 12) & 63];
-    *p++ = tbl[(v >> 6) & 63];
-    *p++ = '=';
-  }
-  a->len += out;
+  a->len += s3sink_base64(s, n, a->data + a->len);
   return 0;
 }
 

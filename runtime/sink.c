@@ -58,7 +58,7 @@ struct s3sink {
   char *inflight_key;
   uint64_t inflight_rows;
   int inflight_attempts;
-  bool has_inflight, uploading;
+  bool has_inflight, uploading, renamed;
   int64_t next_retry_ms, backoff_ms;
 
   int64_t last_write_ms;
@@ -179,13 +179,14 @@ static int seal(s3sink *s, int64_t now, s3sink_err *err) {
 /* Uploads the in-flight object with the lock released. A retry that finds its key taken
  * checks whether the object there is its own earlier attempt (which may have succeeded
  * after all); if the key holds something else, the object gets a new name. */
-static int upload_inflight(s3sink *s, s3sink_err *err) {
+static int upload_inflight(s3sink *s, s3sink_err *caller_err) {
+  s3sink_err local, *err = caller_err ? caller_err : &local; /* the S3 code is needed here */
   bool retry = s->inflight_attempts++ > 0;
   s->uploading = true;
   pthread_mutex_unlock(&s->mu);
   int rc = s3client_put_object(s->client, s->inflight_key, s->inflight.data, s->inflight.len,
                                s3sink_formatter_content_type(s->fmt), true, err);
-  bool taken = rc == S3SINK_ES3 && err && strcmp(err->s3_code, "PreconditionFailed") == 0;
+  bool taken = rc == S3SINK_ES3 && strcmp(err->s3_code, "PreconditionFailed") == 0;
   if (taken && retry) {
     bool mine = false;
     s3sink_err e2;
@@ -202,9 +203,13 @@ static int upload_inflight(s3sink *s, s3sink_err *err) {
     free(s->last_key);
     s->last_key = s->inflight_key;
     s->inflight_key = NULL;
-    if (name_object(s, now_ms(s), &key, NULL) == S3SINK_OK) s->inflight_key = key;
-    else s->inflight_key = strdup(s->last_key); /* keep a key; the next attempt fails again */
-    s->inflight_attempts = 0;
+    if (name_object(s, now_ms(s), &key, NULL) == S3SINK_OK) {
+      s->inflight_key = key;
+      s->inflight_attempts = 0;
+      s->renamed = true; /* the flush tries the new key at once */
+    } else {
+      s->inflight_key = strdup(s->last_key); /* keep a key; the next attempt fails again */
+    }
   }
 
   int64_t now = now_ms(s);
@@ -237,7 +242,7 @@ static bool has_complete(const s3sink *s) { return s->complete_len > s->header_l
  * for a background flush, sealed and handed to the timer thread), 0 if not, <0 on
  * failure. */
 static int flush_locked(s3sink *s, bool forced, bool background, s3sink_err *err) {
-  int uploaded = 0;
+  int uploaded = 0, renames = 0;
   for (;;) {
     if (s->uploading) {
       if (!forced) return uploaded;
@@ -257,7 +262,9 @@ static int flush_locked(s3sink *s, bool forced, bool background, s3sink_err *err
     } else if (!forced && (background || now < s->next_retry_ms)) {
       return uploaded; /* the timer thread retries it when its backoff has passed */
     }
+    s->renamed = false;
     int rc = upload_inflight(s, err);
+    if (rc < 0 && s->renamed && ++renames <= 3) continue;
     if (rc < 0) return rc;
     uploaded = 1;
     /* a non-forced flush uploads one object; a retry that succeeded may be followed by

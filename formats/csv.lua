@@ -1,7 +1,6 @@
 -- formats/csv.lua - CSV exactly as Pathway's pw.io.csv.write / pw.io.fs.write(format="csv")
 -- writes it: a header of the column names then "time" and "diff", every field quoted with
 -- inner quotes doubled, LF line endings.
-local types -- column types, in order: set by init, used by row
 
 local function header(columns)
   local cells = {}
@@ -16,16 +15,15 @@ return {
   content_type = "text/csv; charset=utf-8",
 
   init = function(columns)
-    types = {}
-    for i, c in ipairs(columns) do
-      fmt.csv_cell(fmt.null, c.type) -- raises on a type fmt cannot write
-      types[i] = c.type
+    for _, c in ipairs(columns) do
+      if c.type ~= "any" then fmt.csv_cell(fmt.null, c.type) end -- raises on a type fmt cannot write
     end
   end,
 
   header = header,
 
-  row = function(values, time, diff)
+  -- types: each value's type in this row (an "any" column's values bring their own)
+  row = function(values, time, diff, types)
     return fmt.csv_row(values, types, time, diff)
   end,
 }

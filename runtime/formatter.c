@@ -13,9 +13,13 @@ struct s3sink_formatter {
   luahost *host;
   bool owns_host;
   int script_ref, row_ref, values_ref;
+  int types_ref;           /* each value's type in the current row, passed to row() */
+  int kind_types_ref;      /* type name of each value kind, for "any" columns */
   const char *label;       /* script name, anchored in the script table */
   size_t ncolumns;
   s3sink_kind *kinds;      /* kind each column's values must have */
+  bool *any;               /* "any" columns take values of every kind */
+  bool has_any;
   bool *optional;
   char **names;
   char *header;
@@ -35,6 +39,7 @@ static const struct {
     {"duration", S3SINK_V_DURATION},
     {"json", S3SINK_V_JSON},       {"tuple", S3SINK_V_JSON},
     {"list", S3SINK_V_JSON},       {"array", S3SINK_V_JSON},
+    {"any", S3SINK_V_NULL}, /* every kind: see `any` */
 };
 #define NCOLUMN_TYPES (sizeof column_types / sizeof column_types[0])
 
@@ -53,12 +58,15 @@ void s3sink_formatter_free(s3sink_formatter *f) {
     luaL_unref(L, LUA_REGISTRYINDEX, f->script_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, f->row_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, f->values_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, f->types_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, f->kind_types_ref);
     if (f->owns_host) luahost_free(f->host);
   }
   if (f->names)
     for (size_t i = 0; i < f->ncolumns; i++) free(f->names[i]);
   free(f->names);
   free(f->kinds);
+  free(f->any);
   free(f->optional);
   free(f->header);
   free(f->extension);
@@ -85,9 +93,10 @@ static int check_columns(const s3sink_column *columns, size_t n, s3sink_formatte
                          s3sink_err *err) {
   if (n == 0) return s3sink_seterr(err, S3SINK_EINVAL, "the table has no columns: pass at least one column");
   f->kinds = calloc(n, sizeof *f->kinds);
+  f->any = calloc(n, sizeof *f->any);
   f->optional = calloc(n, sizeof *f->optional);
   f->names = calloc(n, sizeof *f->names);
-  if (!f->kinds || !f->optional || !f->names)
+  if (!f->kinds || !f->any || !f->optional || !f->names)
     return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
   f->ncolumns = n;
   for (size_t i = 0; i < n; i++) {
@@ -108,10 +117,12 @@ static int check_columns(const s3sink_column *columns, size_t n, s3sink_formatte
       return s3sink_seterr(err, S3SINK_EINVAL,
                            "column '%s' has unsupported type '%s': use one of int, float, "
                            "bool, str, bytes, pointer, datetime_naive, datetime_utc, "
-                           "duration, json, tuple, list, array",
+                           "duration, json, tuple, list, array, any",
                            c->name, c->type ? c->type : "(none)");
     f->kinds[i] = column_types[t].kind;
-    f->optional[i] = c->optional;
+    f->any[i] = strcmp(c->type, "any") == 0;
+    f->has_any |= f->any[i];
+    f->optional[i] = c->optional || f->any[i];
     if (!(f->names[i] = strdup(c->name))) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
   }
   return S3SINK_OK;
@@ -139,7 +150,7 @@ int formatter_open_on(luahost *host, const char *format, const s3sink_column *co
                       size_t ncolumns, s3sink_formatter **out, s3sink_err *err) {
   s3sink_formatter *f = calloc(1, sizeof *f);
   if (!f) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
-  f->script_ref = f->row_ref = f->values_ref = LUA_NOREF;
+  f->script_ref = f->row_ref = f->values_ref = f->types_ref = f->kind_types_ref = LUA_NOREF;
   int rc = check_columns(columns, ncolumns, f, err);
   if (rc) goto fail;
   f->host = host;
@@ -206,6 +217,19 @@ int formatter_open_on(luahost *host, const char *format, const s3sink_column *co
   }
   lua_createtable(L, (int)ncolumns, 0);
   f->values_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_createtable(L, (int)ncolumns, 0);
+  for (size_t i = 0; i < ncolumns; i++) {
+    lua_pushstring(L, columns[i].type);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  f->types_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  /* a null in an "any" column is written as null whatever the type, "str" will do */
+  lua_createtable(L, S3SINK_V_JSON + 1, 0);
+  for (int k = S3SINK_V_NULL; k <= S3SINK_V_JSON; k++) {
+    lua_pushstring(L, k == S3SINK_V_NULL ? "str" : kind_name((s3sink_kind)k));
+    lua_rawseti(L, -2, k + 1);
+  }
+  f->kind_types_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, 0);
   *out = f;
   return S3SINK_OK;
@@ -273,7 +297,12 @@ int s3sink_formatter_row(s3sink_formatter *f, const s3sink_value *values, size_t
                          nvalues, f->ncolumns);
   for (size_t i = 0; i < nvalues; i++) {
     s3sink_kind k = values[i].kind;
-    if (k == f->kinds[i] || (k == S3SINK_V_NULL && f->optional[i])) continue;
+    if (f->any[i] ? (unsigned)k <= S3SINK_V_JSON
+                  : k == f->kinds[i] || (k == S3SINK_V_NULL && f->optional[i]))
+      continue;
+    if (f->any[i])
+      return s3sink_seterr(err, S3SINK_EINVAL, "column '%s' got a value of unknown kind %d",
+                           f->names[i], (int)k);
     return s3sink_seterr(err, S3SINK_EINVAL,
                          "column '%s' holds %s values but got %s%s", f->names[i],
                          kind_name(f->kinds[i]), kind_name(k),
@@ -300,7 +329,17 @@ int s3sink_formatter_row(s3sink_formatter *f, const s3sink_value *values, size_t
   }
   lua_pushinteger(L, time);
   lua_pushinteger(L, diff);
-  int rc = luahost_pcall(f->host, 3, 1, handler, "", err);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, f->types_ref);
+  if (f->has_any) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, f->kind_types_ref);
+    for (size_t i = 0; i < nvalues; i++)
+      if (f->any[i]) {
+        lua_rawgeti(L, -1, values[i].kind + 1);
+        lua_rawseti(L, -3, (lua_Integer)i + 1);
+      }
+    lua_pop(L, 1);
+  }
+  int rc = luahost_pcall(f->host, 4, 1, handler, "", err);
   if (rc) {
     char row[256];
     formatter_describe_row(values, nvalues, row, sizeof row);

@@ -134,6 +134,31 @@ describe("columns", function()
     assert.matches("column 'time' clashes", err)
   end)
 
+  it("of type any take every kind of value, each written as its own type", function()
+    local cols = { { name = "id", type = "int" }, { name = "v", type = "any" } }
+    local csv = assert(s3sink.formatter { format = "csv", columns = cols })
+    local json = assert(s3sink.formatter { format = "json", columns = cols })
+    local cases = {
+      { 7, '"1","7","2","1"\n', '{"id":1,"v":7,"diff":1,"time":2}\n' },
+      { 1.5, '"1","1.5","2","1"\n', '{"id":1,"v":1.5,"diff":1,"time":2}\n' },
+      { 1e16, '"1","1e16","2","1"\n', '{"id":1,"v":1e+16,"diff":1,"time":2}\n' },
+      { true, '"1","True","2","1"\n', '{"id":1,"v":true,"diff":1,"time":2}\n' },
+      { 'a "b"', '"1","a ""b""","2","1"\n', '{"id":1,"v":"a \\"b\\"","diff":1,"time":2}\n' },
+      { s3sink.null, '"1","None","2","1"\n', '{"id":1,"v":null,"diff":1,"time":2}\n' },
+    }
+    for _, c in ipairs(cases) do
+      assert.equal(c[2], csv:row({ 1, c[1] }, 2, 1))
+      assert.equal(c[3], json:row({ 1, c[1] }, 2, 1))
+    end
+    -- a user format sees each value's type
+    local path = script("return { row = function(v, t, d, types) return table.concat(types, ',') .. '\\n' end }\n")
+    local f = assert(s3sink.formatter { format = path, columns = cols })
+    assert.equal("int,float\n", f:row({ 1, 2.5 }, 2, 1))
+    assert.equal("int,str\n", f:row({ 1, "x" }, 2, 1))
+    assert.equal("int,int\n", f:row({ 1, 3 }, 2, 1))
+    os.remove(path)
+  end)
+
   it("check each value against its column", function()
     local f = assert(s3sink.formatter { format = "csv", columns = COLS })
     assert.has_error(function() f:row({ "x", "a" }, 2, 1) end)

@@ -15,8 +15,11 @@
 #define SINK_MT "s3sink.Sink"
 #define FORMATTER_MT "s3sink.Formatter"
 
+/* Kind marker of "any" columns, whose values convert by their Lua type. */
+#define KIND_ANY ((int)S3SINK_V_JSON + 1)
+
 /* Value kind expected for each column type, so Lua values convert without guessing. */
-static s3sink_kind kind_of_type(const char *type) {
+static int kind_of_type(const char *type) {
   static const struct { const char *t; s3sink_kind k; } map[] = {
       {"int", S3SINK_V_INT}, {"float", S3SINK_V_FLOAT}, {"bool", S3SINK_V_BOOL},
       {"str", S3SINK_V_STR}, {"bytes", S3SINK_V_BYTES}, {"pointer", S3SINK_V_POINTER},
@@ -24,7 +27,8 @@ static s3sink_kind kind_of_type(const char *type) {
       {"duration", S3SINK_V_DURATION}, {"json", S3SINK_V_JSON}, {"tuple", S3SINK_V_JSON},
       {"list", S3SINK_V_JSON}, {"array", S3SINK_V_JSON}};
   for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-    if (strcmp(map[i].t, type) == 0) return map[i].k;
+    if (strcmp(map[i].t, type) == 0) return (int)map[i].k;
+  if (strcmp(type, "any") == 0) return KIND_ANY;
   return S3SINK_V_NULL; /* unknown: the core reports it */
 }
 
@@ -32,7 +36,7 @@ static s3sink_kind kind_of_type(const char *type) {
  * the `columns` table, so they are valid while it is on the stack. */
 typedef struct columns {
   s3sink_column *cols;
-  s3sink_kind *kinds;
+  int *kinds; /* s3sink_kind, or KIND_ANY */
   size_t n;
 } columns;
 
@@ -87,7 +91,7 @@ static int push_failure(lua_State *L, const s3sink_err *e) {
 }
 
 /* Converts values[1..n] to s3sink_value by column kind; raises on a mismatch. */
-static void to_values(lua_State *L, int idx, const s3sink_kind *kinds, const s3sink_column *cols,
+static void to_values(lua_State *L, int idx, const int *kinds, const s3sink_column *cols,
                       size_t n, s3sink_value *out) {
   luaL_checktype(L, idx, LUA_TTABLE);
   for (size_t i = 0; i < n; i++) {
@@ -98,9 +102,14 @@ static void to_values(lua_State *L, int idx, const s3sink_kind *kinds, const s3s
       lua_pop(L, 1);
       continue;
     }
-    v->kind = kinds[i];
+    int kind = kinds[i];
+    if (kind == KIND_ANY) /* by the value's own Lua type */
+      kind = t == LUA_TNUMBER  ? (lua_isinteger(L, -1) ? S3SINK_V_INT : S3SINK_V_FLOAT)
+             : t == LUA_TBOOLEAN ? S3SINK_V_BOOL
+                                 : S3SINK_V_STR;
+    v->kind = (s3sink_kind)kind;
     bool ok = false;
-    switch (kinds[i]) {
+    switch ((s3sink_kind)kind) {
     case S3SINK_V_INT:
     case S3SINK_V_DATETIME_NAIVE:
     case S3SINK_V_DATETIME_UTC:

@@ -17,17 +17,11 @@ local function escape(s)
   return (string.gsub(s, "[\\\t\n\r]", escapes))
 end
 
-local types -- column types, in order (set by init)
 local cells = {} -- reused by every row
 
 return {
   extension = "tsv",
   content_type = "text/tab-separated-values; charset=utf-8",
-
-  init = function(columns)
-    types = {}
-    for i, c in ipairs(columns) do types[i] = c.type end
-  end,
 
   header = function(columns)
     local names = {}
@@ -37,7 +31,8 @@ return {
     return table.concat(names, "\t") .. "\n"
   end,
 
-  row = function(values, time, diff)
+  -- types[i]: the type of values[i] (the column's; an "any" column's values bring their own)
+  row = function(values, time, diff, types)
     local n = #types
     for i = 1, n do
       local v = values[i]

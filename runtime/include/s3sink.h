@@ -82,7 +82,8 @@ typedef struct s3sink_value {
 
 /* Column of the table written. `type` is one of: "int", "float", "bool", "str", "bytes",
  * "pointer", "datetime_naive", "datetime_utc", "duration", "json", "tuple", "list",
- * "array". The format script may refuse types it cannot write. */
+ * "array", or "any" (values of every kind, null included: the format learns each value's
+ * type per row). The format script may refuse types it cannot write. */
 typedef struct s3sink_column {
   const char *name;
   const char *type;

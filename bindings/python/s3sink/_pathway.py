@@ -330,12 +330,12 @@ def _s3sink_type(t: dt.DType, column: str, nested: bool = False) -> tuple[str, b
         return "list", optional
     if t == dt.NONE:  # a column that only ever holds None
         return "str", True
-    if nested and t == dt.ANY:
-        return "any", optional
+    if t == dt.ANY:  # e.g. pw.apply without a return type: each value by its own type
+        return "any", True
     raise ValueError(
         f"table: column {column!r} has type {t!r}, which s3.write cannot serialize "
         "(supported: int, float, bool, str, bytes, Pointer, DateTimeNaive, DateTimeUtc, "
-        "Duration, Json, tuples, lists, numpy arrays and their Optional forms); "
+        "Duration, Json, tuples, lists, numpy arrays, Any and their Optional forms); "
         "convert it first, e.g. with pw.apply or .as_str()"
     )
 

@@ -20,6 +20,7 @@ ColumnType = Literal[
     "tuple",
     "list",
     "array",
+    "any",
 ]
 Column = tuple[str, ColumnType] | tuple[str, ColumnType, bool]
 

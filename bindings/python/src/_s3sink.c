@@ -633,12 +633,12 @@ static int json_value(modstate *st, arena *a, PyObject *v) {
 
 typedef enum {
   CK_INT, CK_FLOAT, CK_BOOL, CK_STR, CK_BYTES, CK_POINTER, CK_DT_NAIVE, CK_DT_UTC,
-  CK_DURATION, CK_JSON, CK_TUPLE, CK_LIST, CK_ARRAY, CK_COUNT
+  CK_DURATION, CK_JSON, CK_TUPLE, CK_LIST, CK_ARRAY, CK_ANY, CK_COUNT
 } colkind;
 
 static const char *const kind_names[CK_COUNT] = {
     "int", "float", "bool", "str", "bytes", "pointer", "datetime_naive", "datetime_utc",
-    "duration", "json", "tuple", "list", "array"};
+    "duration", "json", "tuple", "list", "array", "any"};
 
 typedef struct {
   Py_ssize_t n;
@@ -814,6 +814,33 @@ static int column_context(const schema *sc, Py_ssize_t i) {
   return -1;
 }
 
+/* The kind an "any" column's value is written as: its own type, as the engine would. */
+static int kind_of_value(modstate *st, PyObject *v, colkind *kind) {
+  PyObject *t;
+  int r;
+  if (PyBool_Check(v)) *kind = CK_BOOL;
+  else if (PyLong_Check(v)) *kind = CK_INT;
+  else if (PyFloat_Check(v)) *kind = CK_FLOAT;
+  else if (PyUnicode_Check(v)) *kind = CK_STR;
+  else if (PyBytes_Check(v)) *kind = CK_BYTES;
+  else if ((t = lazy_type(&st->pointer_type, "pathway.engine", "Pointer")) &&
+           PyObject_TypeCheck(v, (PyTypeObject *)t))
+    *kind = CK_POINTER;
+  else if ((r = PyObject_IsInstance(v, st->datetime_type)) != 0) {
+    if (r < 0) return -1;
+    PyObject *tz = PyObject_GetAttr(v, st->s_tzinfo);
+    if (!tz) return -1;
+    *kind = tz == Py_None ? CK_DT_NAIVE : CK_DT_UTC;
+    Py_DECREF(tz);
+  } else if ((r = PyObject_IsInstance(v, st->timedelta_type)) != 0) {
+    if (r < 0) return -1;
+    *kind = CK_DURATION;
+  } else {
+    *kind = CK_JSON; /* Json, tuples, lists, arrays: JSON text */
+  }
+  return 0;
+}
+
 static int convert_value(modstate *st, const schema *sc, Py_ssize_t i, PyObject *v, rowbuf *rb) {
   s3sink_value *out = &rb->vals[i];
   rb->offs[i] = SIZE_MAX;
@@ -822,7 +849,9 @@ static int convert_value(modstate *st, const schema *sc, Py_ssize_t i, PyObject 
     return 0;
   }
   arena *a = &rb->ar;
-  switch ((colkind)sc->kinds[i]) {
+  colkind kind = (colkind)sc->kinds[i];
+  if (kind == CK_ANY && kind_of_value(st, v, &kind) < 0) return column_context(sc, i);
+  switch (kind) {
   case CK_INT:
     out->kind = S3SINK_V_INT;
     if (PyLong_Check(v)) return long_to_i64(v, &out->u.i, "int column") < 0 ? column_context(sc, i) : 0;
@@ -893,7 +922,7 @@ static int convert_value(modstate *st, const schema *sc, Py_ssize_t i, PyObject 
   }
   case CK_DT_NAIVE:
   case CK_DT_UTC: {
-    out->kind = sc->kinds[i] == CK_DT_UTC ? S3SINK_V_DATETIME_UTC : S3SINK_V_DATETIME_NAIVE;
+    out->kind = kind == CK_DT_UTC ? S3SINK_V_DATETIME_UTC : S3SINK_V_DATETIME_NAIVE;
     if (PyLong_Check(v)) return long_to_i64(v, &out->u.i, "datetime") < 0 ? column_context(sc, i) : 0;
     int r = PyObject_IsInstance(v, st->datetime_type);
     if (r < 0) return column_context(sc, i);

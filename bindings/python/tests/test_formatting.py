@@ -254,14 +254,22 @@ def test_value_of_the_wrong_type_names_the_column():
 
 
 def test_bad_columns():
-    with pytest.raises(s3sink.ConfigError, match="'any'"):
-        s3sink.Formatter("csv", [("a", "any")])
+    with pytest.raises(s3sink.ConfigError, match="'decimal'"):
+        s3sink.Formatter("csv", [("a", "decimal")])
     with pytest.raises(ValueError, match="twice"):
         s3sink.Formatter("csv", [("a", "int"), ("a", "str")])
     with pytest.raises(TypeError):
         s3sink.Formatter("csv", "a")
     with pytest.raises(TypeError):
         s3sink.Formatter("csv", [("a",)])
+
+
+def test_any_column_writes_each_value_by_its_own_type():
+    f = s3sink.Formatter("csv", [("v", "any")])
+    got = [f.row({"v": v}, 2, 1) for v in (3, 0.5, False, "x", None, b"\x01", (1, 2))]
+    cells = [g.split(b",")[0] for g in got]
+    assert cells[:6] == [b'"3"', b'"0.5"', b'"False"', b'"x"', b'"None"', b'"AQ=="']
+    assert got[6] == b'"[1,2]","2","1"\n'
 
 
 def test_bad_format_script(tmp_path):

@@ -156,6 +156,30 @@ def test_every_type_byte_for_byte_as_fs_write(fmt, s3, bucket, minio_settings, t
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_any_columns_byte_for_byte_as_fs_write(fmt, s3, bucket, minio_settings, tmp_path):
+    """Columns of type Any (pw.apply without a return type): each value is written as
+    the engine writes its own type."""
+    values = [
+        7, -1.5, float("nan"), 1e16, True, "a \"q\", b", None, b"\x00\xff",
+        pd.Timestamp("2024-01-02T03:04:05.5"), pd.Timestamp("2024-01-02T03:04:05", tz="UTC"),
+        pd.Timedelta(1500, "ms"), pw.Json({"k": [1, 2.5]}), (1, "a", None),
+    ]
+    base = pw.debug.table_from_markdown(
+        "k\n" + "\n".join(str(k) for k in range(len(values)))
+    )
+    table = base.select(k=pw.this.k, v=pw.apply(lambda k: values[k], pw.this.k))
+    assert table.schema.columns()["v"].dtype == pw.internals.dtype.ANY
+    pw.io.minio.write(table, "any", fmt, minio_settings=minio_settings, write_interval_ms=600_000)
+    pw.io.fs.write(table, tmp_path / f"out.{fmt}", fmt)
+    run()
+    listed = objects(s3, bucket, "any/")
+    assert len(listed) == 1
+    reference = (tmp_path / f"out.{fmt}").read_bytes()
+    assert reference.count(b"\n") == len(values) + (fmt == "csv")
+    assert listed[0][1] == reference
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_many_floats_as_fs_write(fmt, s3, bucket, minio_settings, tmp_path):
     rnd = random.Random(99)
     values = [rnd.uniform(-1, 1) * 10 ** rnd.randint(-25, 25) for _ in range(600)]

@@ -768,8 +768,7 @@ int s3sink_push_fmtlib(lua_State *L) {
   return 1;
 }
 
-/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d. */
-static int64_t days_from_civil(int64_t y, int m, int d) {
+int64_t s3sink_days_from_civil(int64_t y, int m, int d) {
   y -= m <= 2;
   int64_t era = (y >= 0 ? y : y - 399) / 400;
   int64_t yoe = y - era * 400;
@@ -798,7 +797,7 @@ bool s3sink_parse_utc(const char *s, int64_t *out) {
   if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > mdays[v[1] - 1] || v[3] > 23 || v[4] > 59 ||
       v[5] > 60)
     return false;
-  *out = days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
+  *out = s3sink_days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
   return true;
 }
 

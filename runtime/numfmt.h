@@ -29,6 +29,9 @@ size_t s3sink_base64(const unsigned char *s, size_t n, char *out);
  * length, or 0 if c is written as it is. */
 size_t s3sink_json_escape(unsigned char c, char out[6]);
 
+/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d (any sign). */
+int64_t s3sink_days_from_civil(int64_t y, int m, int d);
+
 /* Parses a UTC time "20150830T123600Z", "2015-08-30T12:36:00Z" or
  * "2015-08-30T12:36:00.123Z" (fraction ignored) into seconds since the epoch. */
 bool s3sink_parse_utc(const char *s, int64_t *out);

@@ -182,6 +182,6 @@ describe("bad settings fail at creation with a clear error", function()
       assert.matches(c[2], err)
     end
     assert.has_error(function() s3sink.sink(h.config(bucket, { no_such_option = 1 })) end,
-      "unknown option 'no_such_option'")
+      "sink: unknown option 'no_such_option'")
   end)
 end)

@@ -12,6 +12,7 @@
 #include <lua.h>
 
 #include "lua_client.h"
+#include "options.h"
 #include "s3client.h"
 
 #define CLIENT_MT "s3sink.client"
@@ -289,86 +290,36 @@ static void push_client_metatable(lua_State *L) {
  * Constructor
  * ------------------------------------------------------------------------------------- */
 
-typedef enum ftype { F_STRING, F_BOOL, F_INT } ftype;
+static const char *const config_keys[] = {
+    "endpoint", "region", "bucket", "virtual_hosted", "access_key", "secret_key",
+    "session_token", "connect_timeout_ms", "request_timeout_ms", "insecure_tls", "ca_file",
+    NULL};
 
-static const struct {
-  const char *name;
-  ftype type;
-} config_fields[] = {
-    {"endpoint", F_STRING},         {"region", F_STRING},
-    {"bucket", F_STRING},           {"virtual_hosted", F_BOOL},
-    {"access_key", F_STRING},       {"secret_key", F_STRING},
-    {"session_token", F_STRING},    {"connect_timeout_ms", F_INT},
-    {"request_timeout_ms", F_INT},  {"insecure_tls", F_BOOL},
-    {"ca_file", F_STRING},
-};
-
-#define NFIELDS (sizeof config_fields / sizeof config_fields[0])
+static long timeout_ms(lua_State *L, const char *name) {
+  lua_Integer v = lopt_int(L, 1, "client", name, 0);
+  if (v < 0 || v > (lua_Integer)INT32_MAX)
+    luaL_error(L, "client: option '%s' must be a non-negative integer (milliseconds)", name);
+  return (long)v;
+}
 
 int s3sink_lua_client_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-
-  /* Reject unknown keys: a typo would otherwise silently mean "default". */
-  lua_pushnil(L);
-  while (lua_next(L, 1)) {
-    bool known = false;
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      const char *k = lua_tostring(L, -2);
-      for (size_t i = 0; i < NFIELDS && !known; i++) known = strcmp(k, config_fields[i].name) == 0;
-    }
-    if (!known) {
-      lua_pushvalue(L, -2);
-      luaL_error(L, "client: unknown config key '%s'", luaL_tolstring(L, -1, NULL));
-    }
-    lua_pop(L, 1);
-  }
-
-  s3client_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  for (size_t i = 0; i < NFIELDS; i++) {
-    const char *name = config_fields[i].name;
-    lua_pushstring(L, name);
-    int ty = lua_rawget(L, 1);
-    if (ty == LUA_TNIL) {
-      lua_pop(L, 1);
-      continue;
-    }
-    switch (config_fields[i].type) {
-    case F_STRING: {
-      if (ty != LUA_TSTRING)
-        luaL_error(L, "client: '%s' must be a string, got %s", name, luaL_typename(L, -1));
-      size_t len;
-      const char *s = lua_tolstring(L, -1, &len);
-      if (strlen(s) != len) luaL_error(L, "client: '%s' holds a NUL byte", name);
-      /* Borrowed: the config table keeps the string alive during s3client_new. */
-      if (strcmp(name, "endpoint") == 0) cfg.endpoint = s;
-      else if (strcmp(name, "region") == 0) cfg.region = s;
-      else if (strcmp(name, "bucket") == 0) cfg.bucket = s;
-      else if (strcmp(name, "access_key") == 0) cfg.access_key = s;
-      else if (strcmp(name, "secret_key") == 0) cfg.secret_key = s;
-      else if (strcmp(name, "session_token") == 0) cfg.session_token = s;
-      else if (strcmp(name, "ca_file") == 0) cfg.ca_file = s;
-      break;
-    }
-    case F_BOOL:
-      if (ty != LUA_TBOOLEAN)
-        luaL_error(L, "client: '%s' must be a boolean, got %s", name, luaL_typename(L, -1));
-      if (strcmp(name, "virtual_hosted") == 0) cfg.virtual_hosted = lua_toboolean(L, -1);
-      else cfg.insecure_tls = lua_toboolean(L, -1);
-      break;
-    case F_INT: {
-      int isint = 0;
-      lua_Integer v = ty == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
-      if (!isint || v < 0 || v > (lua_Integer)INT32_MAX)
-        luaL_error(L, "client: '%s' must be a non-negative integer (milliseconds)", name);
-      if (strcmp(name, "connect_timeout_ms") == 0) cfg.connect_timeout_ms = (long)v;
-      else cfg.request_timeout_ms = (long)v;
-      break;
-    }
-    }
-    lua_pop(L, 1);
-  }
+  lopt_check_known(L, 1, "client", config_keys);
+  /* strings are borrowed: the config table keeps them alive during s3client_new */
+  s3client_config cfg = {
+      .endpoint = lopt_string(L, 1, "client", "endpoint", false, NULL),
+      .region = lopt_string(L, 1, "client", "region", false, NULL),
+      .bucket = lopt_string(L, 1, "client", "bucket", false, NULL),
+      .virtual_hosted = lopt_bool(L, 1, "client", "virtual_hosted", false),
+      .access_key = lopt_string(L, 1, "client", "access_key", false, NULL),
+      .secret_key = lopt_string(L, 1, "client", "secret_key", false, NULL),
+      .session_token = lopt_string(L, 1, "client", "session_token", false, NULL),
+      .connect_timeout_ms = timeout_ms(L, "connect_timeout_ms"),
+      .request_timeout_ms = timeout_ms(L, "request_timeout_ms"),
+      .insecure_tls = lopt_bool(L, 1, "client", "insecure_tls", false),
+      .ca_file = lopt_string(L, 1, "client", "ca_file", false, NULL),
+  };
 
   lclient *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->c = NULL;

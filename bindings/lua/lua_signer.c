@@ -13,6 +13,7 @@
 #include <lua.h>
 
 #include "lua_signer.h"
+#include "options.h"
 #include "numfmt.h"
 #include "s3sink.h"
 
@@ -37,39 +38,6 @@ static s3sink_sigv4_result *push_result(lua_State *L) {
   }
   lua_setmetatable(L, -2);
   return r;
-}
-
-/* Field `name` of the table at index t, which must be a string without NUL bytes (or nil
- * when not required). Borrowed: the table keeps it alive. */
-static const char *string_field(lua_State *L, int t, const char *fn, const char *name,
-                                bool required, size_t *len) {
-  lua_pushstring(L, name);
-  int ty = lua_rawget(L, t);
-  const char *s = NULL;
-  if (ty == LUA_TNIL) {
-    if (required) luaL_error(L, "%s: field '%s' is required", fn, name);
-  } else if (ty != LUA_TSTRING) {
-    luaL_error(L, "%s: field '%s' must be a string, got %s", fn, name, luaL_typename(L, -1));
-  } else {
-    size_t n;
-    s = lua_tolstring(L, -1, &n);
-    if (!len && strlen(s) != n) luaL_error(L, "%s: field '%s' holds a NUL byte", fn, name);
-    if (len) *len = n;
-  }
-  lua_pop(L, 1);
-  return s;
-}
-
-static bool bool_field(lua_State *L, int t, const char *fn, const char *name, bool dflt) {
-  lua_pushstring(L, name);
-  int ty = lua_rawget(L, t);
-  bool v = dflt;
-  if (ty == LUA_TBOOLEAN)
-    v = lua_toboolean(L, -1);
-  else if (ty != LUA_TNIL)
-    luaL_error(L, "%s: field '%s' must be a boolean, got %s", fn, name, luaL_typename(L, -1));
-  lua_pop(L, 1);
-  return v;
 }
 
 static int64_t time_field(lua_State *L, int t, const char *fn) {
@@ -145,19 +113,19 @@ static int do_sign(lua_State *L, bool presign) {
   s3sink_sigv4_params p;
   memset(&p, 0, sizeof p);
 
-  req.method = string_field(L, 1, fn, "method", true, NULL);
-  req.path = string_field(L, 1, fn, "path", true, NULL);
-  req.query = string_field(L, 1, fn, "query", false, NULL);
-  req.body = string_field(L, 1, fn, "body", false, &req.body_len);
-  req.payload_hash = string_field(L, 1, fn, "payload_hash", false, NULL);
-  p.access_key = string_field(L, 1, fn, "access_key", true, NULL);
-  p.secret_key = string_field(L, 1, fn, "secret_key", true, NULL);
-  p.session_token = string_field(L, 1, fn, "session_token", false, NULL);
-  p.region = string_field(L, 1, fn, "region", true, NULL);
-  p.service = string_field(L, 1, fn, "service", true, NULL);
+  req.method = lopt_string(L, 1, fn, "method", true, NULL);
+  req.path = lopt_string(L, 1, fn, "path", true, NULL);
+  req.query = lopt_string(L, 1, fn, "query", false, NULL);
+  req.body = lopt_string(L, 1, fn, "body", false, &req.body_len);
+  req.payload_hash = lopt_string(L, 1, fn, "payload_hash", false, NULL);
+  p.access_key = lopt_string(L, 1, fn, "access_key", true, NULL);
+  p.secret_key = lopt_string(L, 1, fn, "secret_key", true, NULL);
+  p.session_token = lopt_string(L, 1, fn, "session_token", false, NULL);
+  p.region = lopt_string(L, 1, fn, "region", true, NULL);
+  p.service = lopt_string(L, 1, fn, "service", true, NULL);
   p.now = time_field(L, 1, fn);
-  p.normalize = bool_field(L, 1, fn, "normalize", false);
-  p.add_content_sha256 = bool_field(L, 1, fn, "content_sha256", false);
+  p.normalize = lopt_bool(L, 1, fn, "normalize", false);
+  p.add_content_sha256 = lopt_bool(L, 1, fn, "content_sha256", false);
   p.expires = DEFAULT_EXPIRES;
   lua_pushliteral(L, "expires");
   int ty = lua_rawget(L, 1);

@@ -10,6 +10,7 @@
 
 #include "lua_client.h"
 #include "lua_signer.h"
+#include "options.h"
 #include "s3sink.h"
 
 #define SINK_MT "s3sink.Sink"
@@ -170,80 +171,40 @@ static const char *const sink_options[] = {
     "connect_timeout_ms", "request_timeout_ms", "insecure_tls", "ca_file", "create_bucket",
     "timer", "background_uploads", "max_buffer_bytes", "clock", NULL};
 
-static void check_known_options(lua_State *L, int cfg, const char *const *known) {
-  lua_pushnil(L);
-  while (lua_next(L, cfg)) {
-    bool ok = false;
-    if (lua_type(L, -2) == LUA_TSTRING)
-      for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, lua_tostring(L, -2)) == 0;
-    if (!ok) luaL_error(L, "unknown option '%s'", lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
-    lua_pop(L, 1);
-  }
-}
-
-static const char *opt_string(lua_State *L, int cfg, const char *k) {
-  lua_getfield(L, cfg, k);
-  const char *v = NULL;
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option '%s' must be a string", k);
-    v = lua_tostring(L, -1);
-  }
-  lua_pop(L, 1); /* still anchored by the config table */
-  return v;
-}
-
-static lua_Integer opt_int(lua_State *L, int cfg, const char *k, lua_Integer dflt) {
-  lua_getfield(L, cfg, k);
-  lua_Integer v = dflt;
-  if (!lua_isnil(L, -1)) {
-    if (!lua_isinteger(L, -1)) luaL_error(L, "option '%s' must be an integer", k);
-    v = lua_tointeger(L, -1);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-static bool opt_bool(lua_State *L, int cfg, const char *k, bool dflt) {
-  lua_getfield(L, cfg, k);
-  bool v = lua_isnil(L, -1) ? dflt : lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
 /* s3sink.sink(config) -> sink | nil, message, code */
 static int l_sink_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  check_known_options(L, 1, sink_options);
+  lopt_check_known(L, 1, "sink", sink_options);
   lsink *ls = lua_newuserdatauv(L, sizeof *ls, 0);
   memset(ls, 0, sizeof *ls);
   luaL_setmetatable(L, SINK_MT);
   int ud = lua_gettop(L);
 
   s3sink_config c = {0};
-  c.endpoint = opt_string(L, 1, "endpoint");
-  c.region = opt_string(L, 1, "region");
-  c.bucket = opt_string(L, 1, "bucket");
-  c.prefix = opt_string(L, 1, "prefix");
-  c.virtual_hosted = opt_bool(L, 1, "virtual_hosted", false);
-  c.access_key = opt_string(L, 1, "access_key");
-  c.secret_key = opt_string(L, 1, "secret_key");
-  c.session_token = opt_string(L, 1, "session_token");
-  c.format = opt_string(L, 1, "format");
-  c.naming = opt_string(L, 1, "naming");
-  c.write_interval_ms = opt_int(L, 1, "write_interval_ms", 60000);
+  c.endpoint = lopt_string(L, 1, "sink", "endpoint", false, NULL);
+  c.region = lopt_string(L, 1, "sink", "region", false, NULL);
+  c.bucket = lopt_string(L, 1, "sink", "bucket", false, NULL);
+  c.prefix = lopt_string(L, 1, "sink", "prefix", false, NULL);
+  c.virtual_hosted = lopt_bool(L, 1, "sink", "virtual_hosted", false);
+  c.access_key = lopt_string(L, 1, "sink", "access_key", false, NULL);
+  c.secret_key = lopt_string(L, 1, "sink", "secret_key", false, NULL);
+  c.session_token = lopt_string(L, 1, "sink", "session_token", false, NULL);
+  c.format = lopt_string(L, 1, "sink", "format", false, NULL);
+  c.naming = lopt_string(L, 1, "sink", "naming", false, NULL);
+  c.write_interval_ms = lopt_int(L, 1, "sink", "write_interval_ms", 60000);
   if (c.write_interval_ms == 0) /* 0 means "default" in C; here it would surprise */
     c.write_interval_ms = -1;
-  c.writer_id = opt_string(L, 1, "writer_id");
-  c.connect_timeout_ms = (long)opt_int(L, 1, "connect_timeout_ms", 0);
-  c.request_timeout_ms = (long)opt_int(L, 1, "request_timeout_ms", 0);
-  c.insecure_tls = opt_bool(L, 1, "insecure_tls", false);
-  c.ca_file = opt_string(L, 1, "ca_file");
-  c.create_bucket = opt_bool(L, 1, "create_bucket", false);
-  c.no_timer = !opt_bool(L, 1, "timer", true);
-  c.background_uploads = opt_bool(L, 1, "background_uploads", false);
-  c.max_buffer_bytes = (size_t)opt_int(L, 1, "max_buffer_bytes", 0);
-  const char *clock = opt_string(L, 1, "clock");
+  c.writer_id = lopt_string(L, 1, "sink", "writer_id", false, NULL);
+  c.connect_timeout_ms = (long)lopt_int(L, 1, "sink", "connect_timeout_ms", 0);
+  c.request_timeout_ms = (long)lopt_int(L, 1, "sink", "request_timeout_ms", 0);
+  c.insecure_tls = lopt_bool(L, 1, "sink", "insecure_tls", false);
+  c.ca_file = lopt_string(L, 1, "sink", "ca_file", false, NULL);
+  c.create_bucket = lopt_bool(L, 1, "sink", "create_bucket", false);
+  c.no_timer = !lopt_bool(L, 1, "sink", "timer", true);
+  c.background_uploads = lopt_bool(L, 1, "sink", "background_uploads", false);
+  c.max_buffer_bytes = (size_t)lopt_int(L, 1, "sink", "max_buffer_bytes", 0);
+  const char *clock = lopt_string(L, 1, "sink", "clock", false, NULL);
   if (clock) {
     if (strcmp(clock, "manual") != 0) luaL_error(L, "option 'clock' must be \"manual\" or nil");
     c.clock = manual_clock;
@@ -427,8 +388,8 @@ static int l_formatter_new(lua_State *L) {
   static const char *const known[] = {"format", "columns", NULL};
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  check_known_options(L, 1, known);
-  const char *format = opt_string(L, 1, "format");
+  lopt_check_known(L, 1, "formatter", known);
+  const char *format = lopt_string(L, 1, "formatter", "format", false, NULL);
   lformatter *f = lua_newuserdatauv(L, sizeof *f, 1);
   memset(f, 0, sizeof *f);
   luaL_setmetatable(L, FORMATTER_MT);

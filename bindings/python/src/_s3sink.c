@@ -313,16 +313,6 @@ static int timedelta_ns(modstate *st, PyObject *v, int64_t *ns) {
   return 0;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
 /* Nanoseconds since the epoch of a datetime.datetime (pandas.Timestamp: its `.value`,
  * which is UTC for aware timestamps); *aware tells whether it has a tzinfo. */
 static int datetime_ns(modstate *st, PyObject *v, int64_t *ns, bool *aware) {
@@ -352,7 +342,7 @@ static int datetime_ns(modstate *st, PyObject *v, int64_t *ns, bool *aware) {
     PyErr_Format(PyExc_OverflowError, "datetime of year %ld does not fit in 64-bit nanoseconds", f[0]);
     return -1;
   }
-  int64_t secs = days_from_civil(f[0], (int)f[1], (int)f[2]) * 86400 + f[3] * 3600 + f[4] * 60 + f[5];
+  int64_t secs = s3sink_days_from_civil(f[0], (int)f[1], (int)f[2]) * 86400 + f[3] * 3600 + f[4] * 60 + f[5];
   if (secs > INT64_MAX / 1000000000 - 1 || secs < INT64_MIN / 1000000000 + 1) {
     PyErr_SetString(PyExc_OverflowError, "datetime does not fit in 64-bit nanoseconds");
     return -1;

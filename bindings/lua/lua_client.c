@@ -12,7 +12,7 @@
 #include <lua.h>
 
 #include "lua_client.h"
-#include "options.h"
+#include "lua_util.h"
 #include "s3client.h"
 
 #define CLIENT_MT "s3sink.client"
@@ -70,17 +70,6 @@ static void keylist_clear(keylist *k) {
 static int keylist_gc(lua_State *L) {
   keylist_clear(luaL_checkudata(L, 1, KEYLIST_MT));
   return 0;
-}
-
-static keylist *push_keylist(lua_State *L) {
-  keylist *k = lua_newuserdatauv(L, sizeof *k, 0);
-  memset(k, 0, sizeof *k);
-  if (luaL_newmetatable(L, KEYLIST_MT)) {
-    lua_pushcfunction(L, keylist_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
-  return k;
 }
 
 /* s3client_list callback: no Lua calls here (they could raise through the client). */
@@ -141,7 +130,7 @@ static int l_list(lua_State *L) {
   const char *prefix = luaL_optlstring(L, 2, "", &plen);
   if (strlen(prefix) != plen) luaL_argerror(L, 2, "prefix holds a NUL byte");
   lua_settop(L, 2);
-  keylist *k = push_keylist(L); /* index 3 */
+  keylist *k = lutil_push_owned(L, sizeof *k, KEYLIST_MT, keylist_gc); /* index 3 */
   s3sink_err err;
   memset(&err, 0, sizeof err);
   int rc = s3client_list(c, prefix, collect_key, k, &err);
@@ -272,17 +261,12 @@ static const luaL_Reg methods[] = {
 };
 
 static void push_client_metatable(lua_State *L) {
-  if (luaL_newmetatable(L, CLIENT_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
+  bool made = !luaL_getmetatable(L, CLIENT_MT);
+  lua_pop(L, 1);
+  lutil_metatable(L, CLIENT_MT, methods, l_close, true);
+  if (made) {
     lua_pushcfunction(L, l_tostring);
     lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, CLIENT_MT);
-    lua_setfield(L, -2, "__name");
   }
 }
 

@@ -13,7 +13,7 @@
 #include <lua.h>
 
 #include "lua_signer.h"
-#include "options.h"
+#include "lua_util.h"
 #include "numfmt.h"
 #include "s3sink.h"
 
@@ -24,20 +24,6 @@ static int result_gc(lua_State *L) {
   s3sink_sigv4_result *r = luaL_checkudata(L, 1, RESULT_MT);
   s3sink_sigv4_result_free(r);
   return 0;
-}
-
-/* Pushes a zeroed result userdata that frees its strings when collected. */
-static s3sink_sigv4_result *push_result(lua_State *L) {
-  s3sink_sigv4_result *r = lua_newuserdatauv(L, sizeof *r, 0);
-  memset(r, 0, sizeof *r);
-  if (luaL_newmetatable(L, RESULT_MT)) {
-    lua_pushcfunction(L, result_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushliteral(L, "s3sink.sigv4_result");
-    lua_setfield(L, -2, "__metatable");
-  }
-  lua_setmetatable(L, -2);
-  return r;
 }
 
 static int64_t time_field(lua_State *L, int t, const char *fn) {
@@ -139,7 +125,7 @@ static int do_sign(lua_State *L, bool presign) {
   lua_pop(L, 1);
   req.headers = headers_field(L, 1, fn, &req.nheaders); /* userdata at index 2 */
 
-  s3sink_sigv4_result *r = push_result(L); /* index 3 */
+  s3sink_sigv4_result *r = lutil_push_owned(L, sizeof *r, RESULT_MT, result_gc); /* index 3 */
   s3sink_err err;
   int rc = presign ? s3sink_sigv4_presign(&req, &p, r, &err) : s3sink_sigv4_sign(&req, &p, r, &err);
   if (rc != S3SINK_OK) {

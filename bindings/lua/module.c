@@ -10,7 +10,7 @@
 
 #include "lua_client.h"
 #include "lua_signer.h"
-#include "options.h"
+#include "lua_util.h"
 #include "s3sink.h"
 
 #define SINK_MT "s3sink.Sink"
@@ -458,22 +458,15 @@ static const luaL_Reg module_functions[] = {
 LUAMOD_API int luaopen_s3sink(lua_State *L);
 
 LUAMOD_API int luaopen_s3sink(lua_State *L) {
-  luaL_newmetatable(L, SINK_MT);
-  luaL_newlib(L, sink_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_sink_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_sink_gc);
-  lua_setfield(L, -2, "__close");
+  lutil_metatable(L, SINK_MT, sink_methods, l_sink_gc, true);
   lua_pop(L, 1);
 
-  luaL_newmetatable(L, FORMATTER_MT);
+  /* formatters answer extension and content_type as fields, so __index is a function */
+  lutil_metatable(L, FORMATTER_MT, NULL, l_formatter_gc, false);
   luaL_newlib(L, formatter_methods);
   lua_setfield(L, -2, "methods");
   lua_pushcfunction(L, l_formatter_index);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_formatter_gc);
-  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
 
   luaL_newlib(L, module_functions);

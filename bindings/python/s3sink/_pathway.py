@@ -520,6 +520,25 @@ _COMMON_ARGS_DOC = """
 """
 
 
+# the keyword options every writer passes on to _connect, by name
+_OPTIONS = (
+    "write_interval_ms", "name", "sort_by", "naming", "writer_id", "create_bucket",
+    "connect_timeout_ms", "request_timeout_ms", "max_buffer_bytes", "ca_file", "insecure_tls",
+)
+
+
+def _options(scope: dict[str, Any]) -> dict[str, Any]:
+    """The writer options among a writer function's arguments (its ``locals()``)."""
+    return {k: scope[k] for k in _OPTIONS}
+
+
+def _target_of(path: str, settings: Any, param: str, cls: type | None = None) -> _Target:
+    """Where a writer writes; with ``cls``, ``settings`` must be of that class."""
+    if cls is not None and not isinstance(settings, cls):
+        raise TypeError(f"{param} must be {cls.__name__}, not {type(settings).__name__}")
+    return _resolve_target(path, settings, param)
+
+
 def write(
     table: pw.Table,
     path: str,
@@ -549,13 +568,8 @@ def write(
             ``MinIOSettings``, ``DigitalOceanS3Settings``, ``WasabiS3Settings``. Without
             them the bucket is on AWS, its region from ``AWS_REGION`` or detected.
     """
-    target = _resolve_target(path, aws_s3_settings, "aws_s3_settings")
-    _connect(
-        table, target, format=format, write_interval_ms=write_interval_ms, name=name,
-        sort_by=sort_by, naming=naming, writer_id=writer_id, create_bucket=create_bucket,
-        connect_timeout_ms=connect_timeout_ms, request_timeout_ms=request_timeout_ms,
-        max_buffer_bytes=max_buffer_bytes, ca_file=ca_file, insecure_tls=insecure_tls,
-    )
+    target = _target_of(path, aws_s3_settings, "aws_s3_settings")
+    _connect(table, target, format=format, **_options(locals()))
 
 
 def write_to_digital_ocean(
@@ -586,15 +600,8 @@ def write_to_digital_ocean(
         do_s3_settings: ``pw.io.s3.DigitalOceanS3Settings`` with the bucket and region.
         format: ``"csv"``, ``"json"`` or the path of a Lua format script.
     """
-    if not isinstance(do_s3_settings, DigitalOceanS3Settings):
-        raise TypeError(f"do_s3_settings must be DigitalOceanS3Settings, not {type(do_s3_settings).__name__}")
-    target = _resolve_target(path, do_s3_settings, "do_s3_settings")
-    _connect(
-        table, target, format=format, write_interval_ms=write_interval_ms, name=name,
-        sort_by=sort_by, naming=naming, writer_id=writer_id, create_bucket=create_bucket,
-        connect_timeout_ms=connect_timeout_ms, request_timeout_ms=request_timeout_ms,
-        max_buffer_bytes=max_buffer_bytes, ca_file=ca_file, insecure_tls=insecure_tls,
-    )
+    target = _target_of(path, do_s3_settings, "do_s3_settings", DigitalOceanS3Settings)
+    _connect(table, target, format=format, **_options(locals()))
 
 
 def write_to_wasabi(
@@ -625,15 +632,8 @@ def write_to_wasabi(
         wasabi_s3_settings: ``pw.io.s3.WasabiS3Settings`` with the bucket and region.
         format: ``"csv"``, ``"json"`` or the path of a Lua format script.
     """
-    if not isinstance(wasabi_s3_settings, WasabiS3Settings):
-        raise TypeError(f"wasabi_s3_settings must be WasabiS3Settings, not {type(wasabi_s3_settings).__name__}")
-    target = _resolve_target(path, wasabi_s3_settings, "wasabi_s3_settings")
-    _connect(
-        table, target, format=format, write_interval_ms=write_interval_ms, name=name,
-        sort_by=sort_by, naming=naming, writer_id=writer_id, create_bucket=create_bucket,
-        connect_timeout_ms=connect_timeout_ms, request_timeout_ms=request_timeout_ms,
-        max_buffer_bytes=max_buffer_bytes, ca_file=ca_file, insecure_tls=insecure_tls,
-    )
+    target = _target_of(path, wasabi_s3_settings, "wasabi_s3_settings", WasabiS3Settings)
+    _connect(table, target, format=format, **_options(locals()))
 
 
 def minio_write(
@@ -664,15 +664,8 @@ def minio_write(
         format: ``"csv"``, ``"json"`` or the path of a Lua format script.
         minio_settings: ``pw.io.minio.MinIOSettings`` (endpoint, bucket, keys).
     """
-    if not isinstance(minio_settings, MinIOSettings):
-        raise TypeError(f"minio_settings must be MinIOSettings, not {type(minio_settings).__name__}")
-    target = _resolve_target(path, minio_settings, "minio_settings")
-    _connect(
-        table, target, format=format, write_interval_ms=write_interval_ms, name=name,
-        sort_by=sort_by, naming=naming, writer_id=writer_id, create_bucket=create_bucket,
-        connect_timeout_ms=connect_timeout_ms, request_timeout_ms=request_timeout_ms,
-        max_buffer_bytes=max_buffer_bytes, ca_file=ca_file, insecure_tls=insecure_tls,
-    )
+    target = _target_of(path, minio_settings, "minio_settings", MinIOSettings)
+    _connect(table, target, format=format, **_options(locals()))
 
 
 for _f in (write, write_to_digital_ocean, write_to_wasabi, minio_write):

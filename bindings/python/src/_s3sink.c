@@ -1211,6 +1211,26 @@ static PyObject *Writer_on_change(WriterObject *self, PyObject *const *args, Py_
   Py_RETURN_NONE;
 }
 
+/* Ends the minibatch of *time_end (if given), then applies the flush policy, with the
+ * GIL released and the writer's lock held. Returns s3sink_flush's result, or
+ * FLUSH_CLOSED if the writer is (or got) closed. */
+#define FLUSH_CLOSED (INT_MIN)
+static int locked_flush(WriterObject *self, const int64_t *time_end, bool forced,
+                        s3sink_err *err) {
+  memset(err, 0, sizeof *err);
+  if (!self->sink) return FLUSH_CLOSED;
+  int rc = FLUSH_CLOSED;
+  Py_BEGIN_ALLOW_THREADS
+  PyThread_acquire_lock(self->lock, WAIT_LOCK);
+  if (self->sink) {
+    rc = time_end ? s3sink_time_end(self->sink, *time_end, err) : S3SINK_OK;
+    if (rc == S3SINK_OK) rc = s3sink_flush(self->sink, forced, err);
+  }
+  PyThread_release_lock(self->lock);
+  Py_END_ALLOW_THREADS
+  return rc;
+}
+
 PyDoc_STRVAR(Writer_on_time_end_doc,
 "on_time_end(time)\n--\n\n"
 "Closes the minibatch of ``time`` and applies the flush policy: uploads the complete\n"
@@ -1225,21 +1245,9 @@ static PyObject *Writer_on_time_end(WriterObject *self, PyObject *arg) {
   }
   int64_t time;
   if (long_to_i64(arg, &time, "time") < 0) return NULL;
-  if (!self->sink) return closed_error(self);
   s3sink_err err;
-  memset(&err, 0, sizeof err);
-  int rc = S3SINK_ESTATE;
-  bool open = false;
-  Py_BEGIN_ALLOW_THREADS
-  PyThread_acquire_lock(self->lock, WAIT_LOCK);
-  if (self->sink) {
-    open = true;
-    rc = s3sink_time_end(self->sink, time, &err);
-    if (rc == S3SINK_OK) rc = s3sink_flush(self->sink, false, &err);
-  }
-  PyThread_release_lock(self->lock);
-  Py_END_ALLOW_THREADS
-  if (!open) return closed_error(self);
+  int rc = locked_flush(self, &time, false, &err);
+  if (rc == FLUSH_CLOSED) return closed_error(self);
   if (rc == S3SINK_EHTTP || rc == S3SINK_ES3) {
     self->upload_err = err; /* kept and retried: reported, not raised */
     Py_RETURN_FALSE;
@@ -1269,20 +1277,9 @@ static PyObject *Writer_flush(WriterObject *self, PyObject *const *args, Py_ssiz
     return NULL;
   }
   if (nargs + nkw == 1 && (forced = PyObject_IsTrue(args[0])) < 0) return NULL;
-  if (!self->sink) return closed_error(self);
   s3sink_err err;
-  memset(&err, 0, sizeof err);
-  int rc = S3SINK_ESTATE;
-  bool open = false;
-  Py_BEGIN_ALLOW_THREADS
-  PyThread_acquire_lock(self->lock, WAIT_LOCK);
-  if (self->sink) {
-    open = true;
-    rc = s3sink_flush(self->sink, forced, &err);
-  }
-  PyThread_release_lock(self->lock);
-  Py_END_ALLOW_THREADS
-  if (!open) return closed_error(self);
+  int rc = locked_flush(self, NULL, forced, &err);
+  if (rc == FLUSH_CLOSED) return closed_error(self);
   if (rc < 0) {
     if (rc == S3SINK_EHTTP || rc == S3SINK_ES3) self->upload_err = err;
     return set_sink_error(self->st, &err);

@@ -1,9 +1,9 @@
-/* options.c - see options.h. */
+/* lua_util.c - see lua_util.h. */
 #include <string.h>
 
 #include <lauxlib.h>
 
-#include "options.h"
+#include "lua_util.h"
 
 void lopt_check_known(lua_State *L, int t, const char *fn, const char *const *known) {
   lua_pushnil(L);
@@ -56,4 +56,28 @@ lua_Integer lopt_int(lua_State *L, int t, const char *fn, const char *name, lua_
   }
   lua_pop(L, 1);
   return v;
+}
+
+void lutil_metatable(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                     bool closes) {
+  if (!luaL_newmetatable(L, name)) return;
+  if (methods) {
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  if (closes) {
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close");
+  }
+}
+
+void *lutil_push_owned(lua_State *L, size_t size, const char *name, lua_CFunction gc) {
+  void *p = lua_newuserdatauv(L, size, 0);
+  memset(p, 0, size);
+  lutil_metatable(L, name, NULL, gc, false);
+  lua_setmetatable(L, -2);
+  return p;
 }

@@ -314,21 +314,20 @@ static int l_sink_stats(lua_State *L) {
   lsink *s = check_sink(L);
   s3sink_stats st;
   s3sink_get_stats(s->sink, &st);
-  lua_createtable(L, 0, 7);
-  lua_pushinteger(L, (lua_Integer)st.objects);
-  lua_setfield(L, -2, "objects");
-  lua_pushinteger(L, (lua_Integer)st.rows);
-  lua_setfield(L, -2, "rows");
-  lua_pushinteger(L, (lua_Integer)st.bytes);
-  lua_setfield(L, -2, "bytes");
-  lua_pushinteger(L, (lua_Integer)st.buffered_rows);
-  lua_setfield(L, -2, "buffered_rows");
-  lua_pushinteger(L, (lua_Integer)st.buffered_bytes);
-  lua_setfield(L, -2, "buffered_bytes");
-  lua_pushinteger(L, (lua_Integer)st.failed_uploads);
-  lua_setfield(L, -2, "failed_uploads");
-  lua_pushinteger(L, (lua_Integer)st.last_write_ms);
-  lua_setfield(L, -2, "last_write_ms");
+  const struct { const char *name; int64_t value; } fields[] = {
+      {"objects", (int64_t)st.objects},
+      {"rows", (int64_t)st.rows},
+      {"bytes", (int64_t)st.bytes},
+      {"buffered_rows", (int64_t)st.buffered_rows},
+      {"buffered_bytes", (int64_t)st.buffered_bytes},
+      {"failed_uploads", (int64_t)st.failed_uploads},
+      {"last_write_ms", st.last_write_ms},
+  };
+  lua_createtable(L, 0, (int)(sizeof fields / sizeof fields[0]));
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    lua_pushinteger(L, (lua_Integer)fields[i].value);
+    lua_setfield(L, -2, fields[i].name);
+  }
   return 1;
 }
 

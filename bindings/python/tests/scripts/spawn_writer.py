@@ -5,6 +5,7 @@ import os
 import sys
 
 import pathway as pw
+from minio_env import minio_settings
 
 import s3sink  # noqa: F401
 
@@ -17,13 +18,7 @@ rows = "\n".join(
 )
 t = pw.debug.table_from_markdown("k | owner | v | __time__ | __diff__\n" + rows)
 agg = t.groupby(pw.this.owner).reduce(pw.this.owner, total=pw.reducers.sum(pw.this.v), n=pw.reducers.count())
-settings = pw.io.minio.MinIOSettings(
-    endpoint=os.environ["S3SINK_TEST_ENDPOINT"],
-    bucket_name=bucket,
-    access_key=os.environ["S3SINK_TEST_ACCESS_KEY"],
-    secret_access_key=os.environ["S3SINK_TEST_SECRET_KEY"],
-    region="us-east-1",
-)
+settings = minio_settings(bucket)
 pw.io.minio.write(t, prefix + "/rows", fmt, minio_settings=settings, write_interval_ms=int(interval))
 pw.io.minio.write(agg, prefix + "/agg", fmt, minio_settings=settings, write_interval_ms=int(interval))
 pw.run(monitoring_level=pw.MonitoringLevel.NONE)

@@ -1,11 +1,11 @@
 """pw.io.minio.read(mode="streaming") of a prefix; prints each row received as
 `<time.monotonic()> <n> <diff>`."""
 
-import os
 import sys
 import time
 
 import pathway as pw
+from minio_env import minio_settings
 
 bucket, prefix, fmt = sys.argv[1:4]
 
@@ -16,13 +16,7 @@ class Schema(pw.Schema):
     diff: int
 
 
-settings = pw.io.minio.MinIOSettings(
-    endpoint=os.environ["S3SINK_TEST_ENDPOINT"],
-    bucket_name=bucket,
-    access_key=os.environ["S3SINK_TEST_ACCESS_KEY"],
-    secret_access_key=os.environ["S3SINK_TEST_SECRET_KEY"],
-    region="us-east-1",
-)
+settings = minio_settings(bucket)
 table = pw.io.minio.read(prefix, settings, fmt, schema=Schema, mode="streaming", autocommit_duration_ms=50)
 
 

@@ -1,11 +1,11 @@
 """A streaming Pathway pipeline writing with pw.io.minio.write: `count` rows, one every
 `period` seconds (each its own minibatch). Prints its start and end (time.monotonic)."""
 
-import os
 import sys
 import time
 
 import pathway as pw
+from minio_env import minio_settings
 
 import s3sink  # noqa: F401  (adds pw.io.minio.write)
 
@@ -27,13 +27,7 @@ class Schema(pw.Schema):
 
 print("start", time.monotonic(), flush=True)
 table = pw.io.python.read(Numbers(), schema=Schema, autocommit_duration_ms=50)
-settings = pw.io.minio.MinIOSettings(
-    endpoint=os.environ["S3SINK_TEST_ENDPOINT"],
-    bucket_name=bucket,
-    access_key=os.environ["S3SINK_TEST_ACCESS_KEY"],
-    secret_access_key=os.environ["S3SINK_TEST_SECRET_KEY"],
-    region="us-east-1",
-)
+settings = minio_settings(bucket)
 pw.io.minio.write(table, prefix, fmt, minio_settings=settings, write_interval_ms=interval)
 pw.run(monitoring_level=pw.MonitoringLevel.NONE)
 print("end", time.monotonic(), flush=True)

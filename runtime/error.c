@@ -14,6 +14,7 @@ const char *s3sink_strerror(int code) {
   case S3SINK_EHTTP: return "HTTP transport error";
   case S3SINK_ES3: return "S3 error response";
   case S3SINK_ESTATE: return "operation not allowed in the sink's state";
+  case S3SINK_EIO: return "spool I/O error";
   default: return "unknown error";
   }
 }

@@ -7,15 +7,16 @@
 #include <lauxlib.h>
 
 #include "formatter.h"
-#include "s3client.h"
+#include "error.h"
 
 struct s3sink_formatter {
   luahost *host;
   bool owns_host;
-  int script_ref, row_ref, values_ref;
+  luahost_script script;
+  int row_ref, values_ref;
   int types_ref;           /* each value's type in the current row, passed to row() */
   int kind_types_ref;      /* type name of each value kind, for "any" columns */
-  const char *label;       /* script name, anchored in the script table */
+  const char *label;       /* script.label */
   size_t ncolumns;
   s3sink_kind *kinds;      /* kind each column's values must have */
   bool *any;               /* "any" columns take values of every kind */
@@ -55,7 +56,7 @@ void s3sink_formatter_free(s3sink_formatter *f) {
   if (!f) return;
   if (f->host) {
     lua_State *L = luahost_state(f->host);
-    luaL_unref(L, LUA_REGISTRYINDEX, f->script_ref);
+    luahost_unref_script(f->host, &f->script);
     luaL_unref(L, LUA_REGISTRYINDEX, f->row_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, f->values_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, f->types_ref);
@@ -150,17 +151,18 @@ int formatter_open_on(luahost *host, const char *format, const s3sink_column *co
                       size_t ncolumns, s3sink_formatter **out, s3sink_err *err) {
   s3sink_formatter *f = calloc(1, sizeof *f);
   if (!f) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
-  f->script_ref = f->row_ref = f->values_ref = f->types_ref = f->kind_types_ref = LUA_NOREF;
+  f->script = (luahost_script)LUAHOST_NO_SCRIPT;
+  f->row_ref = f->values_ref = f->types_ref = f->kind_types_ref = LUA_NOREF;
   int rc = check_columns(columns, ncolumns, f, err);
   if (rc) goto fail;
   f->host = host;
   lua_State *L = luahost_state(host);
   lua_settop(L, 0);
-  rc = luahost_load_script(host, "formats", format ? format : "csv", "format", &f->script_ref,
-                           &f->label, err);
+  rc = luahost_load_script(host, "formats", format ? format : "csv", "format", &f->script, err);
   if (rc) goto fail;
+  f->label = f->script.label;
 
-  lua_rawgeti(L, LUA_REGISTRYINDEX, f->script_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, f->script.ref);
   int script = lua_gettop(L);
   lua_getfield(L, script, "row");
   if (!lua_isfunction(L, -1)) {
@@ -185,7 +187,7 @@ int formatter_open_on(luahost *host, const char *format, const s3sink_column *co
     lua_pushvalue(L, fn);
     push_columns(L, columns, ncolumns);
     snprintf(ctx, sizeof ctx, "format script %s refused the columns", f->label);
-    if ((rc = luahost_pcall(host, 1, 0, handler, ctx, err))) goto fail;
+    if ((rc = luahost_pcall(host, &f->script, 1, 0, handler, ctx, err))) goto fail;
   }
   lua_settop(L, script);
 
@@ -196,7 +198,7 @@ int formatter_open_on(luahost *host, const char *format, const s3sink_column *co
     lua_pushvalue(L, fn);
     push_columns(L, columns, ncolumns);
     snprintf(ctx, sizeof ctx, "format script %s: header() failed", f->label);
-    if ((rc = luahost_pcall(host, 1, 1, handler, ctx, err))) goto fail;
+    if ((rc = luahost_pcall(host, &f->script, 1, 1, handler, ctx, err))) goto fail;
     if (!lua_isnil(L, -1)) {
       if (lua_type(L, -1) != LUA_TSTRING) {
         rc = s3sink_seterr(err, S3SINK_ESCRIPT,
@@ -339,7 +341,7 @@ int s3sink_formatter_row(s3sink_formatter *f, const s3sink_value *values, size_t
       }
     lua_pop(L, 1);
   }
-  int rc = luahost_pcall(f->host, 4, 1, handler, "", err);
+  int rc = luahost_pcall(f->host, &f->script, 4, 1, handler, "", err);
   if (rc) {
     char row[256];
     formatter_describe_row(values, nvalues, row, sizeof row);

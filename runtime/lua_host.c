@@ -1,5 +1,7 @@
 /* lua_host.c - the sandboxed Lua state of a sink: allocation cap, restricted globals,
- * script loading (bundled or by path), protected calls with a traceback. */
+ * script loading (bundled or by path), protected calls with a traceback and a work budget
+ * that scripts cannot catch, counted pattern matching (lua_patterns.c), and string methods
+ * that resolve to the running script's own string table. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,20 +11,27 @@
 #include <lualib.h>
 
 #include "bundled.h"
+#include "error.h"
 #include "lua_host.h"
+#include "lua_patterns.h"
 #include "numfmt.h"
-#include "s3client.h"
 
-#define LUAHOST_MEM_LIMIT ((size_t)512 << 20)       /* per sink */
-#define LUAHOST_HOOK_EVERY 1000000                  /* instructions between hook calls */
-#define LUAHOST_CALL_BUDGET 200                     /* hook calls per protected call */
+#define LUAHOST_MEM_LIMIT ((size_t)512 << 20)        /* per sink */
+#define LUAHOST_HOOK_EVERY 100000                    /* instructions between hook calls */
+#define LUAHOST_CALL_BUDGET ((size_t)200 * 1000000)  /* instructions or pattern steps per call */
+#define BUDGET_MESSAGE "script exceeded its instruction budget (200 million instructions " \
+                       "or pattern-matching steps per call: a loop that does not end, or a " \
+                       "pattern that backtracks too much)"
 
 struct luahost {
   lua_State *L;
   size_t mem_used;
-  int hook_ticks;      /* hook calls since the current protected call began */
+  size_t work;         /* instructions and pattern steps since the current call began */
+  bool aborting;       /* the budget is spent: everything raises until the call returns */
   int handler_ref;     /* traceback message handler */
   int safe_env_ref;    /* table of allowed globals, copied into each script's env */
+  int string_mt_ref;   /* the metatable of all strings */
+  int active_strings;  /* strings_ref the metatable's __index is set to */
 };
 
 static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -45,13 +54,54 @@ static luahost *host_of(lua_State *L) {
   return ud;
 }
 
-/* Stops runaway scripts: each protected call gets a budget of instructions. */
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* Raises the budget error, and arms the hook to raise it again at every instruction, so
+ * that no handler, finalizer or pcall loop of the script runs on. */
+static void abort_call(lua_State *L, luahost *h) {
+  if (!h->aborting) {
+    h->aborting = true;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+  }
+  lua_pushliteral(L, BUDGET_MESSAGE);
+  lua_error(L);
+}
+
 static void budget_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   luahost *h = host_of(L);
-  if (++h->hook_ticks > LUAHOST_CALL_BUDGET)
-    luaL_error(L, "script exceeded its instruction budget (%d million instructions per call)",
-               LUAHOST_CALL_BUDGET);
+  if (h->aborting) abort_call(L, h);
+  h->work += LUAHOST_HOOK_EVERY;
+  if (h->work > LUAHOST_CALL_BUDGET) abort_call(L, h);
+}
+
+/* Pattern matching runs in C, where the hook never fires: it charges its steps here. */
+static void charge_steps(lua_State *L, size_t steps) {
+  luahost *h = host_of(L);
+  h->work += steps;
+  if (h->aborting || h->work > LUAHOST_CALL_BUDGET) abort_call(L, h);
+}
+
+/* pcall and xpcall for scripts: as Lua's, except that the budget error is passed on. */
+static int sandbox_pcall(lua_State *L) {
+  luaL_checkany(L, 1);
+  int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  if (host_of(L)->aborting) return lua_error(L);
+  lua_pushboolean(L, status == LUA_OK);
+  lua_insert(L, 1);
+  return status == LUA_OK ? lua_gettop(L) : 2;
+}
+
+static int sandbox_xpcall(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 1); /* f, msgh, args... -> f, msgh, f, args... */
+  lua_insert(L, 3);
+  int status = lua_pcall(L, n - 2, LUA_MULTRET, 2);
+  if (host_of(L)->aborting) return lua_error(L);
+  lua_pushboolean(L, status == LUA_OK);
+  lua_insert(L, 3);
+  return status == LUA_OK ? lua_gettop(L) - 2 : 2;
 }
 
 static int traceback_handler(lua_State *L) {
@@ -67,9 +117,9 @@ static int traceback_handler(lua_State *L) {
 /* Globals a script may use. Everything else (io, os.execute, require, load, dofile,
  * debug, package, print) is absent. */
 static const char *const safe_base[] = {
-    "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "rawequal",
-    "rawget", "rawlen", "rawset", "select", "setmetatable", "tonumber", "tostring", "type",
-    "xpcall", "_VERSION", NULL};
+    "assert", "error", "getmetatable", "ipairs", "next", "pairs", "rawequal", "rawget",
+    "rawlen", "rawset", "select", "setmetatable", "tonumber", "tostring", "type", "_VERSION",
+    NULL};
 
 static int build_safe_env(lua_State *L) {
   lua_newtable(L);
@@ -80,7 +130,12 @@ static int build_safe_env(lua_State *L) {
     lua_setfield(L, env, *n);
   }
   lua_pop(L, 1);
+  lua_pushcfunction(L, sandbox_pcall);
+  lua_setfield(L, env, "pcall");
+  lua_pushcfunction(L, sandbox_xpcall);
+  lua_setfield(L, env, "xpcall");
   luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 0);
+  luapat_install(L, -1, charge_steps);
   lua_setfield(L, env, "string");
   luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 0);
   lua_setfield(L, env, "table");
@@ -110,6 +165,16 @@ static int host_init(lua_State *L) {
   lua_pushcfunction(L, traceback_handler);
   h->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   h->safe_env_ref = build_safe_env(L);
+  /* Scripts cannot reach the string metatable (getmetatable("") gives false), so one
+   * script cannot change how another's strings behave; its __index is set to the running
+   * script's own string table by luahost_pcall. */
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  h->string_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pop(L, 1);
+  h->active_strings = LUA_NOREF;
   return 0;
 }
 
@@ -147,9 +212,24 @@ int luahost_push_handler(luahost *h) {
   return lua_gettop(h->L);
 }
 
-int luahost_pcall(luahost *h, int nargs, int nresults, int handler_idx, const char *context,
-                  s3sink_err *err) {
-  h->hook_ticks = 0;
+static void activate(luahost *h, const luahost_script *script) {
+  if (!script || script->strings_ref == h->active_strings) return;
+  lua_State *L = h->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->string_mt_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, script->strings_ref);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  h->active_strings = script->strings_ref;
+}
+
+int luahost_pcall(luahost *h, const luahost_script *script, int nargs, int nresults,
+                  int handler_idx, const char *context, s3sink_err *err) {
+  activate(h, script);
+  h->work = 0;
+  if (h->aborting) { /* the last call spent its budget: back to the normal hook */
+    h->aborting = false;
+    lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, LUAHOST_HOOK_EVERY);
+  }
   int rc = lua_pcall(h->L, nargs, nresults, handler_idx);
   if (rc == LUA_OK) return S3SINK_OK;
   const char *msg = lua_tostring(h->L, -1);
@@ -220,8 +300,9 @@ static char *read_file(const char *path, size_t *len, s3sink_err *err, const cha
 }
 
 /* Copies the safe globals into a new table, and each library table into a new one too: a
- * script's assignments (even to string.format or fmt.csv_row) stay in its own globals. */
-static void push_script_env(luahost *h) {
+ * script's assignments (even to string.format or fmt.csv_row) stay in its own globals.
+ * Returns a registry reference to the script's string table. */
+static int push_script_env(luahost *h) {
   lua_State *L = h->L;
   lua_newtable(L);
   int env = lua_gettop(L);
@@ -245,11 +326,24 @@ static void push_script_env(luahost *h) {
   lua_pop(L, 1);
   lua_pushvalue(L, env);
   lua_setfield(L, env, "_G");
+  lua_getfield(L, env, "string");
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void luahost_unref_script(luahost *h, luahost_script *s) {
+  if (h) {
+    luaL_unref(h->L, LUA_REGISTRYINDEX, s->ref);
+    luaL_unref(h->L, LUA_REGISTRYINDEX, s->strings_ref);
+    if (h->active_strings == s->strings_ref) h->active_strings = LUA_NOREF;
+  }
+  free(s->label);
+  *s = (luahost_script)LUAHOST_NO_SCRIPT;
 }
 
 int luahost_load_script(luahost *h, const char *dir, const char *name, const char *what,
-                        int *ref, const char **label, s3sink_err *err) {
+                        luahost_script *out, s3sink_err *err) {
   lua_State *L = h->L;
+  *out = (luahost_script)LUAHOST_NO_SCRIPT;
   int top = lua_gettop(L);
   const char *src = NULL;
   size_t len = 0;
@@ -292,28 +386,27 @@ int luahost_load_script(luahost *h, const char *dir, const char *name, const cha
     lua_settop(L, top);
     return S3SINK_ESCRIPT;
   }
-  push_script_env(h);
+  out->strings_ref = push_script_env(h);
   lua_setupvalue(L, -2, 1); /* _ENV */
+  out->label = strdup(chunk + 1);
+  if (!out->label) {
+    rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    goto fail;
+  }
   char ctx[640];
-  snprintf(ctx, sizeof ctx, "%s script %s failed", what, chunk + 1);
-  rc = luahost_pcall(h, 0, 1, handler, ctx, err);
-  if (rc != S3SINK_OK) {
-    lua_settop(L, top);
-    return rc;
-  }
+  snprintf(ctx, sizeof ctx, "%s script %s failed", what, out->label);
+  rc = luahost_pcall(h, out, 0, 1, handler, ctx, err);
+  if (rc != S3SINK_OK) goto fail;
   if (!lua_istable(L, -1)) {
-    s3sink_seterr(err, S3SINK_ESCRIPT, "%s script %s must return a table, not a %s", what,
-                  chunk + 1, luaL_typename(L, -1));
-    lua_settop(L, top);
-    return S3SINK_ESCRIPT;
+    rc = s3sink_seterr(err, S3SINK_ESCRIPT, "%s script %s must return a table, not a %s", what,
+                       out->label, luaL_typename(L, -1));
+    goto fail;
   }
-  /* keep the script's name for messages, in the script table itself */
-  lua_pushstring(L, chunk + 1);
-  lua_setfield(L, -2, "__script_name");
-  lua_getfield(L, -1, "__script_name");
-  *label = lua_tostring(L, -1); /* anchored by the script table, itself anchored by ref */
-  lua_pop(L, 1);
-  *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  out->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, top);
   return S3SINK_OK;
+fail:
+  lua_settop(L, top);
+  luahost_unref_script(h, out);
+  return rc;
 }

@@ -1,7 +1,10 @@
 /* lua_host.h - internal: one sandboxed lua_State per sink, the scripts loaded into it and
- * protected calls with tracebacks. Used by one thread at a time (the sink's lock). */
+ * protected calls with tracebacks and a work budget. Used by one thread at a time (the
+ * sink's lock). */
 #ifndef S3SINK_LUA_HOST_H
 #define S3SINK_LUA_HOST_H
+
+#include <stddef.h>
 
 #include <lua.h>
 
@@ -9,24 +12,36 @@
 
 typedef struct luahost luahost;
 
+/* A loaded script. */
+typedef struct luahost_script {
+  int ref;          /* the table the script returned, in the registry */
+  int strings_ref;  /* the script's own copy of the string library, which string methods
+                       ("x"):upper() resolve to while the script runs */
+  char *label;      /* the script's name for messages (owned) */
+} luahost_script;
+
+#define LUAHOST_NO_SCRIPT {LUA_NOREF, LUA_NOREF, NULL}
+
 int luahost_new(luahost **out, s3sink_err *err);
 void luahost_free(luahost *h);
 lua_State *luahost_state(luahost *h);
 
 /* Loads a script given as a bundled name (looked up as "<dir>/<name>.lua" among the
  * scripts compiled into the library) or as a file path (anything with a '/' or ending in
- * ".lua"), runs it in its own restricted environment and stores the table it returns in
- * the registry: *ref. `what` ("format", "naming") is used in messages. *label receives a
- * static or host-owned name of the script for later messages. */
+ * ".lua"), runs it in its own restricted environment and keeps the table it returns.
+ * `what` ("format", "naming") is used in messages. */
 int luahost_load_script(luahost *h, const char *dir, const char *name, const char *what,
-                        int *ref, const char **label, s3sink_err *err);
+                        luahost_script *out, s3sink_err *err);
+void luahost_unref_script(luahost *h, luahost_script *s);
 
 /* Pushes the traceback message handler; returns its stack index. */
 int luahost_push_handler(luahost *h);
 
-/* lua_pcall with the handler at `handler_idx`; on error fills err with ESCRIPT, prefixed
- * by `context`, and pops the message. The instruction budget is reset for every call. */
-int luahost_pcall(luahost *h, int nargs, int nresults, int handler_idx, const char *context,
-                  s3sink_err *err);
+/* lua_pcall of a function of `script` (whose string methods are made current), with the
+ * handler at `handler_idx`; on error fills err with ESCRIPT, prefixed by `context`, and
+ * pops the message. Every call gets a fresh work budget, which the script cannot escape:
+ * once spent, every instruction raises again and pcall/xpcall pass the error on. */
+int luahost_pcall(luahost *h, const luahost_script *script, int nargs, int nresults,
+                  int handler_idx, const char *context, s3sink_err *err);
 
 #endif

@@ -5,11 +5,13 @@
  * Errors name the problem and the fix. Credentials never appear in a message: requests
  * carry them only in headers, and every message is scrubbed of the secret key and the
  * session token before it is returned, whatever the server echoed. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -23,6 +25,9 @@
 #define DEFAULT_REQUEST_TIMEOUT_MS 120000L
 #define MAX_KEY_BYTES 1024
 #define KEEP_BUFFER_BYTES ((size_t)8 << 20) /* larger response buffers are not kept */
+#define MAX_RESPONSE_BYTES ((size_t)64 << 20) /* S3 answers (error, listing page) are small */
+#define MAX_GET_BYTES ((size_t)1 << 30)       /* GetObject (tests and tools) */
+#define IDENTITY_HEADER "x-amz-meta-s3sink-sha256"
 #define SKEW_LIMIT_S 300                     /* a 403 with a Date this far off means skew */
 #define USER_AGENT "s3sink/" S3SINK_VERSION
 
@@ -39,17 +44,21 @@ struct s3client {
   bool virtual_hosted;
   bool anonymous;
   EVP_MD *md5;    /* NULL if the provider lacks MD5 (FIPS): no Content-MD5 then */
+  EVP_MD *sha256;
   int64_t clock_offset; /* seconds to add to the local clock to get the server's */
   bytebuf resp;         /* response body, reused across requests */
   bool resp_oom;
-  /* request body being uploaded */
+  /* request body being uploaded: from memory, or read from a file */
   const char *up;
+  int up_fd;
   size_t up_len, up_pos;
+  int up_errno;         /* a read of up_fd failed */
   /* response headers of the last request */
   char date[64];
   char request_id[128];
   char bucket_region[64];
   char etag[128];
+  char identity[72];    /* x-amz-meta-s3sink-sha256 of a HeadObject */
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -274,7 +283,7 @@ static void xml_copy(const char *s, const char *end, const char *tag, char *dst,
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   s3client *c = ud;
   size_t len = size * n;
-  if (!bytebuf_append(&c->resp, p, len)) {
+  if (!bytebuf_append(&c->resp, p, len)) { /* out of memory, or over the response cap */
     c->resp_oom = true;
     return 0;
   }
@@ -296,7 +305,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   s3client *c = ud;
   size_t len = size * n;
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (after a 1xx) */
-    c->date[0] = c->request_id[0] = c->bucket_region[0] = c->etag[0] = '\0';
+    c->date[0] = c->request_id[0] = c->bucket_region[0] = c->etag[0] = c->identity[0] = '\0';
   } else if (len > 5 && ieq_n(p, "date:", 5)) {
     header_value(p, len, 5, c->date, sizeof c->date);
   } else if (len > 17 && ieq_n(p, "x-amz-request-id:", 17)) {
@@ -305,15 +314,42 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     header_value(p, len, 5, c->etag, sizeof c->etag);
   } else if (len > 20 && ieq_n(p, "x-amz-bucket-region:", 20)) {
     header_value(p, len, 20, c->bucket_region, sizeof c->bucket_region);
+  } else if (len > sizeof IDENTITY_HEADER && ieq_n(p, IDENTITY_HEADER ":", sizeof IDENTITY_HEADER)) {
+    header_value(p, len, sizeof IDENTITY_HEADER, c->identity, sizeof c->identity);
   }
   return len;
+}
+
+/* Reads up to n bytes of a body at offset off into p; false (errno set) on a read error
+ * or a file shorter than the body. */
+static bool read_body(const s3body *b, size_t off, char *p, size_t n) {
+  if (b->data) {
+    memcpy(p, b->data + off, n);
+    return true;
+  }
+  while (n) {
+    ssize_t got = pread(b->fd, p, n, (off_t)off);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      if (got == 0) errno = EIO; /* the file is shorter than it was */
+      return false;
+    }
+    p += got;
+    off += (size_t)got;
+    n -= (size_t)got;
+  }
+  return true;
 }
 
 static size_t on_read(char *p, size_t size, size_t n, void *ud) {
   s3client *c = ud;
   size_t room = size * n, left = c->up_len - c->up_pos;
   if (room > left) room = left;
-  if (room) memcpy(p, c->up + c->up_pos, room);
+  s3body b = {.data = c->up, .fd = c->up_fd, .len = c->up_len};
+  if (room && !read_body(&b, c->up_pos, p, room)) {
+    c->up_errno = errno;
+    return CURL_READFUNC_ABORT;
+  }
   c->up_pos += room;
   return room;
 }
@@ -518,6 +554,11 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
     goto oom;
   }
   c->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+  c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+  if (!c->sha256) {
+    s3client_free(c);
+    return s3sink_seterr(err, S3SINK_ENOMEM, "OpenSSL has no SHA-256 digest");
+  }
 
   long cto = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
   long rto = cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS;
@@ -578,6 +619,7 @@ void s3client_free(s3client *c) {
     curl_global_cleanup();
   }
   EVP_MD_free(c->md5);
+  EVP_MD_free(c->sha256);
   free(c->scheme);
   free(c->host);
   free(c->endpoint);
@@ -635,11 +677,11 @@ static const char *op_method(s3op o) {
 
 typedef struct request {
   s3op op;
-  const char *key;   /* object operations */
-  const char *query; /* encoded, in canonical order, or NULL */
-  const void *body;
-  size_t len;
-  s3sink_header extra[4];
+  const char *key;          /* object operations */
+  const char *query;        /* encoded, in canonical order, or NULL */
+  s3body body;              /* .data NULL and .len 0: no body */
+  const char *payload_hash; /* hex SHA-256 of the body, or NULL: the signer hashes it */
+  s3sink_header extra[6];
   size_t nextra;
 } request;
 
@@ -653,12 +695,17 @@ static void describe(s3client *c, const request *r, char *buf, size_t cap) {
 
 /* Transport failure: curl's text, the endpoint and what to check. */
 static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_err *err) {
-  if (cc == CURLE_WRITE_ERROR && c->resp_oom)
-    return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory reading the response of %s from %s",
-                         op_name(r->op), c->endpoint);
-  const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
   char what[512];
   describe(c, r, what, sizeof what);
+  if (cc == CURLE_WRITE_ERROR && c->resp_oom)
+    return s3sink_seterr(err, S3SINK_ENOMEM,
+                         "the response of %s of %s from %s is over %zu bytes (or memory ran out)",
+                         op_name(r->op), what, c->endpoint, c->resp.max);
+  if (cc == CURLE_ABORTED_BY_CALLBACK && c->up_errno)
+    return s3sink_seterr(err, S3SINK_EINVAL, "cannot read the body of %s of %s from its file: %s",
+                         op_name(r->op), what, strerror(c->up_errno));
+  const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
+  bool transient = true; /* the network or the server may recover */
   switch (cc) {
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY:
@@ -677,7 +724,6 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
                   op_name(r->op), what, c->endpoint, why);
     break;
   case CURLE_PEER_FAILED_VERIFICATION:
-  case CURLE_SSL_CONNECT_ERROR:
   case CURLE_SSL_CERTPROBLEM:
   case CURLE_SSL_CIPHER:
   case CURLE_SSL_CACERT_BADFILE:
@@ -687,15 +733,20 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
                   "the server's certificate and ca_file (insecure_tls disables verification, "
                   "for test servers only)",
                   c->endpoint, why);
+    transient = false;
     break;
   case CURLE_UNSUPPORTED_PROTOCOL:
+  case CURLE_URL_MALFORMAT:
+  case CURLE_NOT_BUILT_IN:
     s3sink_seterr(err, S3SINK_EHTTP, "libcurl cannot talk to %s: %s", c->endpoint, why);
+    transient = false;
     break;
   default:
     s3sink_seterr(err, S3SINK_EHTTP, "%s of %s at %s failed: %s", op_name(r->op), what,
                   c->endpoint, why);
     break;
   }
+  if (err) err->transient = transient;
   return finish_err(c, err, S3SINK_EHTTP);
 }
 
@@ -721,6 +772,20 @@ static void parse_s3error(s3client *c, s3error *e) {
 }
 
 static bool code_is(const s3error *e, const char *code) { return strcmp(e->code, code) == 0; }
+
+/* Whether sending the same request again may succeed: the server is busy or failing,
+ * throttles, timed out, or the body was damaged in transit. Everything else (access,
+ * credentials, a missing bucket, a bad request) needs a change of settings. */
+static bool transient_s3_error(long status, const s3error *e) {
+  static const char *const codes[] = {
+      "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "OperationAborted",
+      "ConditionalRequestConflict", "XAmzContentSHA256Mismatch", "BadDigest", "IncompleteBody",
+      "RequestTimeTooSkewed", NULL};
+  if (status >= 500 || status == 429 || status == 408) return true;
+  for (const char *const *c = codes; *c; c++)
+    if (code_is(e, *c)) return true;
+  return false;
+}
 
 /* Fills err from an S3 error response (already parsed into e). */
 static int s3_error(s3client *c, const request *r, long status, const s3error *e,
@@ -811,6 +876,7 @@ static int s3_error(s3client *c, const request *r, long status, const s3error *e
                   "S3 server?", op, what, ep, status, n ? " (\"" : "", snippet, n ? "\")" : "");
   }
   if (err) {
+    err->transient = transient_s3_error(status, e);
     err->http_status = status;
     snprintf(err->s3_code, sizeof err->s3_code, "%s", e->code);
     snprintf(err->request_id, sizeof err->request_id, "%s",
@@ -877,7 +943,7 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
     rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
     goto done;
   }
-  s3sink_header hdrs[6];
+  s3sink_header hdrs[8];
   size_t nh = 0;
   hdrs[nh++] = (s3sink_header){"Host", c->host};
   for (size_t i = 0; i < r->nextra; i++) hdrs[nh++] = r->extra[i];
@@ -887,7 +953,8 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
   if (!c->anonymous) {
     s3sink_sigv4_request sreq = {
         .method = method, .path = path.data, .query = r->query, .headers = hdrs,
-        .nheaders = nh, .payload_hash = NULL, .body = r->body, .body_len = r->len};
+        .nheaders = nh, .payload_hash = r->payload_hash, .body = r->body.data,
+        .body_len = r->body.len};
     s3sink_sigv4_params sp = {
         .access_key = c->access_key, .secret_key = c->secret_key,
         .session_token = c->session_token, .region = c->region, .service = "s3",
@@ -914,13 +981,16 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
   }
 
   CURL *h = c->curl;
-  set_method(h, method, r->len);
+  set_method(h, method, r->body.len);
   curl_easy_setopt(h, CURLOPT_URL, url.data);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-  c->up = r->body;
-  c->up_len = r->len;
+  c->up = r->body.data;
+  c->up_fd = r->body.fd;
+  c->up_len = r->body.len;
   c->up_pos = 0;
+  c->up_errno = 0;
   c->resp.len = 0;
+  c->resp.max = r->op == OP_GET_OBJECT ? MAX_GET_BYTES : MAX_RESPONSE_BYTES;
   c->resp_oom = false;
   c->errbuf[0] = '\0';
   c->date[0] = c->request_id[0] = c->bucket_region[0] = '\0';
@@ -928,6 +998,7 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
   CURLcode cc = curl_easy_perform(h);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
   c->up = NULL;
+  c->up_fd = -1;
   c->up_len = c->up_pos = 0;
   if (cc != CURLE_OK) {
     rc = transport_error(c, r, cc, err);
@@ -1028,29 +1099,100 @@ static int check_key(s3client *c, const char *key, s3sink_err *err) {
  * Operations
  * ------------------------------------------------------------------------------------- */
 
-int s3client_put_object(s3client *c, const char *key, const void *body, size_t len,
-                        const char *content_type, bool if_none_match, s3sink_err *err) {
+/* One pass over the body: hex SHA-256 (the signed payload hash, and the object's
+ * identity) and base64 MD5 (Content-MD5, empty if OpenSSL lacks MD5). */
+static int hash_body(s3client *c, const s3body *b, char sha_hex[65], char md5_b64[25],
+                     s3sink_err *err) {
+  EVP_MD_CTX *sha = EVP_MD_CTX_new(), *md5 = c->md5 ? EVP_MD_CTX_new() : NULL;
+  int rc = S3SINK_OK;
+  bool ok = sha && (!c->md5 || md5) && EVP_DigestInit_ex(sha, c->sha256, NULL) == 1 &&
+            (!md5 || EVP_DigestInit_ex(md5, c->md5, NULL) == 1);
+  char chunk[64 * 1024];
+  for (size_t off = 0; ok && off < b->len;) {
+    size_t n = b->len - off < sizeof chunk ? b->len - off : sizeof chunk;
+    const char *p = b->data ? b->data + off : chunk;
+    if (!b->data && !read_body(b, off, chunk, n)) {
+      rc = s3sink_seterr(err, S3SINK_EINVAL, "cannot read an object's body from its file: %s",
+                         strerror(errno));
+      break;
+    }
+    ok = EVP_DigestUpdate(sha, p, n) == 1 && (!md5 || EVP_DigestUpdate(md5, p, n) == 1);
+    off += n;
+  }
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int dl = 0;
+  if (rc == S3SINK_OK && ok && EVP_DigestFinal_ex(sha, d, &dl) == 1 && dl == 32) {
+    for (unsigned i = 0; i < 32; i++) snprintf(sha_hex + 2 * i, 3, "%02x", d[i]);
+    md5_b64[0] = '\0';
+    if (md5 && (EVP_DigestFinal_ex(md5, d, &dl) != 1 || dl != 16)) ok = false;
+    else if (md5) EVP_EncodeBlock((unsigned char *)md5_b64, d, 16);
+  } else {
+    ok = false;
+  }
+  if (rc == S3SINK_OK && !ok) rc = s3sink_seterr(err, S3SINK_ENOMEM, "hashing a body failed (OpenSSL)");
+  EVP_MD_CTX_free(sha);
+  EVP_MD_CTX_free(md5);
+  return rc;
+}
+
+/* PutObject of a body, with If-None-Match when asked and the body's identity in the
+ * object's metadata. sha_hex gets the body's SHA-256. */
+static int put(s3client *c, const char *key, const s3body *body, const char *content_type,
+               bool if_none_match, char sha_hex[65], s3sink_err *err) {
   if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
   int rc = check_key(c, key, err);
   if (rc) return rc;
-  if (len && !body) return s3sink_seterr(err, S3SINK_EINVAL, "body is NULL but len is %zu", len);
+  if (body->len && !body->data && body->fd < 0)
+    return s3sink_seterr(err, S3SINK_EINVAL, "body has neither data nor a file");
   if (content_type && (!*content_type || strpbrk(content_type, "\r\n")))
     return s3sink_seterr(err, S3SINK_EINVAL, "content_type is empty or holds a line break");
-  request r = {.op = OP_PUT_OBJECT, .key = key, .body = body, .len = len};
+  char md5_b64[25];
+  if ((rc = hash_body(c, body, sha_hex, md5_b64, err))) return rc;
+  request r = {.op = OP_PUT_OBJECT, .key = key, .body = *body, .payload_hash = sha_hex};
   r.extra[r.nextra++] = (s3sink_header){"Content-Type",
                                         content_type ? content_type : "application/octet-stream"};
-  char md5_b64[32];
-  if (c->md5) {
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned int dl = 0;
-    if (EVP_Digest(len ? body : "", len, d, &dl, c->md5, NULL) != 1 || dl != 16)
-      return s3sink_seterr(err, S3SINK_ENOMEM, "MD5 of the body failed (OpenSSL)");
-    EVP_EncodeBlock((unsigned char *)md5_b64, d, 16);
-    r.extra[r.nextra++] = (s3sink_header){"Content-MD5", md5_b64};
-  }
+  if (md5_b64[0]) r.extra[r.nextra++] = (s3sink_header){"Content-MD5", md5_b64};
   if (if_none_match) r.extra[r.nextra++] = (s3sink_header){"If-None-Match", "*"};
+  r.extra[r.nextra++] = (s3sink_header){IDENTITY_HEADER, sha_hex};
   rc = run(c, &r, NULL, err);
   trim_buffer(c);
+  return rc;
+}
+
+int s3client_put_object(s3client *c, const char *key, const void *body, size_t len,
+                        const char *content_type, bool if_none_match, s3sink_err *err) {
+  if (len && !body) return s3sink_seterr(err, S3SINK_EINVAL, "body is NULL but len is %zu", len);
+  s3body b = {.data = len ? body : "", .fd = -1, .len = len};
+  char sha_hex[65];
+  return put(c, key, &b, content_type, if_none_match, sha_hex, err);
+}
+
+int s3client_put_new_object(s3client *c, const char *key, const s3body *body,
+                            const char *content_type, s3client_put_outcome *outcome,
+                            s3sink_err *err) {
+  s3sink_err local, *e = err ? err : &local; /* the S3 code is needed here */
+  char sha_hex[65];
+  *outcome = S3CLIENT_CREATED;
+  int rc = put(c, key, body, content_type, true, sha_hex, e);
+  if (!(rc == S3SINK_ES3 && (e->http_status == 412 || strcmp(e->s3_code, "PreconditionFailed") == 0)))
+    return rc;
+  /* The key exists: our own earlier attempt (a retry, or a request that libcurl re-sent
+   * after the connection broke) carries this body's identity; anything else is foreign. */
+  char identity[72];
+  s3sink_err he;
+  rc = s3client_head_object(c, key, NULL, 0, identity, sizeof identity, &he);
+  if (rc == S3SINK_OK) {
+    *outcome = strcmp(identity, sha_hex) == 0 ? S3CLIENT_ALREADY_THERE : S3CLIENT_TAKEN;
+    return S3SINK_OK;
+  }
+  if (rc == S3SINK_ES3 && strcmp(he.s3_code, "NoSuchKey") == 0) {
+    /* deleted between the two requests: putting it again may succeed */
+    s3sink_seterr(e, S3SINK_ES3, "object '%.300s' in bucket '%s' was there, then gone: "
+                  "someone deletes objects under the prefix", key, c->bucket);
+    e->transient = true;
+    return S3SINK_ES3;
+  }
+  if (err) *err = he;
   return rc;
 }
 
@@ -1087,7 +1229,7 @@ int s3client_delete_object(s3client *c, const char *key, s3sink_err *err) {
 }
 
 int s3client_head_object(s3client *c, const char *key, char *etag, size_t cap,
-                         s3sink_err *err) {
+                         char *identity, size_t identity_cap, s3sink_err *err) {
   if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
   int rc = check_key(c, key, err);
   if (rc) return rc;
@@ -1096,26 +1238,8 @@ int s3client_head_object(s3client *c, const char *key, char *etag, size_t cap,
   rc = run(c, &r, &status, err);
   if (rc == S3SINK_ES3 && status == 404 && err) snprintf(err->s3_code, sizeof err->s3_code, "NoSuchKey");
   if (rc == S3SINK_OK && etag && cap) snprintf(etag, cap, "%s", c->etag);
+  if (rc == S3SINK_OK && identity && identity_cap) snprintf(identity, identity_cap, "%s", c->identity);
   return rc;
-}
-
-int s3client_object_matches(s3client *c, const char *key, const void *body, size_t len,
-                            bool *matches, s3sink_err *err) {
-  *matches = false;
-  char etag[128];
-  int rc = s3client_head_object(c, key, etag, sizeof etag, err);
-  if (rc) return rc;
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int dl = 0;
-  if (!c->md5 || EVP_Digest(len ? body : "", len, d, &dl, c->md5, NULL) != 1 || dl != 16)
-    return S3SINK_OK; /* cannot tell: treat as different */
-  char want[35];
-  want[0] = '"';
-  for (int i = 0; i < 16; i++) snprintf(want + 1 + 2 * i, 3, "%02x", d[i]);
-  want[33] = '"';
-  want[34] = 0;
-  *matches = strcmp(etag, want) == 0 || strncmp(etag, want + 1, 32) == 0;
-  return S3SINK_OK;
 }
 
 int s3client_delete_bucket(s3client *c, s3sink_err *err) {
@@ -1140,8 +1264,7 @@ int s3client_create_bucket(s3client *c, s3sink_err *err) {
                      "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
                      "<LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>",
                      c->region);
-    r.body = body;
-    r.len = (size_t)n;
+    r.body = (s3body){.data = body, .fd = -1, .len = (size_t)n};
     r.extra[r.nextra++] = (s3sink_header){"Content-Type", "application/xml"};
   }
   s3sink_err local;
@@ -1217,8 +1340,8 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   return rc;
 }
 
-int s3client_list(s3client *c, const char *prefix, s3client_key_fn on_key, void *ud,
-                  s3sink_err *err) {
+int s3client_list(s3client *c, const char *prefix, const char *start_after,
+                  s3client_key_fn on_key, void *ud, s3sink_err *err) {
   if (!c || !on_key) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_list: NULL argument");
   char *token = NULL;
   int rc = S3SINK_OK;
@@ -1230,7 +1353,10 @@ int s3client_list(s3client *c, const char *prefix, s3client_key_fn on_key, void 
     if (token) ok = append_str(&q, "continuation-token=") && append_encoded(&q, token, false) &&
                     append_str(&q, "&");
     ok = ok && append_str(&q, "list-type=2&prefix=") &&
-         append_encoded(&q, prefix ? prefix : "", false) && terminate(&q);
+         append_encoded(&q, prefix ? prefix : "", false);
+    if (start_after && *start_after)
+      ok = ok && append_str(&q, "&start-after=") && append_encoded(&q, start_after, false);
+    ok = ok && terminate(&q);
     if (!ok) {
       bytebuf_free(&q);
       rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");

@@ -30,11 +30,34 @@ typedef struct s3client_config {
 int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err);
 void s3client_free(s3client *c);
 
+/* A request body: in memory, or read with pread() from a file (from offset 0). */
+typedef struct s3body {
+  const char *data; /* NULL: read from fd */
+  int fd;
+  size_t len;
+} s3body;
+
 /* PutObject. With if_none_match, sends `If-None-Match: *` so an existing key is never
  * overwritten; the server's 412 is returned as S3SINK_ES3 with s3_code
- * "PreconditionFailed". Sends x-amz-content-sha256 and Content-MD5 of the body. */
+ * "PreconditionFailed". Sends x-amz-content-sha256 and Content-MD5 of the body, and the
+ * body's SHA-256 as the object's metadata s3sink-sha256 (its identity, see below). */
 int s3client_put_object(s3client *c, const char *key, const void *body, size_t len,
                         const char *content_type, bool if_none_match, s3sink_err *err);
+
+typedef enum s3client_put_outcome {
+  S3CLIENT_CREATED,       /* the object is stored under key */
+  S3CLIENT_ALREADY_THERE, /* key holds this very body already: an earlier attempt of ours
+                             (a retry, or a request libcurl re-sent) stored it */
+  S3CLIENT_TAKEN          /* key holds another object; ours was not stored */
+} s3client_put_outcome;
+
+/* PutObject that never overwrites and can be repeated: with If-None-Match, and on a 412
+ * it reads the existing object's identity (HeadObject) to tell our own earlier attempt
+ * from a foreign object. The identity is metadata, which S3, MinIO and S3-compatible
+ * stores keep as sent, whatever the encryption (unlike the ETag). */
+int s3client_put_new_object(s3client *c, const char *key, const s3body *body,
+                            const char *content_type, s3client_put_outcome *outcome,
+                            s3sink_err *err);
 
 /* GetObject. On success *body is malloc'ed, owned by the caller (free()), NUL-terminated
  * after *len bytes. */
@@ -43,28 +66,24 @@ int s3client_get_object(s3client *c, const char *key, char **body, size_t *len, 
 /* DeleteObject (tests and tools only; the sink never deletes). */
 int s3client_delete_object(s3client *c, const char *key, s3sink_err *err);
 
-/* HeadObject: copies the object's ETag header (quoted hex MD5 for a single-part upload)
- * into etag. A missing key gives S3SINK_ES3 with s3_code "NoSuchKey". */
+/* HeadObject: copies the object's ETag header into etag and its s3sink-sha256 metadata
+ * (empty if none) into identity; either may be NULL. A missing key gives S3SINK_ES3 with
+ * s3_code "NoSuchKey". */
 int s3client_head_object(s3client *c, const char *key, char *etag, size_t cap,
-                         s3sink_err *err);
+                         char *identity, size_t identity_cap, s3sink_err *err);
 
 int s3client_head_bucket(s3client *c, s3sink_err *err);
-
-/* Whether the object at key holds exactly body (its ETag is the MD5 of body). Lets a
- * retried upload that meets "already exists" tell its own earlier success from a key
- * taken by someone else. */
-int s3client_object_matches(s3client *c, const char *key, const void *body, size_t len,
-                            bool *matches, s3sink_err *err);
 
 /* DeleteBucket (tests and tools only). */
 int s3client_delete_bucket(s3client *c, s3sink_err *err);
 int s3client_create_bucket(s3client *c, s3sink_err *err);
 
-/* ListObjectsV2 over every page under prefix, in the server's (ascending) order.
- * `on_key` gets each key (borrowed, valid during the call) and its size; a non-zero
- * return stops the listing and is returned. */
+/* ListObjectsV2 over every page under prefix, in the server's (ascending) order, from
+ * the first key after start_after (NULL or "": from the start). `on_key` gets each key
+ * (borrowed, valid during the call) and its size; a non-zero return stops the listing
+ * and is returned. */
 typedef int (*s3client_key_fn)(void *ud, const char *key, int64_t size);
-int s3client_list(s3client *c, const char *prefix, s3client_key_fn on_key, void *ud,
-                  s3sink_err *err);
+int s3client_list(s3client *c, const char *prefix, const char *start_after,
+                  s3client_key_fn on_key, void *ud, s3sink_err *err);
 
 #endif

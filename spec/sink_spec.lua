@@ -150,7 +150,7 @@ describe("flush policy", function()
     assert(sink:close())
   end)
 
-  it("keeps the rows of a failed upload and puts them in the next successful object", function()
+  it("stops uploads on a permanent error, keeps the rows, and tries again on a forced flush", function()
     local sink = open_manual(bucket)
     assert(client:delete_bucket())
     assert(sink:write({ 1, "kept" }, 2, 1))
@@ -159,14 +159,24 @@ describe("flush policy", function()
     local ok, err, code = sink:flush()
     assert.is_nil(ok)
     assert.equal("NoSuchBucket", code)
-    assert.matches("kept and retried", err)
+    assert.matches("uploads stopped", err)
+    assert.matches("upload of 'out/[^']+%.csv' %(1 rows%)", err) -- names the object...
+    assert.truthy(err:find("bucket '" .. bucket .. "'", 1, true)) -- ...and the bucket
+    assert.matches("kept in memory", err)
     assert.equal(1, sink:stats().failed_uploads)
     assert.equal(1, sink:stats().buffered_rows)
+    -- from now on every call says so, and nothing more is accepted
+    local refused, again = sink:write({ 2, "refused" }, 4, 1)
+    assert.is_nil(refused)
+    assert.equal(err, again)
+    assert.equal("NoSuchBucket", select(2, sink:failure()))
     assert(client:create_bucket())
+    -- the host asks again: the failed object goes, under the key it was given
+    assert.is_true(sink:flush(true))
+    assert.is_nil(sink:failure())
     assert(sink:write({ 2, "later" }, 4, 1))
     assert(sink:time_end(4))
     sink:set_clock(3000)
-    -- the failed object goes first, under the key it was given; then the newer rows
     assert.is_true(sink:flush(true))
     assert.same({ { "1", "kept", "2", "1" }, { "2", "later", "4", "1" } },
       rows_of(h.objects(client, "out/")))

@@ -133,7 +133,7 @@ static int l_list(lua_State *L) {
   keylist *k = lutil_push_owned(L, sizeof *k, KEYLIST_MT, keylist_gc); /* index 3 */
   s3sink_err err;
   memset(&err, 0, sizeof err);
-  int rc = s3client_list(c, prefix, collect_key, k, &err);
+  int rc = s3client_list(c, prefix, NULL, collect_key, k, &err);
   if (rc != S3SINK_OK) {
     keylist_clear(k);
     if (k->oom) {
@@ -225,7 +225,7 @@ static int l_head(lua_State *L) {
   char etag[128];
   s3sink_err err;
   memset(&err, 0, sizeof err);
-  if (s3client_head_object(c, key, etag, sizeof etag, &err) != S3SINK_OK) return push_failure(L, &err);
+  if (s3client_head_object(c, key, etag, sizeof etag, NULL, 0, &err) != S3SINK_OK) return push_failure(L, &err);
   lua_pushstring(L, etag);
   return 1;
 }

@@ -169,7 +169,8 @@ static const char *const sink_options[] = {
     "endpoint", "region", "bucket", "prefix", "virtual_hosted", "access_key", "secret_key",
     "session_token", "format", "naming", "write_interval_ms", "columns", "writer_id",
     "connect_timeout_ms", "request_timeout_ms", "insecure_tls", "ca_file", "create_bucket",
-    "timer", "background_uploads", "max_buffer_bytes", "clock", NULL};
+    "timer", "background_uploads", "max_buffer_bytes", "max_retry_ms", "spool_dir",
+    "spool_max_bytes", "clock", NULL};
 
 /* s3sink.sink(config) -> sink | nil, message, code */
 static int l_sink_new(lua_State *L) {
@@ -204,6 +205,9 @@ static int l_sink_new(lua_State *L) {
   c.no_timer = !lopt_bool(L, 1, "sink", "timer", true);
   c.background_uploads = lopt_bool(L, 1, "sink", "background_uploads", false);
   c.max_buffer_bytes = (size_t)lopt_int(L, 1, "sink", "max_buffer_bytes", 0);
+  c.max_retry_ms = lopt_int(L, 1, "sink", "max_retry_ms", 0);
+  c.spool_dir = lopt_string(L, 1, "sink", "spool_dir", false, NULL);
+  c.spool_max_bytes = (uint64_t)lopt_int(L, 1, "sink", "spool_max_bytes", 0);
   const char *clock = lopt_string(L, 1, "sink", "clock", false, NULL);
   if (clock) {
     if (strcmp(clock, "manual") != 0) luaL_error(L, "option 'clock' must be \"manual\" or nil");
@@ -291,19 +295,26 @@ static int l_sink_close(lua_State *L) {
 /* sink:discard(): frees the sink without uploading what is buffered. */
 static int l_sink_discard(lua_State *L) {
   lsink *s = luaL_checkudata(L, 1, SINK_MT);
-  if (s->sink) s3sink_discard(s->sink);
+  if (s->sink) s3sink_free(s->sink);
   s->sink = NULL;
   lsink_release(s);
   return 0;
 }
 
-/* Garbage collection closes (uploading the rest); if that fails the rows are dropped,
- * since there is no one left to retry. Call close() explicitly to see errors. */
+/* Garbage collection closes the sink: with a spool it leaves every row there for the
+ * next sink on the folder (no network), else it uploads the rest; if that fails the rows
+ * are dropped with a warning, since there is no one left to retry. Call close()
+ * explicitly to see errors. */
 static int l_sink_gc(lua_State *L) {
   lsink *s = luaL_checkudata(L, 1, SINK_MT);
   if (s->sink) {
     s3sink_err e;
-    if (s3sink_close(s->sink, &e)) s3sink_discard(s->sink);
+    if (s3sink_finish(s->sink, S3SINK_LEAVE_SPOOLED, &e)) {
+      lua_warning(L, "s3sink: a sink was garbage-collected unclosed and its final upload "
+                  "failed; its buffered rows are lost: ", 1);
+      lua_warning(L, e.msg, 0);
+    }
+    s3sink_free(s->sink);
     s->sink = NULL;
   }
   lsink_release(s);
@@ -322,6 +333,8 @@ static int l_sink_stats(lua_State *L) {
       {"buffered_bytes", (int64_t)st.buffered_bytes},
       {"failed_uploads", (int64_t)st.failed_uploads},
       {"last_write_ms", st.last_write_ms},
+      {"pending_objects", (int64_t)st.pending_objects},
+      {"spool_bytes", (int64_t)st.spool_bytes},
   };
   lua_createtable(L, 0, (int)(sizeof fields / sizeof fields[0]));
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
@@ -345,6 +358,16 @@ static int l_sink_timer_error(lua_State *L) {
   lsink *s = check_sink(L);
   s3sink_err e;
   if (s3sink_timer_error(s->sink, &e) == S3SINK_OK) return 0;
+  lua_pushstring(L, e.msg);
+  lua_pushstring(L, e.s3_code[0] ? e.s3_code : s3sink_strerror(e.code));
+  return 2;
+}
+
+/* sink:failure() -> nil | message, code: the error that stopped uploads */
+static int l_sink_failure(lua_State *L) {
+  lsink *s = check_sink(L);
+  s3sink_err e;
+  if (s3sink_failure(s->sink, &e) == S3SINK_OK) return 0;
   lua_pushstring(L, e.msg);
   lua_pushstring(L, e.s3_code[0] ? e.s3_code : s3sink_strerror(e.code));
   return 2;
@@ -444,6 +467,7 @@ static const luaL_Reg sink_methods[] = {
     {"write", l_sink_write},   {"time_end", l_sink_time_end}, {"flush", l_sink_flush},
     {"close", l_sink_close},   {"discard", l_sink_discard},   {"stats", l_sink_stats},
     {"last_key", l_sink_last_key}, {"timer_error", l_sink_timer_error},
+    {"failure", l_sink_failure},
     {"set_clock", l_sink_set_clock}, {NULL, NULL}};
 
 static const luaL_Reg formatter_methods[] = {

@@ -35,12 +35,16 @@ typedef enum s3sink_code {
   S3SINK_ENOMEM = -3,   /* out of memory, or a buffer reached its cap */
   S3SINK_EHTTP = -4,    /* transport failure: DNS, connect, TLS, timeout */
   S3SINK_ES3 = -5,      /* the server answered with an S3 error response */
-  S3SINK_ESTATE = -6    /* the call is not allowed now (e.g. the sink is closed) */
+  S3SINK_ESTATE = -6,   /* the call is not allowed now (e.g. the sink is closed) */
+  S3SINK_EIO = -7       /* the spool's files could not be written or read */
 } s3sink_code;
 
 /* Error details, owned by the caller (usually on its stack). */
 typedef struct s3sink_err {
   int code;               /* an s3sink_code */
+  bool transient;         /* the same request may succeed later (connection reset,
+                             timeout, HTTP 5xx, 429, SlowDown, ...); false for errors that
+                             only a change of settings or of the bucket fixes */
   long http_status;       /* HTTP status of the failed request, 0 if none */
   char s3_code[64];       /* S3 error <Code>, e.g. "NoSuchBucket"; empty if none */
   char request_id[128];   /* S3 <RequestId>, empty if none */
@@ -125,7 +129,8 @@ void s3sink_formatter_free(s3sink_formatter *f);
 typedef struct s3sink s3sink;
 
 /* Milliseconds since the Unix epoch. Called from the host's thread and the sink's timer
- * thread, so it must be thread-safe. */
+ * thread, so it must be thread-safe. Replaces the system clocks of the flush policy
+ * (tests drive time with it); retry backoff always runs on the real monotonic clock. */
 typedef int64_t (*s3sink_clock_fn)(void *ud);
 
 /* Configuration. Zero means "default" for every field; only bucket and columns are
@@ -158,8 +163,22 @@ typedef struct s3sink_config {
                                 on the network (forced flushes and close still wait) */
   size_t max_buffer_bytes;   /* memory budget for buffered and in-flight bytes, default
                                 1 GiB; s3sink_write waits for uploads to make room
-                                (backpressure), or fails without the timer thread */
-  s3sink_clock_fn clock;     /* default: the system real-time clock */
+                                (backpressure), or fails without the timer thread. A
+                                minibatch larger than the budget is split across objects
+                                (without a spool). */
+  int64_t max_retry_ms;      /* how long transient failures of one upload are retried
+                                (exponential backoff, full jitter) before the sink stops
+                                with the error; default 300000, -1: forever. Permanent
+                                errors (access denied, no such bucket, ...) stop it at
+                                once. Opening retries for at most 10 s of it. */
+  const char *spool_dir;     /* crash-safe spool: every complete minibatch is written and
+                                fsync'ed here before s3sink_time_end returns, and uploads
+                                read from here; what a crashed process left is uploaded
+                                first by the next sink on the folder. Created if missing;
+                                one sink per folder. NULL: rows live in memory only. */
+  uint64_t spool_max_bytes;  /* disk budget of the spool, default 8 GiB; then s3sink_write
+                                waits for uploads (backpressure) */
+  s3sink_clock_fn clock;     /* default: the system clocks */
   void *clock_ud;
 } s3sink_config;
 
@@ -172,18 +191,24 @@ typedef struct s3sink_stats {
   uint64_t buffered_bytes;   /* row bytes accepted but not uploaded yet */
   uint64_t failed_uploads;   /* upload attempts that failed (their rows were kept) */
   int64_t last_write_ms;     /* clock time of the last successful upload (or open) */
+  uint64_t pending_objects;  /* objects named and waiting for their upload */
+  uint64_t spool_bytes;      /* bytes in the spool's files (0 without a spool) */
 } s3sink_stats;
 
 /* Creates a sink: validates the configuration, loads and checks the scripts, checks that
- * the bucket is reachable with the credentials (HeadBucket; creates it if asked), and
- * lists the prefix so object keys continue after those of an earlier run.
- * On success *out is owned by the caller and must be released with s3sink_close. */
+ * the bucket is reachable with the credentials (HeadBucket; creates it if asked), lists
+ * the prefix so object keys continue after those of an earlier run (from the naming
+ * policy's start_after, keeping only the keys it owns), and takes over what an earlier
+ * run left in the spool. Transient failures are retried for up to 10 s.
+ * On success *out is owned by the caller and must be released with s3sink_close or
+ * s3sink_free. */
 int s3sink_open(const s3sink_config *cfg, s3sink **out, s3sink_err *err);
 
 /* Formats one change of the row (one value per column, in column order) at engine time
  * `time` with `diff` (+1 insertion, -1 retraction) and appends it to the buffer. Never
- * touches the network; when the memory budget is used up it waits for the timer thread's
- * uploads to make room. */
+ * touches the network; when the memory (or spool) budget is used up it waits for the
+ * timer thread's uploads to make room. Once uploads have stopped on an error (see
+ * s3sink_failure), returns that error without accepting the row. */
 int s3sink_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
                  int diff, s3sink_err *err);
 
@@ -193,25 +218,43 @@ int s3sink_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t 
 bool s3sink_has_room(s3sink *s);
 
 /* Marks every row written so far as part of complete minibatches: only complete
- * minibatches are ever uploaded. */
+ * minibatches are ever uploaded. With a spool, returns once they are on disk (fsync):
+ * its return is the acknowledgement. */
 int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err);
 
 /* Applies the flush policy. Uploads the complete minibatches as one new object when
  * `forced`, or when write_interval_ms has passed since the last successful upload;
  * otherwise does nothing. Returns 1 if an object was uploaded (with background_uploads
- * and !forced: sealed and handed to the timer thread), 0 if not, or a negative code if
- * the upload failed; the rows are then kept and go into the next object. */
+ * and !forced: named and handed to the timer thread), 0 if not, or a negative code if
+ * the upload failed; the rows are then kept. A forced flush uploads everything kept,
+ * retrying transient failures for up to max_retry_ms, and first clears a failure that
+ * had stopped uploads (it is the host's request to try again). */
 int s3sink_flush(s3sink *s, bool forced, s3sink_err *err);
 
-/* Stops the timer, uploads everything still buffered (rows of an unfinished minibatch
- * too, since the host writes nothing more) and frees the sink. If that final upload
- * fails, returns the error and frees nothing: the rows are kept, and the caller may call
- * s3sink_close again or give up with s3sink_discard. */
-int s3sink_close(s3sink *s, s3sink_err *err);
+/* How s3sink_finish ends a sink. */
+enum {
+  S3SINK_DROP_UNFINISHED = 1, /* rows written after the last s3sink_time_end are dropped
+                                 (the host stops mid-stream and will send them again)
+                                 instead of being uploaded as a minibatch of their own */
+  S3SINK_LEAVE_SPOOLED = 2    /* with a spool: upload nothing now; every kept row stays in
+                                 the spool for the next sink on it (no network, so it
+                                 cannot hang). Without a spool: no effect. */
+};
 
-/* Frees the sink without uploading what is still buffered (those rows are lost). For
- * hosts that must release a sink whose close() keeps failing. */
-void s3sink_discard(s3sink *s);
+/* Ends the stream: stops the sink's thread, makes the unfinished minibatch complete
+ * (the host writes nothing more) and uploads everything kept, with the retries of a
+ * forced flush. If that fails, returns the error with every row kept: call it again, or
+ * give up with s3sink_free. Once it succeeded, the sink takes no more rows; its stats and
+ * last key can still be read until s3sink_free. */
+int s3sink_finish(s3sink *s, unsigned flags, s3sink_err *err);
+
+/* Frees the sink (also the way to give up on a sink whose close() keeps failing). Rows
+ * not uploaded are lost if they are in memory; complete minibatches in a spool stay there
+ * for the next sink on it. */
+void s3sink_free(s3sink *s);
+
+/* s3sink_finish(s, 0, err), then s3sink_free if it succeeded. */
+int s3sink_close(s3sink *s, s3sink_err *err);
 
 void s3sink_get_stats(s3sink *s, s3sink_stats *out);
 
@@ -219,9 +262,14 @@ void s3sink_get_stats(s3sink *s, s3sink_stats *out);
  * Empty if none. */
 void s3sink_last_key(s3sink *s, char *buf, size_t cap);
 
-/* Error of the last failed upload made by the timer thread, if any, copied into *err;
- * returns its code (S3SINK_OK if the last timer upload succeeded or none ran). */
+/* Error of the last failed upload attempt, if any, copied into *err; returns its code
+ * (S3SINK_OK if the last attempt succeeded or none ran). */
 int s3sink_timer_error(s3sink *s, s3sink_err *err);
+
+/* The error that stopped uploads (a permanent S3 error, transient ones past max_retry_ms,
+ * a naming script that fails, a spool that cannot be written), copied into *err; returns
+ * its code, or S3SINK_OK while uploads go on. Never waits on the network. */
+int s3sink_failure(s3sink *s, s3sink_err *err);
 
 /* ----------------------------------------------------------------------------------------
  * AWS Signature Version 4

@@ -370,6 +370,22 @@ def _positive_ms(value: Any, param: str, unit: str = "milliseconds") -> int:
     return value
 
 
+def _spool_folder(spool_dir: Any) -> str | None:
+    """The spool folder of this process. Every process of a multi-process run builds the
+    writer (only the first gets rows), and a folder serves one writer at a time, so the
+    other processes each get a sub-folder of their own."""
+    if spool_dir is None:
+        return None
+    if isinstance(spool_dir, os.PathLike):
+        spool_dir = os.fspath(spool_dir)
+    if not isinstance(spool_dir, str) or not spool_dir:
+        raise TypeError(f"spool_dir must be a folder path (str), not {spool_dir!r}")
+    process = os.environ.get("PATHWAY_PROCESS_ID", "0")
+    if process != "0":
+        spool_dir = os.path.join(spool_dir, f"process-{process}")
+    return os.path.abspath(spool_dir)
+
+
 def _optional_bool(value: Any, param: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{param} must be a bool, not {type(value).__name__}")
@@ -387,7 +403,9 @@ _live_lock = threading.Lock()
 class _S3Observer(_s3sink.Writer, pw.io.python.ConnectorObserver):
     """The ConnectorObserver passed to ``pw.io.python.write``: ``on_change`` and
     ``on_end`` are the C methods of ``s3sink.Writer``; ``on_time_end`` calls the C one and
-    logs upload failures (the rows are kept and retried)."""
+    logs failed upload attempts, which are retried with their rows kept. Once uploads
+    stop on an error (permanent, or transient past ``max_retry_ms``), the next callback
+    raises it and Pathway fails the run with its message."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -409,14 +427,17 @@ class _S3Observer(_s3sink.Writer, pw.io.python.ConnectorObserver):
 
 @atexit.register
 def _close_live_writers() -> None:
-    """Uploads what writers of an interrupted run still buffer (on_end never came)."""
+    """Writers of an interrupted run (on_end never came). Rows of the unfinished
+    minibatch were never acknowledged to Pathway, so they are dropped: a restart sends
+    them again. With a spool, the complete minibatches stay there for the next run;
+    without one, they are uploaded now (with the usual retries) or lost."""
     with _live_lock:
         writers = list(_live_writers)
     for w in writers:
         if w.closed:
             continue
         try:
-            w.close()
+            w.close(drop_unfinished=True, leave_spooled=True)
         except Exception as e:  # noqa: BLE001
             logger.error("s3sink: final upload at exit failed, buffered rows are lost: %s", e)
 
@@ -435,6 +456,9 @@ def _connect(
     connect_timeout_ms: Any,
     request_timeout_ms: Any,
     max_buffer_bytes: int | None,
+    max_retry_ms: int | None,
+    spool_dir: str | os.PathLike[str] | None,
+    spool_max_bytes: int | None,
     ca_file: str | None,
     insecure_tls: bool,
 ) -> None:
@@ -452,6 +476,11 @@ def _connect(
         raise ValueError(f"writer_id must be 1 to 64 characters from A-Z a-z 0-9 . _ -, got {writer_id!r}")
     if max_buffer_bytes is not None:
         _positive_ms(max_buffer_bytes, "max_buffer_bytes", "bytes")
+    if max_retry_ms is not None:
+        _positive_ms(max_retry_ms, "max_retry_ms")
+    if spool_max_bytes is not None:
+        _positive_ms(spool_max_bytes, "spool_max_bytes", "bytes")
+    spool = _spool_folder(spool_dir)
     if ca_file is not None and not os.path.isfile(ca_file):
         raise ValueError(f"ca_file: {ca_file!r} does not exist")
     create_bucket = _optional_bool(create_bucket, "create_bucket")
@@ -470,6 +499,9 @@ def _connect(
         ca_file=ca_file,
         create_bucket=create_bucket,
         max_buffer_bytes=max_buffer_bytes or 0,
+        max_retry_ms=max_retry_ms,
+        spool_dir=spool,
+        spool_max_bytes=spool_max_bytes or 0,
         # the engine's thread only seals objects; the sink's own thread uploads them
         background_uploads=True,
     )
@@ -501,8 +533,21 @@ _COMMON_ARGS_DOC = """
         create_bucket: Create the bucket if it does not exist.
         connect_timeout_ms: Connection timeout of each request.
         request_timeout_ms: Total timeout of each request.
-        max_buffer_bytes: Cap on buffered bytes (default 1 GiB). When uploads keep
-            failing and the buffer is full, the run fails rather than dropping rows.
+        max_buffer_bytes: Memory budget for buffered rows (default 1 GiB). When uploads
+            fall behind, writing waits for them (backpressure); a minibatch larger than
+            the budget is split across consecutive objects.
+        max_retry_ms: How long transient upload failures (connection errors, timeouts,
+            HTTP 5xx, throttling) are retried, with exponential backoff and jitter,
+            before the run fails with the error (default 300000; None retries
+            forever). Permanent errors (access denied, no such bucket) fail the run at
+            once. Either way every acknowledged row is kept (in the spool, if any).
+        spool_dir: A folder for the crash-safe spool: every minibatch is on disk
+            (fsync) before Pathway's callback returns, uploads read from there, and a
+            restarted run uploads what a crashed one left, exactly once. Use one
+            folder per writer. Without it, rows not uploaded yet are lost if the
+            process dies.
+        spool_max_bytes: Disk budget of the spool (default 8 GiB); then writing waits
+            for uploads.
         ca_file: CA bundle to verify the endpoint's TLS certificate with.
         insecure_tls: Do not verify TLS certificates (testing only).
 
@@ -515,15 +560,18 @@ _COMMON_ARGS_DOC = """
     shared credentials file for ``AWS_PROFILE`` are used, as the AWS tools do; failing
     those, requests are anonymous.
 
-    Rows buffered when the process dies are lost; with persistence, Pathway may already
-    count them as delivered (up to one ``write_interval_ms`` of data).
+    Without ``spool_dir``, rows buffered when the process dies are lost; with
+    persistence, Pathway may already count them as delivered (up to one
+    ``write_interval_ms`` of data plus the upload). With ``spool_dir``, nothing
+    acknowledged is lost.
 """
 
 
 # the keyword options every writer passes on to _connect, by name
 _OPTIONS = (
     "write_interval_ms", "name", "sort_by", "naming", "writer_id", "create_bucket",
-    "connect_timeout_ms", "request_timeout_ms", "max_buffer_bytes", "ca_file", "insecure_tls",
+    "connect_timeout_ms", "request_timeout_ms", "max_buffer_bytes", "max_retry_ms",
+    "spool_dir", "spool_max_bytes", "ca_file", "insecure_tls",
 )
 
 
@@ -554,6 +602,9 @@ def write(
     connect_timeout_ms: int = 10_000,
     request_timeout_ms: int = 120_000,
     max_buffer_bytes: int | None = None,
+    max_retry_ms: int | None = 300_000,
+    spool_dir: str | os.PathLike[str] | None = None,
+    spool_max_bytes: int | None = None,
     ca_file: str | None = None,
     insecure_tls: bool = False,
 ) -> None:
@@ -587,6 +638,9 @@ def write_to_digital_ocean(
     connect_timeout_ms: int = 10_000,
     request_timeout_ms: int = 120_000,
     max_buffer_bytes: int | None = None,
+    max_retry_ms: int | None = 300_000,
+    spool_dir: str | os.PathLike[str] | None = None,
+    spool_max_bytes: int | None = None,
     ca_file: str | None = None,
     insecure_tls: bool = False,
 ) -> None:
@@ -619,6 +673,9 @@ def write_to_wasabi(
     connect_timeout_ms: int = 10_000,
     request_timeout_ms: int = 120_000,
     max_buffer_bytes: int | None = None,
+    max_retry_ms: int | None = 300_000,
+    spool_dir: str | os.PathLike[str] | None = None,
+    spool_max_bytes: int | None = None,
     ca_file: str | None = None,
     insecure_tls: bool = False,
 ) -> None:
@@ -651,6 +708,9 @@ def minio_write(
     connect_timeout_ms: int = 10_000,
     request_timeout_ms: int = 120_000,
     max_buffer_bytes: int | None = None,
+    max_retry_ms: int | None = 300_000,
+    spool_dir: str | os.PathLike[str] | None = None,
+    spool_max_bytes: int | None = None,
     ca_file: str | None = None,
     insecure_tls: bool = False,
 ) -> None:

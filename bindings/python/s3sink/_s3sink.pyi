@@ -52,6 +52,8 @@ class Stats(TypedDict):
     buffered_bytes: int
     failed_uploads: int
     last_write_ms: int
+    pending_objects: int
+    spool_bytes: int
 
 class Writer:
     """A sink: buffers rows and uploads them as self-contained objects.
@@ -85,20 +87,26 @@ class Writer:
         no_timer: bool = False,
         max_buffer_bytes: int = 0,
         background_uploads: bool = False,
+        max_retry_ms: int | None = 300000,
+        spool_dir: str | None = None,
+        spool_max_bytes: int = 0,
     ) -> None: ...
     def on_change(self, key: Any, row: Mapping[str, Any], time: int, is_addition: bool) -> None:
         """Buffers one change (``row``: column name -> value, in column order)."""
     def on_time_end(self, time: int) -> bool:
-        """Closes the minibatch and applies the flush policy; True if an object was
-        uploaded. A failed upload does not raise (see ``upload_error``)."""
+        """Closes the minibatch (with a spool: once it is on disk) and applies the flush
+        policy; True if an object was uploaded. A failed attempt that is retried does not
+        raise (see ``upload_error``); once uploads have stopped, raises the error."""
     def on_end(self) -> None:
         """The same as close()."""
     def flush(self, forced: bool = False) -> bool:
         """Applies the flush policy now (``forced``: whatever the interval); True if an
         object was uploaded. Raises UploadError if the upload failed."""
-    def close(self) -> None:
+    def close(self, *, drop_unfinished: bool = False, leave_spooled: bool = False) -> None:
         """Uploads everything buffered and releases the sink; raises UploadError if that
-        fails (the rows are kept; call close() again)."""
+        fails (the rows are kept; call close() again). ``drop_unfinished``: drop rows
+        written since the last on_time_end; ``leave_spooled``: with a spool, upload
+        nothing and leave every kept row there for the next writer."""
     def __enter__(self) -> "Writer": ...
     def __exit__(
         self,
@@ -116,6 +124,8 @@ class Writer:
     def timer_error(self) -> UploadError | None: ...
     @property
     def upload_error(self) -> UploadError | None: ...
+    @property
+    def failure(self) -> SinkError | None: ...
     @property
     def closed(self) -> bool: ...
     @property

@@ -67,6 +67,7 @@ static const char *code_name(int code) {
   case S3SINK_EHTTP: return "EHTTP";
   case S3SINK_ES3: return "ES3";
   case S3SINK_ESTATE: return "ESTATE";
+  case S3SINK_EIO: return "EIO";
   default: return "OK";
   }
 }
@@ -988,9 +989,13 @@ typedef struct {
   PyObject_HEAD
   modstate *st;             /* the type keeps the module, hence the state, alive */
   s3sink *sink;             /* NULL before init and after close */
-  PyThread_type_lock lock;  /* serializes calls that use `sink` against close */
+  PyThread_type_lock lock;  /* serializes the calls that write, flush or close (they may
+                               wait for uploads) against each other */
+  PyThread_type_lock state; /* held briefly: to read `sink` for health properties, and to
+                               free it; so health never waits for an upload */
   schema sc;
   bool closed;
+  bool spooled;             /* opened with a spool_dir */
   int64_t last_time;        /* time of the last row written */
   bool have_rows;
   s3sink_stats final_stats; /* snapshot taken by close */
@@ -999,10 +1004,10 @@ typedef struct {
   PyObject *desc;           /* str for repr: bucket, prefix, format (no credentials) */
 } WriterObject;
 
-static void lock_writer(WriterObject *w) {
-  if (!PyThread_acquire_lock(w->lock, NOWAIT_LOCK)) {
+static void acquire(PyThread_type_lock lock) {
+  if (!PyThread_acquire_lock(lock, NOWAIT_LOCK)) {
     Py_BEGIN_ALLOW_THREADS
-    PyThread_acquire_lock(w->lock, WAIT_LOCK);
+    PyThread_acquire_lock(lock, WAIT_LOCK);
     Py_END_ALLOW_THREADS
   }
 }
@@ -1019,7 +1024,8 @@ static PyObject *Writer_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
   }
   w->st = get_state(mod);
   w->lock = PyThread_allocate_lock();
-  if (!w->lock) {
+  w->state = PyThread_allocate_lock();
+  if (!w->lock || !w->state) {
     Py_DECREF(w);
     return PyErr_NoMemory();
   }
@@ -1036,20 +1042,24 @@ static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds) {
                     "access_key", "secret_key", "session_token", "format", "naming",
                     "write_interval_ms", "columns", "writer_id", "connect_timeout_ms",
                     "request_timeout_ms", "insecure_tls", "ca_file", "create_bucket",
-                    "no_timer", "max_buffer_bytes", "background_uploads", NULL};
+                    "no_timer", "max_buffer_bytes", "background_uploads", "max_retry_ms",
+                    "spool_dir", "spool_max_bytes", NULL};
   const char *endpoint = NULL, *region = NULL, *bucket = NULL, *prefix = NULL;
   const char *access_key = NULL, *secret_key = NULL, *session_token = NULL;
   const char *format = NULL, *naming = NULL, *writer_id = NULL, *ca_file = NULL;
+  const char *spool_dir = NULL;
   int virtual_hosted = 0, insecure_tls = 0, create_bucket = 0, no_timer = 0, background = 0;
   long long interval = 0, connect_timeout = 0, request_timeout = 0;
+  unsigned long long spool_max = 0;
   Py_ssize_t max_buffer = 0;
-  PyObject *columns = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$zzzzpzzzzzLOzLLpzppnp:Writer", kwlist,
+  PyObject *columns = NULL, *max_retry = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$zzzzpzzzzzLOzLLpzppnpOzK:Writer", kwlist,
                                    &endpoint, &region, &bucket, &prefix, &virtual_hosted,
                                    &access_key, &secret_key, &session_token, &format, &naming,
                                    &interval, &columns, &writer_id, &connect_timeout,
                                    &request_timeout, &insecure_tls, &ca_file, &create_bucket,
-                                   &no_timer, &max_buffer, &background))
+                                   &no_timer, &max_buffer, &background, &max_retry,
+                                   &spool_dir, &spool_max))
     return -1;
   if (!columns) {
     PyErr_SetString(PyExc_TypeError, "Writer() missing required keyword argument 'columns'");
@@ -1063,6 +1073,19 @@ static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds) {
       request_timeout > LONG_MAX || max_buffer < 0) {
     raise_config(st, "connect_timeout_ms, request_timeout_ms and max_buffer_bytes must not be negative");
     return -1;
+  }
+  int64_t max_retry_ms = 0; /* the runtime's default */
+  if (max_retry == Py_None) {
+    max_retry_ms = -1; /* forever */
+  } else if (max_retry) {
+    long long v = PyLong_Check(max_retry) ? PyLong_AsLongLong(max_retry) : -2;
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < 1) {
+      raise_config(st, "max_retry_ms must be a positive number of milliseconds, or None to "
+                       "retry forever");
+      return -1;
+    }
+    max_retry_ms = v;
   }
   schema sc;
   if (schema_parse(st, columns, &sc) < 0) return -1;
@@ -1097,6 +1120,9 @@ static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds) {
   cfg.no_timer = no_timer;
   cfg.background_uploads = background;
   cfg.max_buffer_bytes = (size_t)max_buffer;
+  cfg.max_retry_ms = max_retry_ms;
+  cfg.spool_dir = spool_dir;
+  cfg.spool_max_bytes = (uint64_t)spool_max;
 
   s3sink *sink = NULL;
   s3sink_err err;
@@ -1113,6 +1139,7 @@ static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds) {
     return -1;
   }
   self->sink = sink;
+  self->spooled = spool_dir != NULL;
   self->sc = sc;
   Py_XSETREF(self->desc, desc);
   return 0;
@@ -1188,7 +1215,7 @@ static PyObject *Writer_on_change(WriterObject *self, PyObject *const *args, Py_
   s3sink_err err;
   err.code = 0;
   int rc;
-  lock_writer(self);
+  acquire(self->lock);
   if (!self->sink) { /* closed by another thread meanwhile */
     PyThread_release_lock(self->lock);
     rowbuf_free(&rb);
@@ -1213,11 +1240,13 @@ static PyObject *Writer_on_change(WriterObject *self, PyObject *const *args, Py_
 
 /* Ends the minibatch of *time_end (if given), then applies the flush policy, with the
  * GIL released and the writer's lock held. Returns s3sink_flush's result, or
- * FLUSH_CLOSED if the writer is (or got) closed. */
+ * FLUSH_CLOSED if the writer is (or got) closed; *stopped tells whether uploads have
+ * stopped on an error (as opposed to a failed attempt that is retried). */
 #define FLUSH_CLOSED (INT_MIN)
 static int locked_flush(WriterObject *self, const int64_t *time_end, bool forced,
-                        s3sink_err *err) {
+                        s3sink_err *err, bool *stopped) {
   memset(err, 0, sizeof *err);
+  *stopped = false;
   if (!self->sink) return FLUSH_CLOSED;
   int rc = FLUSH_CLOSED;
   Py_BEGIN_ALLOW_THREADS
@@ -1225,18 +1254,26 @@ static int locked_flush(WriterObject *self, const int64_t *time_end, bool forced
   if (self->sink) {
     rc = time_end ? s3sink_time_end(self->sink, *time_end, err) : S3SINK_OK;
     if (rc == S3SINK_OK) rc = s3sink_flush(self->sink, forced, err);
+    *stopped = rc < 0 && s3sink_failure(self->sink, NULL) != S3SINK_OK;
   }
   PyThread_release_lock(self->lock);
   Py_END_ALLOW_THREADS
   return rc;
 }
 
+/* An upload attempt failed but its rows are kept and it is retried: not an error for
+ * the caller of on_time_end. */
+static bool retried(int rc, bool stopped) {
+  return !stopped && (rc == S3SINK_EHTTP || rc == S3SINK_ES3);
+}
+
 PyDoc_STRVAR(Writer_on_time_end_doc,
 "on_time_end(time)\n--\n\n"
-"Closes the minibatch of ``time`` and applies the flush policy: uploads the complete\n"
-"minibatches as one object if write_interval_ms has passed since the last upload.\n"
-"Returns True if an object was uploaded. A failed upload does not raise: its rows are\n"
-"kept and retried, and the error is in ``upload_error``.");
+"Closes the minibatch of ``time`` (with a spool, once it is on disk) and applies the\n"
+"flush policy: uploads the complete minibatches as one object if write_interval_ms has\n"
+"passed since the last upload. Returns True if an object was uploaded (or handed to the\n"
+"sink's thread). A failed attempt that is retried does not raise (its error is in\n"
+"``upload_error``); once uploads have stopped on an error, raises it.");
 
 static PyObject *Writer_on_time_end(WriterObject *self, PyObject *arg) {
   if (!PyLong_Check(arg)) {
@@ -1246,10 +1283,11 @@ static PyObject *Writer_on_time_end(WriterObject *self, PyObject *arg) {
   int64_t time;
   if (long_to_i64(arg, &time, "time") < 0) return NULL;
   s3sink_err err;
-  int rc = locked_flush(self, &time, false, &err);
+  bool stopped;
+  int rc = locked_flush(self, &time, false, &err, &stopped);
   if (rc == FLUSH_CLOSED) return closed_error(self);
-  if (rc == S3SINK_EHTTP || rc == S3SINK_ES3) {
-    self->upload_err = err; /* kept and retried: reported, not raised */
+  if (retried(rc, stopped)) {
+    self->upload_err = err;
     Py_RETURN_FALSE;
   }
   if (rc < 0) return set_sink_error(self->st, &err);
@@ -1259,9 +1297,10 @@ static PyObject *Writer_on_time_end(WriterObject *self, PyObject *arg) {
 
 PyDoc_STRVAR(Writer_flush_doc,
 "flush(forced=False)\n--\n\n"
-"Applies the flush policy now; with ``forced``, uploads every complete minibatch\n"
-"whatever the interval. Returns True if an object was uploaded; raises UploadError if\n"
-"the upload failed (the rows are kept).");
+"Applies the flush policy now; with ``forced``, uploads everything kept whatever the\n"
+"interval, retrying transient failures for up to max_retry_ms (and trying again after\n"
+"uploads had stopped on an error). Returns True if an object was uploaded; raises\n"
+"UploadError if the upload failed (the rows are kept).");
 
 static PyObject *Writer_flush(WriterObject *self, PyObject *const *args, Py_ssize_t nargs,
                               PyObject *kwnames) {
@@ -1278,7 +1317,8 @@ static PyObject *Writer_flush(WriterObject *self, PyObject *const *args, Py_ssiz
   }
   if (nargs + nkw == 1 && (forced = PyObject_IsTrue(args[0])) < 0) return NULL;
   s3sink_err err;
-  int rc = locked_flush(self, NULL, forced, &err);
+  bool stopped;
+  int rc = locked_flush(self, NULL, forced, &err, &stopped);
   if (rc == FLUSH_CLOSED) return closed_error(self);
   if (rc < 0) {
     if (rc == S3SINK_EHTTP || rc == S3SINK_ES3) self->upload_err = err;
@@ -1288,24 +1328,23 @@ static PyObject *Writer_flush(WriterObject *self, PyObject *const *args, Py_ssiz
   return PyBool_FromLong(rc > 0);
 }
 
-/* Uploads everything buffered and frees the sink. Returns 0, or -1 with the error in
- * *err and the sink still open. Called with the GIL released and the lock held. */
-static int close_locked(WriterObject *self, s3sink_err *err, s3sink_stats *stats, char *key,
-                        size_t keycap) {
+/* Ends the sink with s3sink_finish's flags and frees it. Returns 0, or -1 with the error
+ * in *err and the sink still open. Called with the GIL released and the lock held;
+ * `state` is taken only to free the sink. */
+static int close_locked(WriterObject *self, unsigned flags, s3sink_err *err, s3sink_stats *stats,
+                        char *key, size_t keycap) {
   s3sink *s = self->sink;
-  int rc = S3SINK_OK;
-  /* the host writes nothing more: an unfinished minibatch is complete too */
-  if (self->have_rows) rc = s3sink_time_end(s, self->last_time, err);
-  if (rc == S3SINK_OK) rc = s3sink_flush(s, true, err);
-  if (rc < 0) return -1;
-  s3sink_get_stats(s, stats); /* final: nothing is left to upload */
+  if (s3sink_finish(s, flags, err) != S3SINK_OK) return -1;
+  s3sink_get_stats(s, stats);
   s3sink_last_key(s, key, keycap);
-  if (s3sink_close(s, err) != S3SINK_OK) return -1;
+  PyThread_acquire_lock(self->state, WAIT_LOCK);
   self->sink = NULL;
+  PyThread_release_lock(self->state);
+  s3sink_free(s);
   return 0;
 }
 
-static PyObject *do_close(WriterObject *self) {
+static PyObject *do_close(WriterObject *self, unsigned flags) {
   if (!self->sink) Py_RETURN_NONE; /* closed already (or never opened): nothing to do */
   s3sink_err err;
   memset(&err, 0, sizeof err);
@@ -1316,7 +1355,7 @@ static PyObject *do_close(WriterObject *self) {
   int rc = 0;
   Py_BEGIN_ALLOW_THREADS
   PyThread_acquire_lock(self->lock, WAIT_LOCK);
-  if (self->sink) rc = close_locked(self, &err, &stats, key, sizeof key);
+  if (self->sink) rc = close_locked(self, flags, &err, &stats, key, sizeof key);
   else rc = 1;
   PyThread_release_lock(self->lock);
   Py_END_ALLOW_THREADS
@@ -1337,13 +1376,19 @@ static PyObject *do_close(WriterObject *self) {
 }
 
 PyDoc_STRVAR(Writer_close_doc,
-"close()\n--\n\n"
-"Uploads everything still buffered (an unfinished minibatch too), stops the timer and\n"
-"releases the sink. Raises UploadError if the final upload fails; the rows are then\n"
-"kept and close() may be called again. Closing a closed writer does nothing.");
+"close(*, drop_unfinished=False, leave_spooled=False)\n--\n\n"
+"Uploads everything still buffered (an unfinished minibatch too), stops the sink's thread\n"
+"and releases the sink. Raises UploadError if the final upload fails; the rows are then\n"
+"kept and close() may be called again. Closing a closed writer does nothing.\n\n"
+"For a host that stops mid-stream: ``drop_unfinished`` drops the rows written since the\n"
+"last on_time_end (the host sends them again), and ``leave_spooled`` (with a spool_dir)\n"
+"uploads nothing: every kept row stays in the spool for the next writer on it.");
 
-static PyObject *Writer_close(WriterObject *self, PyObject *Py_UNUSED(ignored)) {
-  return do_close(self);
+static PyObject *Writer_close(WriterObject *self, PyObject *args, PyObject *kwds) {
+  char *kwlist[] = {"drop_unfinished", "leave_spooled", NULL};
+  int drop = 0, leave = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$pp:close", kwlist, &drop, &leave)) return NULL;
+  return do_close(self, (drop ? S3SINK_DROP_UNFINISHED : 0u) | (leave ? S3SINK_LEAVE_SPOOLED : 0u));
 }
 
 PyDoc_STRVAR(Writer_on_end_doc,
@@ -1351,7 +1396,7 @@ PyDoc_STRVAR(Writer_on_end_doc,
 "End of the stream: the same as close().");
 
 static PyObject *Writer_on_end(WriterObject *self, PyObject *Py_UNUSED(ignored)) {
-  return do_close(self);
+  return do_close(self, 0);
 }
 
 static PyObject *Writer_enter(WriterObject *self, PyObject *Py_UNUSED(ignored)) {
@@ -1361,69 +1406,68 @@ static PyObject *Writer_enter(WriterObject *self, PyObject *Py_UNUSED(ignored)) 
 static PyObject *Writer_exit(WriterObject *self, PyObject *const *args, Py_ssize_t nargs) {
   (void)args;
   (void)nargs;
-  return do_close(self);
+  return do_close(self, 0);
+}
+
+/* Health: the sink's counters, or those taken at close; never waits for an upload. */
+static bool read_stats(WriterObject *self, s3sink_stats *s) {
+  acquire(self->state);
+  bool open = self->sink != NULL;
+  if (open) s3sink_get_stats(self->sink, s);
+  else *s = self->final_stats;
+  PyThread_release_lock(self->state);
+  return open || self->closed;
 }
 
 static PyObject *Writer_get_stats(WriterObject *self, void *Py_UNUSED(closure)) {
   s3sink_stats s;
-  if (self->sink) {
-    lock_writer(self);
-    if (self->sink) s3sink_get_stats(self->sink, &s);
-    else s = self->final_stats;
-    PyThread_release_lock(self->lock);
-  } else if (self->closed) {
-    s = self->final_stats;
-  } else {
-    return closed_error(self);
-  }
-  return Py_BuildValue("{sKsKsKsKsKsKsL}", "objects", (unsigned long long)s.objects,
+  if (!read_stats(self, &s)) return closed_error(self);
+  return Py_BuildValue("{sKsKsKsKsKsKsLsKsK}", "objects", (unsigned long long)s.objects,
                        "rows", (unsigned long long)s.rows, "bytes", (unsigned long long)s.bytes,
                        "buffered_rows", (unsigned long long)s.buffered_rows, "buffered_bytes",
                        (unsigned long long)s.buffered_bytes, "failed_uploads",
                        (unsigned long long)s.failed_uploads, "last_write_ms",
-                       (long long)s.last_write_ms);
+                       (long long)s.last_write_ms, "pending_objects",
+                       (unsigned long long)s.pending_objects, "spool_bytes",
+                       (unsigned long long)s.spool_bytes);
 }
 
 static PyObject *Writer_get_failed_uploads(WriterObject *self, void *Py_UNUSED(closure)) {
   s3sink_stats s;
   memset(&s, 0, sizeof s);
-  if (self->sink) {
-    lock_writer(self);
-    if (self->sink) s3sink_get_stats(self->sink, &s);
-    else s = self->final_stats;
-    PyThread_release_lock(self->lock);
-  } else {
-    s = self->final_stats;
-  }
+  read_stats(self, &s);
   return PyLong_FromUnsignedLongLong((unsigned long long)s.failed_uploads);
 }
 
 static PyObject *Writer_get_last_key(WriterObject *self, void *Py_UNUSED(closure)) {
   char key[1100];
   key[0] = 0;
-  if (self->sink) {
-    lock_writer(self);
-    if (self->sink) s3sink_last_key(self->sink, key, sizeof key);
-    else if (self->final_key) PyOS_snprintf(key, sizeof key, "%s", self->final_key);
-    PyThread_release_lock(self->lock);
-  } else if (self->final_key) {
-    PyOS_snprintf(key, sizeof key, "%s", self->final_key);
-  }
+  acquire(self->state);
+  if (self->sink) s3sink_last_key(self->sink, key, sizeof key);
+  else if (self->final_key) PyOS_snprintf(key, sizeof key, "%s", self->final_key);
+  PyThread_release_lock(self->state);
   if (!key[0]) Py_RETURN_NONE;
   return PyUnicode_DecodeUTF8(key, (Py_ssize_t)strlen(key), "replace");
 }
 
-static PyObject *Writer_get_timer_error(WriterObject *self, void *Py_UNUSED(closure)) {
+/* An error the sink reports (fn: s3sink_timer_error or s3sink_failure), or None. */
+static PyObject *sink_error_property(WriterObject *self, int (*fn)(s3sink *, s3sink_err *)) {
   s3sink_err err;
   memset(&err, 0, sizeof err);
   int rc = S3SINK_OK;
-  if (self->sink) {
-    lock_writer(self);
-    if (self->sink) rc = s3sink_timer_error(self->sink, &err);
-    PyThread_release_lock(self->lock);
-  }
+  acquire(self->state);
+  if (self->sink) rc = fn(self->sink, &err);
+  PyThread_release_lock(self->state);
   if (rc == S3SINK_OK) Py_RETURN_NONE;
   return make_sink_error(self->st, &err);
+}
+
+static PyObject *Writer_get_timer_error(WriterObject *self, void *Py_UNUSED(closure)) {
+  return sink_error_property(self, s3sink_timer_error);
+}
+
+static PyObject *Writer_get_failure(WriterObject *self, void *Py_UNUSED(closure)) {
+  return sink_error_property(self, s3sink_failure);
 }
 
 static PyObject *Writer_get_upload_error(WriterObject *self, void *Py_UNUSED(closure)) {
@@ -1456,7 +1500,8 @@ static PyObject *Writer_repr(WriterObject *self) {
   return PyUnicode_FromFormat("<%s (%s)>", Py_TYPE(self)->tp_name, state);
 }
 
-/* Closes a writer nobody closed; if that fails, the rows are dropped with a warning. */
+/* A writer nobody closed: with a spool its rows stay there for the next writer (no
+ * network); else it uploads them, and if that fails they are dropped with a warning. */
 static void Writer_finalize(WriterObject *self) {
   if (!self->sink) return;
 #if PY_VERSION_HEX >= 0x030C0000
@@ -1465,7 +1510,7 @@ static void Writer_finalize(WriterObject *self) {
   PyObject *t, *v, *tb;
   PyErr_Fetch(&t, &v, &tb);
 #endif
-  PyObject *r = do_close(self);
+  PyObject *r = do_close(self, S3SINK_LEAVE_SPOOLED);
   if (r) {
     Py_DECREF(r);
   } else {
@@ -1474,9 +1519,11 @@ static void Writer_finalize(WriterObject *self) {
     s3sink_get_stats(self->sink, &s);
     const char *msg = self->upload_err.code ? self->upload_err.msg : "";
     s3sink *sink = self->sink;
+    acquire(self->state);
     self->sink = NULL;
+    PyThread_release_lock(self->state);
     Py_BEGIN_ALLOW_THREADS
-    s3sink_discard(sink);
+    s3sink_free(sink);
     Py_END_ALLOW_THREADS
     if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
                          "s3sink.Writer was garbage-collected unclosed and its final upload "
@@ -1495,11 +1542,12 @@ static void Writer_dealloc(WriterObject *self) {
   PyTypeObject *tp = Py_TYPE(self);
   if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) return; /* resurrected */
   if (self->sink) { /* finalizer could not run (e.g. at shutdown) */
-    s3sink_discard(self->sink);
+    s3sink_free(self->sink);
     self->sink = NULL;
   }
   schema_free(&self->sc);
   if (self->lock) PyThread_free_lock(self->lock);
+  if (self->state) PyThread_free_lock(self->state);
   PyMem_Free(self->final_key);
   Py_CLEAR(self->desc);
   tp->tp_free((PyObject *)self);
@@ -1513,7 +1561,8 @@ static PyMethodDef Writer_methods[] = {
     {"on_end", (PyCFunction)Writer_on_end, METH_NOARGS, Writer_on_end_doc},
     {"flush", (PyCFunction)(void (*)(void))Writer_flush, METH_FASTCALL | METH_KEYWORDS,
      Writer_flush_doc},
-    {"close", (PyCFunction)Writer_close, METH_NOARGS, Writer_close_doc},
+    {"close", (PyCFunction)(void (*)(void))Writer_close, METH_VARARGS | METH_KEYWORDS,
+     Writer_close_doc},
     {"__enter__", (PyCFunction)Writer_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))Writer_exit, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL}};
@@ -1527,7 +1576,10 @@ static PyGetSetDef Writer_getset[] = {
     {"last_key", (getter)Writer_get_last_key, NULL,
      "Key of the last object uploaded (or found under the prefix at open), or None.", NULL},
     {"timer_error", (getter)Writer_get_timer_error, NULL,
-     "UploadError of the timer thread's last upload if it failed, else None.", NULL},
+     "UploadError of the last upload attempt if it failed (it is retried), else None.", NULL},
+    {"failure", (getter)Writer_get_failure, NULL,
+     "The error that stopped uploads (permanent, or transient past max_retry_ms), else None. "
+     "The rows are kept; flush(True) or close() tries again.", NULL},
     {"upload_error", (getter)Writer_get_upload_error, NULL,
      "UploadError of the last failed upload attempted by on_time_end/flush/close, cleared "
      "by a successful one, else None.", NULL},
@@ -1541,7 +1593,8 @@ PyDoc_STRVAR(Writer_doc,
 "       naming='default', write_interval_ms=60000, writer_id=None,\n"
 "       connect_timeout_ms=10000, request_timeout_ms=120000, insecure_tls=False,\n"
 "       ca_file=None, create_bucket=False, no_timer=False, max_buffer_bytes=1 GiB,\n"
-"       background_uploads=False)\n"
+"       background_uploads=False, max_retry_ms=300000, spool_dir=None,\n"
+"       spool_max_bytes=8 GiB)\n"
 "--\n\n"
 "A sink that buffers rows and uploads them as self-contained objects to an S3 bucket.\n\n"
 "``columns`` is a list of ``(name, type, optional)``, type one of int, float, bool, str,\n"

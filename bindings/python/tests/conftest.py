@@ -138,6 +138,22 @@ def writer_kwargs(minio, bucket):
     )
 
 
+@pytest.fixture
+def proxy(minio):
+    """A fault proxy in front of the test MinIO (see faultproxy.py); passes everything
+    until a test sets its rule."""
+    from faultproxy import FaultProxy
+
+    with FaultProxy(minio.endpoint) as p:
+        yield p
+
+
+@pytest.fixture
+def proxied_kwargs(writer_kwargs, proxy):
+    """writer_kwargs, through the fault proxy."""
+    return {**writer_kwargs, "endpoint": proxy.endpoint}
+
+
 @pytest.fixture(autouse=True)
 def _fresh_pathway_graph():
     """Every test builds its own Pathway graph (in this process)."""

@@ -12,6 +12,7 @@ import warnings
 import pytest
 
 import s3sink
+from faultproxy import always, first, respond
 from helpers import keys, objects
 
 COLS = [("a", "int"), ("b", "str", True)]
@@ -136,36 +137,53 @@ def test_close_raises_when_the_final_upload_fails_and_keeps_the_rows(s3, bucket,
     assert [b for _, b in objects(s3, bucket)] == [b'"a","b","time","diff"\n"1","kept","2","1"\n']
 
 
-def test_failed_uploads_on_time_end_do_not_raise(s3, bucket, writer_kwargs):
-    w = s3sink.Writer(**writer_kwargs, columns=COLS, write_interval_ms=1, no_timer=True)
-    s3.delete_bucket(Bucket=bucket)
+def test_on_time_end_keeps_quiet_about_retried_failures_and_raises_once_uploads_stop(
+    s3, bucket, proxied_kwargs, proxy
+):
+    w = s3sink.Writer(**proxied_kwargs, columns=COLS, write_interval_ms=1, no_timer=True)
+    proxy.rule = first(1, respond(503, "SlowDown"), method="PUT")
     w.on_change(None, {"a": 1, "b": None}, 2, True)
     time.sleep(0.01)
-    assert w.on_time_end(2) is False
-    assert w.failed_uploads == 1
-    assert w.upload_error.s3_code == "NoSuchBucket"
-    with pytest.raises(s3sink.UploadError):
-        w.flush(forced=True)
-    s3.create_bucket(Bucket=bucket)
+    assert w.on_time_end(2) is False  # transient: the rows are kept and retried
+    assert w.failed_uploads == 1 and w.failure is None
+    assert w.upload_error.s3_code == "SlowDown"
     assert w.flush(forced=True) is True
     assert w.upload_error is None
+
+    proxy.rule = always(respond(403, "AccessDenied"), method="PUT")
+    w.on_change(None, {"a": 2, "b": None}, 4, True)
+    time.sleep(0.01)
+    with pytest.raises(s3sink.UploadError) as ei:  # permanent: uploads stop at once
+        w.on_time_end(4)
+    text = str(ei.value)
+    assert "uploads stopped" in text and "AccessDenied" in text and bucket in text
+    assert w.failure.s3_code == "AccessDenied"
+    with pytest.raises(s3sink.UploadError, match="uploads stopped"):  # so says every call
+        w.on_change(None, {"a": 3, "b": None}, 6, True)
+    proxy.rule = None
+    assert w.flush(forced=True) is True  # the host asks again
+    assert w.failure is None
     w.close()
-    assert len(keys(s3, bucket)) == 1
+    assert [b for _, b in objects(s3, bucket)] == [
+        b'"a","b","time","diff"\n"1","None","2","1"\n',
+        b'"a","b","time","diff"\n"2","None","4","1"\n',
+    ]
 
 
-def test_timer_error_is_exposed_and_retried(s3, bucket, writer_kwargs):
-    w = s3sink.Writer(**writer_kwargs, columns=COLS, write_interval_ms=300)
+def test_timer_error_is_exposed_and_retried(s3, bucket, proxied_kwargs, proxy):
+    w = s3sink.Writer(**proxied_kwargs, columns=COLS, write_interval_ms=300)
     assert w.timer_error is None
-    s3.delete_bucket(Bucket=bucket)
+    proxy.rule = first(2, respond(503, "SlowDown"), method="PUT")
     w.on_change(None, {"a": 1, "b": None}, 2, True)
     w.on_time_end(2)
     assert wait_for(lambda: w.timer_error is not None, timeout=15)
     assert isinstance(w.timer_error, s3sink.UploadError)
-    assert w.timer_error.s3_code == "NoSuchBucket"
-    s3.create_bucket(Bucket=bucket)
-    assert wait_for(lambda: w.stats["objects"] == 1, timeout=40)  # backoff is at most 30 s
-    assert w.timer_error is None
+    assert w.timer_error.s3_code == "SlowDown"
+    assert wait_for(lambda: w.stats["objects"] == 1, timeout=15)
+    assert w.timer_error is None and w.failure is None
+    assert w.failed_uploads == 2
     w.close()
+    assert len(keys(s3, bucket)) == 1
 
 
 def test_open_errors(minio, bucket, writer_kwargs):

@@ -1,0 +1,548 @@
+/* spool.c - the crash-safe spool (see spool.h and docs/spool.md): segment files, their
+ * journals, fsync before acknowledging, recovery after a crash. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bytebuf.h"
+#include "error.h"
+#include "spool.h"
+
+#define JOURNAL_MAGIC "s3sink-spool 1"
+#define MAX_JOURNAL_BYTES ((size_t)1 << 20)
+
+struct spool {
+  char *dir;
+  int dir_fd, lock_fd;
+  char *bucket, *prefix, *header, *extension, *content_type;
+  size_t header_len;
+  uint64_t next_id;
+  uint64_t bytes;              /* all segment files */
+  spool_segment *recovered;
+  size_t nrecovered;
+  /* the segment being written */
+  bool has_current;
+  uint64_t cur_id;
+  int cur_fd, cur_journal;
+  uint64_t cur_len, cur_committed, cur_rows;
+  int64_t cur_first_time;
+};
+
+static int io_error(s3sink_err *err, const spool *sp, const char *what, const char *name) {
+  int e = errno;
+  return s3sink_seterr(err, S3SINK_EIO, "spool_dir '%s': cannot %s %s: %s", sp->dir, what,
+                       name ? name : "", strerror(e));
+}
+
+static void file_name(char *buf, size_t cap, uint64_t id, const char *ext) {
+  snprintf(buf, cap, "%020" PRIu64 ".%s", id, ext);
+}
+
+static bool write_all(int fd, const void *p, size_t n) {
+  const char *q = p;
+  while (n) {
+    ssize_t w = write(fd, q, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return false;
+    q += w;
+    n -= (size_t)w;
+  }
+  return true;
+}
+
+/* Journal fields are written "=<percent-encoded bytes>", so any string (even empty, or
+ * with blanks) is one word. */
+static bool append_field(bytebuf *b, const char *s) {
+  static const char hex[] = "0123456789ABCDEF";
+  if (!bytebuf_append(b, " =", 2)) return false;
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c > ' ' && c < 0x7f && c != '%') {
+      if (!bytebuf_append(b, s, 1)) return false;
+    } else {
+      char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+      if (!bytebuf_append(b, e, 3)) return false;
+    }
+  }
+  return true;
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+/* Decodes a "=<percent-encoded>" word; NULL if malformed. */
+static char *decode_field(const char *w) {
+  if (*w != '=') return NULL;
+  w++;
+  size_t n = strlen(w);
+  char *out = malloc(n + 1), *o = out;
+  if (!out) return NULL;
+  for (; *w; w++) {
+    if (*w != '%') {
+      *o++ = *w;
+      continue;
+    }
+    int hi = hexval(w[1]), lo = hi < 0 ? -1 : hexval(w[2]);
+    if (lo < 0) {
+      free(out);
+      return NULL;
+    }
+    *o++ = (char)(hi * 16 + lo);
+    w += 2;
+  }
+  *o = '\0';
+  if (strlen(out) != (size_t)(o - out)) { /* an encoded NUL */
+    free(out);
+    return NULL;
+  }
+  return out;
+}
+
+static int append_journal(spool *sp, int fd, const bytebuf *line, s3sink_err *err) {
+  if (!write_all(fd, line->data, line->len) || fdatasync(fd) != 0)
+    return io_error(err, sp, "write", "a journal");
+  return S3SINK_OK;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The current segment                                                                  */
+
+static int start_segment(spool *sp, s3sink_err *err) {
+  char seg[40], jou[40];
+  uint64_t id = sp->next_id;
+  file_name(seg, sizeof seg, id, "seg");
+  file_name(jou, sizeof jou, id, "journal");
+  int fd = openat(sp->dir_fd, seg, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return io_error(err, sp, "create", seg);
+  int jfd = openat(sp->dir_fd, jou, O_CREAT | O_EXCL | O_WRONLY | O_APPEND | O_CLOEXEC, 0600);
+  if (jfd < 0) {
+    int rc = io_error(err, sp, "create", jou);
+    close(fd);
+    unlinkat(sp->dir_fd, seg, 0);
+    return rc;
+  }
+  bytebuf line;
+  bytebuf_init(&line, SIZE_MAX);
+  bool ok = bytebuf_append(&line, JOURNAL_MAGIC, strlen(JOURNAL_MAGIC)) &&
+            append_field(&line, sp->bucket) && append_field(&line, sp->prefix) &&
+            append_field(&line, sp->extension) && append_field(&line, sp->content_type) &&
+            bytebuf_append(&line, "\n", 1);
+  int rc = S3SINK_OK;
+  if (!ok) rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  else if (!write_all(fd, sp->header, sp->header_len)) rc = io_error(err, sp, "write", seg);
+  else if ((rc = append_journal(sp, jfd, &line, err)) == S3SINK_OK && fsync(sp->dir_fd) != 0)
+    rc = io_error(err, sp, "sync", "the folder");
+  bytebuf_free(&line);
+  if (rc) {
+    close(fd);
+    close(jfd);
+    unlinkat(sp->dir_fd, jou, 0);
+    unlinkat(sp->dir_fd, seg, 0);
+    return rc;
+  }
+  sp->next_id++;
+  sp->has_current = true;
+  sp->cur_id = id;
+  sp->cur_fd = fd;
+  sp->cur_journal = jfd;
+  sp->cur_len = sp->cur_committed = sp->header_len;
+  sp->cur_rows = 0;
+  sp->bytes += sp->header_len;
+  return S3SINK_OK;
+}
+
+static void end_current(spool *sp) {
+  if (!sp->has_current) return;
+  close(sp->cur_fd);
+  close(sp->cur_journal);
+  sp->has_current = false;
+}
+
+int spool_append(spool *sp, const void *bytes, size_t n, s3sink_err *err) {
+  int rc;
+  if (!sp->has_current && (rc = start_segment(sp, err))) return rc;
+  if (n == 0) return S3SINK_OK;
+  if (pwrite(sp->cur_fd, bytes, n, (off_t)sp->cur_len) != (ssize_t)n) {
+    /* a short write leaves junk after cur_len: later writes overwrite it, and recovery
+     * cuts it off */
+    if (errno == 0) errno = ENOSPC;
+    return io_error(err, sp, "write", "a segment");
+  }
+  sp->cur_len += n;
+  sp->bytes += n;
+  return S3SINK_OK;
+}
+
+int spool_commit(spool *sp, uint64_t rows, int64_t first_time, int64_t last_time,
+                 s3sink_err *err) {
+  int rc;
+  if (!sp->has_current && (rc = start_segment(sp, err))) return rc;
+  if (fdatasync(sp->cur_fd) != 0) return io_error(err, sp, "sync", "a segment");
+  if (sp->cur_rows == 0) sp->cur_first_time = first_time;
+  char text[160];
+  int n = snprintf(text, sizeof text, "commit %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 "\n",
+                   sp->cur_len, sp->cur_rows + rows, sp->cur_first_time, last_time);
+  bytebuf line = {.data = text, .len = (size_t)n, .cap = sizeof text, .max = sizeof text};
+  if ((rc = append_journal(sp, sp->cur_journal, &line, err))) return rc;
+  sp->cur_committed = sp->cur_len;
+  sp->cur_rows += rows;
+  return S3SINK_OK;
+}
+
+int spool_drop_uncommitted(spool *sp, s3sink_err *err) {
+  if (!sp->has_current || sp->cur_len == sp->cur_committed) return S3SINK_OK;
+  if (ftruncate(sp->cur_fd, (off_t)sp->cur_committed) != 0)
+    return io_error(err, sp, "truncate", "a segment");
+  sp->bytes -= sp->cur_len - sp->cur_committed;
+  sp->cur_len = sp->cur_committed;
+  return S3SINK_OK;
+}
+
+bool spool_has_committed(const spool *sp) { return sp->has_current && sp->cur_rows > 0; }
+
+bool spool_has_uncommitted(const spool *sp) {
+  return sp->has_current && sp->cur_len > sp->cur_committed;
+}
+
+static int key_line(const char *key, bytebuf *line) {
+  bytebuf_init(line, SIZE_MAX);
+  return bytebuf_append(line, "key", 3) && append_field(line, key) &&
+         bytebuf_append(line, "\n", 1);
+}
+
+int spool_seal(spool *sp, const char *key, uint64_t *id, uint64_t *len, s3sink_err *err) {
+  if (!spool_has_committed(sp))
+    return s3sink_seterr(err, S3SINK_ESTATE, "spool: no committed rows to seal");
+  bytebuf line;
+  if (!key_line(key, &line)) {
+    bytebuf_free(&line);
+    return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  }
+  int rc = append_journal(sp, sp->cur_journal, &line, err);
+  bytebuf_free(&line);
+  if (rc) return rc;
+  *id = sp->cur_id;
+  *len = sp->cur_committed;
+  /* bytes of an unfinished minibatch move to a new current segment */
+  uint64_t tail = sp->cur_len - sp->cur_committed, from = sp->cur_committed;
+  int old_fd = sp->cur_fd, old_journal = sp->cur_journal;
+  sp->has_current = false;
+  if (tail) {
+    if ((rc = start_segment(sp, err)) == S3SINK_OK) {
+      char chunk[64 * 1024];
+      for (uint64_t done = 0; rc == S3SINK_OK && done < tail;) {
+        size_t n = tail - done < sizeof chunk ? (size_t)(tail - done) : sizeof chunk;
+        if (pread(old_fd, chunk, n, (off_t)(from + done)) != (ssize_t)n)
+          rc = io_error(err, sp, "read", "a segment");
+        else
+          rc = spool_append(sp, chunk, n, err);
+        done += n;
+      }
+    }
+    if (rc == S3SINK_OK && ftruncate(old_fd, (off_t)from) != 0)
+      rc = io_error(err, sp, "truncate", "a segment");
+    if (rc == S3SINK_OK) sp->bytes -= tail;
+  }
+  close(old_fd);
+  close(old_journal);
+  return rc;
+}
+
+int spool_rename(spool *sp, uint64_t id, const char *key, s3sink_err *err) {
+  char jou[40];
+  file_name(jou, sizeof jou, id, "journal");
+  int fd = openat(sp->dir_fd, jou, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return io_error(err, sp, "open", jou);
+  bytebuf line;
+  int rc = key_line(key, &line) ? append_journal(sp, fd, &line, err)
+                                : s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  bytebuf_free(&line);
+  close(fd);
+  return rc;
+}
+
+int spool_open_body(spool *sp, uint64_t id, int *fd, s3sink_err *err) {
+  char seg[40];
+  file_name(seg, sizeof seg, id, "seg");
+  *fd = openat(sp->dir_fd, seg, O_RDONLY | O_CLOEXEC);
+  return *fd < 0 ? io_error(err, sp, "open", seg) : S3SINK_OK;
+}
+
+void spool_remove(spool *sp, uint64_t id) {
+  char seg[40], jou[40];
+  file_name(seg, sizeof seg, id, "seg");
+  file_name(jou, sizeof jou, id, "journal");
+  struct stat st;
+  if (fstatat(sp->dir_fd, seg, &st, 0) == 0 && (uint64_t)st.st_size <= sp->bytes)
+    sp->bytes -= (uint64_t)st.st_size;
+  /* the journal first: a segment without one is never uploaded again */
+  unlinkat(sp->dir_fd, jou, 0);
+  unlinkat(sp->dir_fd, seg, 0);
+}
+
+uint64_t spool_bytes(const spool *sp) { return sp->bytes; }
+const char *spool_dir(const spool *sp) { return sp->dir; }
+size_t spool_recovered_count(const spool *sp) { return sp->nrecovered; }
+const spool_segment *spool_recovered(const spool *sp, size_t i) { return &sp->recovered[i]; }
+
+/* ------------------------------------------------------------------------------------ */
+/* Recovery                                                                             */
+
+static void segment_free(spool_segment *g) {
+  free(g->key);
+  free(g->extension);
+  free(g->content_type);
+}
+
+static char *read_journal(spool *sp, const char *name, s3sink_err *err) {
+  int fd = openat(sp->dir_fd, name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    io_error(err, sp, "open", name);
+    return NULL;
+  }
+  bytebuf b;
+  bytebuf_init(&b, MAX_JOURNAL_BYTES);
+  char chunk[4096];
+  ssize_t n;
+  bool ok = true;
+  while (ok && (n = read(fd, chunk, sizeof chunk)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0 && bytebuf_append(&b, chunk, (size_t)n);
+  }
+  close(fd);
+  if (!ok || !bytebuf_append(&b, "", 1)) {
+    bytebuf_free(&b);
+    s3sink_seterr(err, S3SINK_EIO, "spool_dir '%s': cannot read journal %s", sp->dir, name);
+    return NULL;
+  }
+  return b.data;
+}
+
+/* Parses a journal into g; *committed is false if it holds no commit. Lines are
+ * complete only with their '\n': a line cut by a crash is ignored. */
+static int parse_journal(spool *sp, const char *name, char *text, spool_segment *g,
+                         bool *committed, s3sink_err *err) {
+  *committed = false;
+  char *bucket = NULL, *prefix = NULL;
+  int rc = S3SINK_OK;
+  int lineno = 0;
+  for (char *line = text, *nl; rc == S3SINK_OK && (nl = strchr(line, '\n')); line = nl + 1) {
+    *nl = '\0';
+    lineno++;
+    char *words[8];
+    int nw = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(line, " ", &save); w && nw < 8; w = strtok_r(NULL, " ", &save))
+      words[nw++] = w;
+    bool ok;
+    if (lineno == 1) {
+      ok = nw == 6 && strcmp(words[0], "s3sink-spool") == 0 && strcmp(words[1], "1") == 0 &&
+           (bucket = decode_field(words[2])) && (prefix = decode_field(words[3])) &&
+           (g->extension = decode_field(words[4])) && (g->content_type = decode_field(words[5]));
+    } else if (nw == 5 && strcmp(words[0], "commit") == 0) {
+      ok = sscanf(words[1], "%" SCNu64, &g->len) == 1 && sscanf(words[2], "%" SCNu64, &g->rows) == 1 &&
+           sscanf(words[3], "%" SCNd64, &g->first_time) == 1 &&
+           sscanf(words[4], "%" SCNd64, &g->last_time) == 1;
+      *committed = ok;
+    } else if (nw == 2 && strcmp(words[0], "key") == 0) {
+      free(g->key);
+      ok = (g->key = decode_field(words[1])) != NULL;
+    } else {
+      ok = false;
+    }
+    if (!ok)
+      rc = s3sink_seterr(err, S3SINK_EIO, "spool_dir '%s': journal %s is damaged at line %d; "
+                         "move the folder away to start afresh", sp->dir, name, lineno);
+  }
+  if (rc == S3SINK_OK && lineno > 0 && (strcmp(bucket, sp->bucket) != 0 || strcmp(prefix, sp->prefix) != 0))
+    rc = s3sink_seterr(err, S3SINK_EINVAL,
+                       "spool_dir '%s' holds rows not uploaded yet for bucket '%s', prefix '%s' "
+                       "(journal %s): open the sink with that bucket and prefix to upload them, "
+                       "or give this sink another spool_dir", sp->dir, bucket, prefix, name);
+  free(bucket);
+  free(prefix);
+  return rc;
+}
+
+static int cmp_ids(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Ids of the files named "<20 digits>.<ext>" in the folder, sorted. */
+static int list_ids(spool *sp, const char *ext, uint64_t **ids, size_t *n, s3sink_err *err) {
+  *ids = NULL;
+  *n = 0;
+  int fd = dup(sp->dir_fd);
+  DIR *d = fd < 0 ? NULL : fdopendir(fd);
+  if (!d) {
+    if (fd >= 0) close(fd);
+    return io_error(err, sp, "list", "the folder");
+  }
+  rewinddir(d);
+  size_t cap = 0;
+  int rc = S3SINK_OK;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    const char *dot = strchr(e->d_name, '.');
+    if (!dot || dot - e->d_name != 20 || strcmp(dot + 1, ext) != 0 ||
+        strspn(e->d_name, "0123456789") != 20)
+      continue;
+    if (*n == cap) {
+      cap = cap ? 2 * cap : 16;
+      uint64_t *p = realloc(*ids, cap * sizeof *p);
+      if (!p) {
+        rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+        break;
+      }
+      *ids = p;
+    }
+    (*ids)[(*n)++] = strtoull(e->d_name, NULL, 10);
+  }
+  closedir(d);
+  if (*n) qsort(*ids, *n, sizeof **ids, cmp_ids);
+  return rc;
+}
+
+static bool has_id(const uint64_t *ids, size_t n, uint64_t id) {
+  return bsearch(&id, ids, n, sizeof id, cmp_ids) != NULL;
+}
+
+static int recover(spool *sp, s3sink_err *err) {
+  uint64_t *segs = NULL, *jous = NULL;
+  size_t nsegs = 0, njous = 0;
+  int rc = list_ids(sp, "seg", &segs, &nsegs, err);
+  if (rc == S3SINK_OK) rc = list_ids(sp, "journal", &jous, &njous, err);
+  if (rc == S3SINK_OK && njous && !(sp->recovered = calloc(njous, sizeof *sp->recovered)))
+    rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  for (size_t i = 0; rc == S3SINK_OK && i < nsegs; i++) {
+    if (segs[i] >= sp->next_id) sp->next_id = segs[i] + 1;
+    if (!has_id(jous, njous, segs[i])) { /* uploaded and half removed, or never started */
+      char seg[40];
+      file_name(seg, sizeof seg, segs[i], "seg");
+      unlinkat(sp->dir_fd, seg, 0);
+    }
+  }
+  for (size_t i = 0; rc == S3SINK_OK && i < njous; i++) {
+    uint64_t id = jous[i];
+    if (id >= sp->next_id) sp->next_id = id + 1;
+    char seg[40], jou[40];
+    file_name(seg, sizeof seg, id, "seg");
+    file_name(jou, sizeof jou, id, "journal");
+    spool_segment g = {.id = id};
+    bool committed = false;
+    char *text = read_journal(sp, jou, err);
+    if (!text) {
+      rc = err ? err->code : S3SINK_EIO;
+      break;
+    }
+    rc = parse_journal(sp, jou, text, &g, &committed, err);
+    free(text);
+    struct stat st;
+    bool have_seg = has_id(segs, nsegs, id) && fstatat(sp->dir_fd, seg, &st, 0) == 0;
+    if (rc == S3SINK_OK && !committed) { /* nothing acknowledged in it */
+      unlinkat(sp->dir_fd, jou, 0);
+      unlinkat(sp->dir_fd, seg, 0);
+      segment_free(&g);
+      continue;
+    }
+    if (rc == S3SINK_OK && (!have_seg || (uint64_t)st.st_size < g.len))
+      rc = s3sink_seterr(err, S3SINK_EIO,
+                         "spool_dir '%s': segment %s is missing or shorter than its journal "
+                         "says; move the folder away to start afresh", sp->dir, seg);
+    if (rc == S3SINK_OK && (uint64_t)st.st_size > g.len) { /* cut what was not committed */
+      int fd = openat(sp->dir_fd, seg, O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || ftruncate(fd, (off_t)g.len) != 0 || fdatasync(fd) != 0)
+        rc = io_error(err, sp, "truncate", seg);
+      if (fd >= 0) close(fd);
+    }
+    if (rc) {
+      segment_free(&g);
+      break;
+    }
+    sp->bytes += g.len;
+    sp->recovered[sp->nrecovered++] = g;
+  }
+  free(segs);
+  free(jous);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+
+int spool_open(const char *dir, const char *bucket, const char *prefix, const char *header,
+               size_t header_len, const char *extension, const char *content_type,
+               spool **out, s3sink_err *err) {
+  *out = NULL;
+  spool *sp = calloc(1, sizeof *sp);
+  if (!sp) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  sp->dir_fd = sp->lock_fd = -1;
+  sp->next_id = 1;
+  sp->dir = strdup(dir);
+  sp->bucket = strdup(bucket);
+  sp->prefix = strdup(prefix);
+  sp->extension = strdup(extension);
+  sp->content_type = strdup(content_type);
+  sp->header = malloc(header_len + 1);
+  int rc = S3SINK_OK;
+  if (!sp->dir || !sp->bucket || !sp->prefix || !sp->extension || !sp->content_type || !sp->header) {
+    rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    goto fail;
+  }
+  memcpy(sp->header, header, header_len);
+  sp->header_len = header_len;
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    rc = s3sink_seterr(err, S3SINK_EINVAL, "cannot create spool_dir '%s': %s (its parent "
+                       "folder must exist and be writable)", dir, strerror(errno));
+    goto fail;
+  }
+  sp->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (sp->dir_fd < 0) {
+    rc = s3sink_seterr(err, S3SINK_EINVAL, "cannot open spool_dir '%s': %s", dir, strerror(errno));
+    goto fail;
+  }
+  sp->lock_fd = openat(sp->dir_fd, "lock", O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  if (sp->lock_fd < 0) {
+    rc = s3sink_seterr(err, S3SINK_EINVAL, "cannot write in spool_dir '%s': %s", dir, strerror(errno));
+    goto fail;
+  }
+  if (flock(sp->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    rc = s3sink_seterr(err, S3SINK_EINVAL,
+                       "spool_dir '%s' is in use by another sink: give every writer its own "
+                       "spool_dir", dir);
+    goto fail;
+  }
+  if ((rc = recover(sp, err))) goto fail;
+  *out = sp;
+  return S3SINK_OK;
+fail:
+  spool_close(sp);
+  return rc;
+}
+
+void spool_close(spool *sp) {
+  if (!sp) return;
+  end_current(sp);
+  for (size_t i = 0; i < sp->nrecovered; i++) segment_free(&sp->recovered[i]);
+  free(sp->recovered);
+  if (sp->lock_fd >= 0) close(sp->lock_fd); /* releases the lock */
+  if (sp->dir_fd >= 0) close(sp->dir_fd);
+  free(sp->dir);
+  free(sp->bucket);
+  free(sp->prefix);
+  free(sp->header);
+  free(sp->extension);
+  free(sp->content_type);
+  free(sp);
+}

@@ -1,0 +1,75 @@
+/* spool.h - internal: the crash-safe spool of a sink (config.spool_dir).
+ *
+ * The spool is a folder of segments. A segment is the body of one object to be (the
+ * format's header, then rows) in "<id>.seg", and its journal "<id>.journal": the sink
+ * that wrote it (bucket, prefix, extension, content type), one "commit" line per complete
+ * minibatch (the segment's length and row count at that point), and a "key" line once the
+ * segment is named. Each commit is fsync'ed before the sink acknowledges the minibatch, so
+ * after a crash the committed bytes are there and the rest is cut off. A segment is
+ * removed once its object is uploaded. See docs/spool.md. */
+#ifndef S3SINK_SPOOL_H
+#define S3SINK_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "s3sink.h"
+
+typedef struct spool spool;
+
+/* A segment found by spool_open: committed by an earlier run, not uploaded yet. */
+typedef struct spool_segment {
+  uint64_t id;
+  char *key;                /* the key it was given, or NULL if it was never named */
+  uint64_t len, rows;       /* committed bytes (header included) and rows */
+  int64_t first_time, last_time;
+  char *extension, *content_type; /* of the format that wrote it */
+} spool_segment;
+
+/* Opens (creating it if needed) and locks the folder, then recovers what an earlier run
+ * left: cuts uncommitted bytes, removes segments with nothing committed, and keeps the
+ * others as recovered segments, oldest first. Fails if another process holds the folder,
+ * or if it holds segments of another bucket or prefix. `header` starts every new segment.
+ * Strings are copied. */
+int spool_open(const char *dir, const char *bucket, const char *prefix, const char *header,
+               size_t header_len, const char *extension, const char *content_type,
+               spool **out, s3sink_err *err);
+void spool_close(spool *sp);
+
+size_t spool_recovered_count(const spool *sp);
+const spool_segment *spool_recovered(const spool *sp, size_t i);
+
+/* Appends row bytes to the current segment (starting one if there is none); not synced. */
+int spool_append(spool *sp, const void *bytes, size_t n, s3sink_err *err);
+
+/* Makes everything appended so far durable as complete minibatches: `rows` rows more,
+ * engine times first..last. Returns only once the bytes and the journal are on disk. */
+int spool_commit(spool *sp, uint64_t rows, int64_t first_time, int64_t last_time,
+                 s3sink_err *err);
+
+/* Drops the bytes appended since the last commit. */
+int spool_drop_uncommitted(spool *sp, s3sink_err *err);
+
+/* Whether the current segment has committed rows / bytes not yet committed. */
+bool spool_has_committed(const spool *sp);
+bool spool_has_uncommitted(const spool *sp);
+
+/* Names the current segment's committed part `key` (durably) and returns its id and
+ * length; bytes appended after the last commit move to a new current segment. */
+int spool_seal(spool *sp, const char *key, uint64_t *id, uint64_t *len, s3sink_err *err);
+
+/* Records a new key for a sealed segment (its first key was taken by someone else). */
+int spool_rename(spool *sp, uint64_t id, const char *key, s3sink_err *err);
+
+/* Opens a sealed or recovered segment for reading; the caller closes *fd. */
+int spool_open_body(spool *sp, uint64_t id, int *fd, s3sink_err *err);
+
+/* Removes an uploaded segment. */
+void spool_remove(spool *sp, uint64_t id);
+
+/* Bytes of all segments on disk. */
+uint64_t spool_bytes(const spool *sp);
+const char *spool_dir(const spool *sp);
+
+#endif

@@ -92,16 +92,43 @@ static int sandbox_pcall(lua_State *L) {
   return status == LUA_OK ? lua_gettop(L) : 2;
 }
 
+/* The message handler xpcall really installs: Lua calls it where the error was raised,
+ * and a budget error is raised from the count hook, where hooks are off; the script's
+ * handler would run without a budget. So once the budget is spent it is skipped. */
+static int guarded_handler(lua_State *L) {
+  if (host_of(L)->aborting) return 1; /* the error as it is */
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
 static int sandbox_xpcall(lua_State *L) {
   int n = lua_gettop(L);
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  lua_pushvalue(L, 1); /* f, msgh, args... -> f, msgh, f, args... */
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, guarded_handler, 1);
+  lua_replace(L, 2);
+  lua_pushvalue(L, 1); /* f, handler, args... -> f, handler, f, args... */
   lua_insert(L, 3);
   int status = lua_pcall(L, n - 2, LUA_MULTRET, 2);
   if (host_of(L)->aborting) return lua_error(L);
   lua_pushboolean(L, status == LUA_OK);
   lua_insert(L, 3);
   return status == LUA_OK ? lua_gettop(L) - 2 : 2;
+}
+
+/* setmetatable for scripts: Lua runs __gc finalizers with hooks off, so a finalizer
+ * could loop without a budget; metatables with __gc are refused (the field is read when
+ * setmetatable is called, so adding it later has no effect either). */
+static int sandbox_setmetatable(lua_State *L) {
+  if (lua_istable(L, 2) && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+    return luaL_error(L, "setmetatable: __gc metamethods are not allowed in scripts");
+  lua_settop(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* Lua's own setmetatable */
+  lua_insert(L, 1);
+  lua_call(L, 2, 1);
+  return 1;
 }
 
 static int traceback_handler(lua_State *L) {
@@ -118,8 +145,7 @@ static int traceback_handler(lua_State *L) {
  * debug, package, print) is absent. */
 static const char *const safe_base[] = {
     "assert", "error", "getmetatable", "ipairs", "next", "pairs", "rawequal", "rawget",
-    "rawlen", "rawset", "select", "setmetatable", "tonumber", "tostring", "type", "_VERSION",
-    NULL};
+    "rawlen", "rawset", "select", "tonumber", "tostring", "type", "_VERSION", NULL};
 
 static int build_safe_env(lua_State *L) {
   lua_newtable(L);
@@ -134,6 +160,9 @@ static int build_safe_env(lua_State *L) {
   lua_setfield(L, env, "pcall");
   lua_pushcfunction(L, sandbox_xpcall);
   lua_setfield(L, env, "xpcall");
+  lua_getglobal(L, "setmetatable");
+  lua_pushcclosure(L, sandbox_setmetatable, 1);
+  lua_setfield(L, env, "setmetatable");
   luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 0);
   luapat_install(L, -1, charge_steps);
   lua_setfield(L, env, "string");

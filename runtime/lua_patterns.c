@@ -83,6 +83,7 @@ static bool in_class(unsigned char c, unsigned char cl) {
   case 'u': r = isupper(c); break;
   case 'w': r = isalnum(c); break;
   case 'x': r = isxdigit(c); break;
+  case 'z': r = c == 0; break; /* deprecated in Lua 5.2, still accepted by 5.4 */
   default: return cl == c; /* "%." and the like: the character itself */
   }
   return isupper(cl) ? !r : r;

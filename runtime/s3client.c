@@ -954,7 +954,7 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
     s3sink_sigv4_request sreq = {
         .method = method, .path = path.data, .query = r->query, .headers = hdrs,
         .nheaders = nh, .payload_hash = r->payload_hash, .body = r->body.data,
-        .body_len = r->body.len};
+        .body_len = r->body.data ? r->body.len : 0}; /* a body in a file comes hashed */
     s3sink_sigv4_params sp = {
         .access_key = c->access_key, .secret_key = c->secret_key,
         .session_token = c->session_token, .region = c->region, .service = "s3",

@@ -15,6 +15,7 @@ const char *s3sink_strerror(int code) {
   case S3SINK_ES3: return "S3 error response";
   case S3SINK_ESTATE: return "operation not allowed in the sink's state";
   case S3SINK_EIO: return "spool I/O error";
+  case S3SINK_EAGAIN: return "the row waits for room in the buffer";
   default: return "unknown error";
   }
 }

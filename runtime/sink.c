@@ -88,6 +88,8 @@ struct s3sink {
   int64_t complete_first_time, complete_last_time, open_first_time, open_last_time;
   bool have_open_first;
   bytebuf scratch;            /* a formatted row kept while its write waits for room */
+  bool held;                  /* s3sink_try_write left it there */
+  int64_t held_time;
 
   pending *head, *tail;
   uint64_t npending;
@@ -782,45 +784,7 @@ static int append_row(s3sink *s, const char *bytes, size_t len, s3sink_err *err)
   s3sink_err local_err_; \
   if (!(err)) (err) = &local_err_
 
-int s3sink_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
-                 int diff, s3sink_err *err) {
-  ENSURE_ERR(err);
-  pthread_mutex_lock(&s->mu);
-  int rc;
-  const char *bytes;
-  size_t len;
-  if (s->closed) {
-    rc = s3sink_seterr(err, S3SINK_ESTATE, "the sink is closed");
-    goto out;
-  }
-  if (s->failed) {
-    rc = failure_error(s, err);
-    goto out;
-  }
-  if ((rc = s3sink_formatter_row(s->fmt, values, nvalues, time, diff, &bytes, &len, err)))
-    goto out;
-  if (!fits(s, len)) {
-    /* Over the budget: wait for uploads to make room (backpressure). The row is copied
-     * out of the Lua state first: naming an object runs Lua meanwhile. */
-    s->scratch.len = 0;
-    if (!bytebuf_append(&s->scratch, bytes, len)) {
-      rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory buffering a row");
-      goto out;
-    }
-    bytes = s->scratch.data;
-    while (!fits(s, len)) {
-      if (!s->has_thread || s->stopping) {
-        rc = s3sink_seterr(err, S3SINK_ENOMEM,
-                           "the buffer is full (%s) and the sink has no thread to upload it: "
-                           "flush(), or open the sink with its timer; nothing was lost",
-                           s->spool ? "spool_max_bytes" : "max_buffer_bytes");
-        goto out;
-      }
-      if ((rc = make_room(s, len, err))) goto out;
-      if (!fits(s, len)) pthread_cond_wait(&s->cv, &s->mu);
-    }
-  }
-  if ((rc = append_row(s, bytes, len, err))) goto out;
+static void count_row(s3sink *s, int64_t time, size_t len) {
   if (!s->have_open_first) {
     s->open_first_time = time;
     s->have_open_first = true;
@@ -828,18 +792,83 @@ int s3sink_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t 
   s->open_last_time = time;
   s->rows++;
   s->row_bytes += len;
-out:
+}
+
+/* Waits for room for the row in `scratch` (backpressure) and appends it. */
+static int append_held(s3sink *s, s3sink_err *err) {
+  size_t len = s->scratch.len;
+  int rc;
+  while (!fits(s, len)) {
+    if (!s->has_thread || s->stopping)
+      return s3sink_seterr(err, S3SINK_ENOMEM,
+                           "the buffer is full (%s) and the sink has no thread to upload it: "
+                           "flush(), or open the sink with its timer; nothing was lost",
+                           s->spool ? "spool_max_bytes" : "max_buffer_bytes");
+    if ((rc = make_room(s, len, err))) return rc;
+    if (!fits(s, len)) pthread_cond_wait(&s->cv, &s->mu);
+  }
+  if ((rc = append_row(s, s->scratch.data, len, err))) return rc;
+  count_row(s, s->held_time, len);
+  return S3SINK_OK;
+}
+
+/* Formats a row and appends it if it fits; else keeps it in `scratch` (copied out of the
+ * Lua state, which naming an object uses meanwhile) and returns S3SINK_EAGAIN. */
+static int format_row(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
+                      int diff, s3sink_err *err) {
+  if (s->closed) return s3sink_seterr(err, S3SINK_ESTATE, "the sink is closed");
+  if (s->failed) return failure_error(s, err);
+  if (s->held)
+    return s3sink_seterr(err, S3SINK_ESTATE, "a row is held: call s3sink_write_held first");
+  const char *bytes;
+  size_t len;
+  int rc = s3sink_formatter_row(s->fmt, values, nvalues, time, diff, &bytes, &len, err);
+  if (rc) return rc;
+  if (fits(s, len)) {
+    if ((rc = append_row(s, bytes, len, err))) return rc;
+    count_row(s, time, len);
+    return S3SINK_OK;
+  }
+  s->scratch.len = 0;
+  if (!bytebuf_append(&s->scratch, bytes, len))
+    return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory buffering a row");
+  s->held_time = time;
+  return S3SINK_EAGAIN;
+}
+
+int s3sink_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
+                 int diff, s3sink_err *err) {
+  ENSURE_ERR(err);
+  pthread_mutex_lock(&s->mu);
+  int rc = format_row(s, values, nvalues, time, diff, err);
+  if (rc == S3SINK_EAGAIN) rc = append_held(s, err);
   pthread_mutex_unlock(&s->mu);
   return rc;
 }
 
-bool s3sink_has_room(s3sink *s) {
+int s3sink_try_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
+                     int diff, s3sink_err *err) {
+  ENSURE_ERR(err);
   pthread_mutex_lock(&s->mu);
-  bool room = s->failed ||
-              (s->spool ? spool_bytes(s->spool) + s->buf.len < s->spool_max
-                        : s->buf.len < s->buf.cap || s->buf.cap + s->pending_mem < s->max_buffer);
+  int rc = format_row(s, values, nvalues, time, diff, err);
+  if (rc == S3SINK_EAGAIN) {
+    s->held = true;
+    s3sink_seterr(err, S3SINK_EAGAIN, "the row waits for room: call s3sink_write_held");
+  }
   pthread_mutex_unlock(&s->mu);
-  return room;
+  return rc;
+}
+
+int s3sink_write_held(s3sink *s, s3sink_err *err) {
+  ENSURE_ERR(err);
+  pthread_mutex_lock(&s->mu);
+  int rc;
+  if (!s->held) rc = s3sink_seterr(err, S3SINK_ESTATE, "no row is held");
+  else if (s->failed) rc = failure_error(s, err);
+  else rc = append_held(s, err);
+  s->held = false;
+  pthread_mutex_unlock(&s->mu);
+  return rc;
 }
 
 int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err) {

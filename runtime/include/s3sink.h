@@ -36,7 +36,8 @@ typedef enum s3sink_code {
   S3SINK_EHTTP = -4,    /* transport failure: DNS, connect, TLS, timeout */
   S3SINK_ES3 = -5,      /* the server answered with an S3 error response */
   S3SINK_ESTATE = -6,   /* the call is not allowed now (e.g. the sink is closed) */
-  S3SINK_EIO = -7       /* the spool's files could not be written or read */
+  S3SINK_EIO = -7,      /* the spool's files could not be written or read */
+  S3SINK_EAGAIN = -8    /* s3sink_try_write: the row is held until there is room */
 } s3sink_code;
 
 /* Error details, owned by the caller (usually on its stack). */
@@ -212,10 +213,16 @@ int s3sink_open(const s3sink_config *cfg, s3sink **out, s3sink_err *err);
 int s3sink_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
                  int diff, s3sink_err *err);
 
-/* Whether the buffer is under its memory budget, i.e. whether s3sink_write would return
- * without waiting for uploads. Lets a host release its own locks (e.g. Python's GIL)
- * only when a write may wait. */
-bool s3sink_has_room(s3sink *s);
+/* s3sink_write that never waits: if the row does not fit the budget yet, it is formatted
+ * and held, and S3SINK_EAGAIN is returned; s3sink_write_held then waits for room and
+ * appends it. Lets a host release its own locks (e.g. Python's GIL) exactly when a write
+ * has to wait, and format each row once. */
+int s3sink_try_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
+                     int diff, s3sink_err *err);
+
+/* Waits for room for the row s3sink_try_write held and appends it. If uploads stop
+ * meanwhile, returns that error and the held row is not accepted. */
+int s3sink_write_held(s3sink *s, s3sink_err *err);
 
 /* Marks every row written so far as part of complete minibatches: only complete
  * minibatches are ever uploaded. With a spool, returns once they are on disk (fsync):

@@ -410,6 +410,7 @@ class _S3Observer(_s3sink.Writer, pw.io.python.ConnectorObserver):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._failures_logged = 0
+        self._spooled = kwargs.get("spool_dir") is not None
         with _live_lock:
             _live_writers.add(self)
 
@@ -430,11 +431,19 @@ def _close_live_writers() -> None:
     """Writers of an interrupted run (on_end never came). Rows of the unfinished
     minibatch were never acknowledged to Pathway, so they are dropped: a restart sends
     them again. With a spool, the complete minibatches stay there for the next run;
-    without one, they are uploaded now (with the usual retries) or lost."""
+    without one, they are uploaded now (with the usual retries) unless uploads had
+    stopped on an error already, in which case they are lost (and logged)."""
     with _live_lock:
         writers = list(_live_writers)
     for w in writers:
         if w.closed:
+            continue
+        failure = w.failure
+        if failure is not None:
+            kept = w.stats["buffered_rows"]
+            w.discard()
+            logger.error("s3sink: at exit, %d rows were not uploaded (%s): %s", kept,
+                         "they stay in the spool" if w._spooled else "they are lost", failure)
             continue
         try:
             w.close(drop_unfinished=True, leave_spooled=True)

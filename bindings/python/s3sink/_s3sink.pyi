@@ -107,6 +107,9 @@ class Writer:
         fails (the rows are kept; call close() again). ``drop_unfinished``: drop rows
         written since the last on_time_end; ``leave_spooled``: with a spool, upload
         nothing and leave every kept row there for the next writer."""
+    def discard(self) -> None:
+        """Releases the sink without uploading (rows in memory are lost; complete
+        minibatches in a spool stay there)."""
     def __enter__(self) -> "Writer": ...
     def __exit__(
         self,

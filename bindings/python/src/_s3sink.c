@@ -68,6 +68,7 @@ static const char *code_name(int code) {
   case S3SINK_ES3: return "ES3";
   case S3SINK_ESTATE: return "ESTATE";
   case S3SINK_EIO: return "EIO";
+  case S3SINK_EAGAIN: return "EAGAIN";
   default: return "OK";
   }
 }
@@ -1221,11 +1222,10 @@ static PyObject *Writer_on_change(WriterObject *self, PyObject *const *args, Py_
     rowbuf_free(&rb);
     return closed_error(self);
   }
-  if (s3sink_has_room(self->sink)) {
-    rc = s3sink_write(self->sink, rb.vals, (size_t)self->sc.n, time, add ? 1 : -1, &err);
-  } else { /* over budget: the write waits for uploads (backpressure), without the GIL */
+  rc = s3sink_try_write(self->sink, rb.vals, (size_t)self->sc.n, time, add ? 1 : -1, &err);
+  if (rc == S3SINK_EAGAIN) { /* over budget: wait for uploads (backpressure), without the GIL */
     Py_BEGIN_ALLOW_THREADS
-    rc = s3sink_write(self->sink, rb.vals, (size_t)self->sc.n, time, add ? 1 : -1, &err);
+    rc = s3sink_write_held(self->sink, &err);
     Py_END_ALLOW_THREADS
   }
   if (rc == S3SINK_OK) {
@@ -1391,6 +1391,30 @@ static PyObject *Writer_close(WriterObject *self, PyObject *args, PyObject *kwds
   return do_close(self, (drop ? S3SINK_DROP_UNFINISHED : 0u) | (leave ? S3SINK_LEAVE_SPOOLED : 0u));
 }
 
+/* Frees the sink without uploading; `state` keeps health readers off it meanwhile. */
+static void discard_sink(WriterObject *self) {
+  acquire(self->state);
+  s3sink *sink = self->sink;
+  self->sink = NULL;
+  PyThread_release_lock(self->state);
+  if (!sink) return;
+  Py_BEGIN_ALLOW_THREADS
+  s3sink_free(sink);
+  Py_END_ALLOW_THREADS
+}
+
+PyDoc_STRVAR(Writer_discard_doc,
+"discard()\n--\n\n"
+"Releases the sink without uploading: rows in memory are lost, complete minibatches in\n"
+"a spool stay there for the next writer on it.");
+
+static PyObject *Writer_discard(WriterObject *self, PyObject *Py_UNUSED(ignored)) {
+  acquire(self->lock);
+  discard_sink(self);
+  PyThread_release_lock(self->lock);
+  Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(Writer_on_end_doc,
 "on_end()\n--\n\n"
 "End of the stream: the same as close().");
@@ -1501,7 +1525,8 @@ static PyObject *Writer_repr(WriterObject *self) {
 }
 
 /* A writer nobody closed: with a spool its rows stay there for the next writer (no
- * network); else it uploads them, and if that fails they are dropped with a warning. */
+ * network); else it uploads them, unless uploads had stopped on an error already. Rows
+ * that cannot be uploaded are dropped with a warning. */
 static void Writer_finalize(WriterObject *self) {
   if (!self->sink) return;
 #if PY_VERSION_HEX >= 0x030C0000
@@ -1510,21 +1535,17 @@ static void Writer_finalize(WriterObject *self) {
   PyObject *t, *v, *tb;
   PyErr_Fetch(&t, &v, &tb);
 #endif
-  PyObject *r = do_close(self, S3SINK_LEAVE_SPOOLED);
+  s3sink_err failure;
+  bool stopped = s3sink_failure(self->sink, &failure) != S3SINK_OK;
+  PyObject *r = stopped && !self->spooled ? NULL : do_close(self, S3SINK_LEAVE_SPOOLED);
   if (r) {
     Py_DECREF(r);
   } else {
     PyErr_Clear();
     s3sink_stats s;
     s3sink_get_stats(self->sink, &s);
-    const char *msg = self->upload_err.code ? self->upload_err.msg : "";
-    s3sink *sink = self->sink;
-    acquire(self->state);
-    self->sink = NULL;
-    PyThread_release_lock(self->state);
-    Py_BEGIN_ALLOW_THREADS
-    s3sink_free(sink);
-    Py_END_ALLOW_THREADS
+    const char *msg = stopped ? failure.msg : self->upload_err.code ? self->upload_err.msg : "";
+    discard_sink(self);
     if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
                          "s3sink.Writer was garbage-collected unclosed and its final upload "
                          "failed: %llu buffered rows were dropped. %s",
@@ -1563,6 +1584,7 @@ static PyMethodDef Writer_methods[] = {
      Writer_flush_doc},
     {"close", (PyCFunction)(void (*)(void))Writer_close, METH_VARARGS | METH_KEYWORDS,
      Writer_close_doc},
+    {"discard", (PyCFunction)Writer_discard, METH_NOARGS, Writer_discard_doc},
     {"__enter__", (PyCFunction)Writer_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))Writer_exit, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL}};

@@ -1,0 +1,46 @@
+"""A streaming pipeline that the fault tests kill: reads JSON Lines files of ids as they
+appear, with Pathway persistence on, writes them through pw.io.minio.write with a spool,
+and appends to a log the ids of every minibatch it acknowledged (on_time_end returned).
+
+  fault_pipeline.py BUCKET IN_DIR PERSISTENCE_DIR SPOOL_DIR ACK_LOG INTERVAL_MS
+"""
+
+import json
+import os
+import sys
+
+import pathway as pw
+from minio_env import minio_settings
+
+import s3sink  # noqa: F401  (adds pw.io.minio.write)
+from s3sink import _pathway
+
+bucket, in_dir, persistence_dir, spool_dir, ack_log, interval = sys.argv[1:7]
+log = os.open(ack_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+pending: dict[int, list[int]] = {}
+change, time_end = _pathway._S3Observer.on_change, _pathway._S3Observer.on_time_end
+
+
+def on_change(self, key, row, time, is_addition):
+    change(self, key, row, time, is_addition)
+    pending.setdefault(time, []).append(row["id"])
+
+
+def on_time_end(self, time):
+    time_end(self, time)
+    os.write(log, (json.dumps(pending.pop(time, [])) + "\n").encode())
+
+
+_pathway._S3Observer.on_change, _pathway._S3Observer.on_time_end = on_change, on_time_end
+
+
+class Row(pw.Schema):
+    id: int
+    payload: str
+
+
+rows = pw.io.jsonlines.read(in_dir, schema=Row, mode="streaming", name="in", autocommit_duration_ms=100)
+pw.io.minio.write(rows, "out/", "json", minio_settings=minio_settings(bucket),
+                  write_interval_ms=int(interval), spool_dir=spool_dir, name="out")
+pw.run(monitoring_level=pw.MonitoringLevel.NONE,
+       persistence_config=pw.persistence.Config(pw.persistence.Backend.filesystem(persistence_dir)))

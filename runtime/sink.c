@@ -89,6 +89,7 @@ struct s3sink {
   bool have_open_first;
   bytebuf scratch;            /* a formatted row kept while its write waits for room */
   bool held;                  /* s3sink_try_write left it there */
+  bool interrupted;           /* writes do not wait for room any more */
   int64_t held_time;
 
   pending *head, *tail;
@@ -799,6 +800,10 @@ static int append_held(s3sink *s, s3sink_err *err) {
   size_t len = s->scratch.len;
   int rc;
   while (!fits(s, len)) {
+    if (s->interrupted)
+      return s3sink_seterr(err, S3SINK_ESTATE,
+                           "the host interrupted the sink while this row waited for room in "
+                           "the buffer; the row was not accepted");
     if (!s->has_thread || s->stopping)
       return s3sink_seterr(err, S3SINK_ENOMEM,
                            "the buffer is full (%s) and the sink has no thread to upload it: "
@@ -889,6 +894,13 @@ int s3sink_flush(s3sink *s, bool forced, s3sink_err *err) {
                      : flush_locked(s, forced, err);
   pthread_mutex_unlock(&s->mu);
   return rc;
+}
+
+void s3sink_interrupt(s3sink *s) {
+  pthread_mutex_lock(&s->mu);
+  s->interrupted = true;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
 }
 
 static void stop_thread(s3sink *s) {

@@ -248,6 +248,12 @@ enum {
                                  cannot hang). Without a spool: no effect. */
 };
 
+/* Makes a write that waits for room (backpressure) return at once with S3SINK_ESTATE,
+ * its row not accepted, and every later one too. For a host that is shutting down while
+ * its thread waits in s3sink_write (e.g. on a signal): it can then finish or free the
+ * sink. Safe to call from any thread while the sink is alive. */
+void s3sink_interrupt(s3sink *s);
+
 /* Ends the stream: stops the sink's thread, makes the unfinished minibatch complete
  * (the host writes nothing more) and uploads everything kept, with the retries of a
  * forced flush. If that fails, returns the error with every row kept: call it again, or

@@ -428,16 +428,17 @@ class _S3Observer(_s3sink.Writer, pw.io.python.ConnectorObserver):
 
 @atexit.register
 def _close_live_writers() -> None:
-    """Writers of an interrupted run (on_end never came). Rows of the unfinished
-    minibatch were never acknowledged to Pathway, so they are dropped: a restart sends
-    them again. With a spool, the complete minibatches stay there for the next run;
-    without one, they are uploaded now (with the usual retries) unless uploads had
-    stopped on an error already, in which case they are lost (and logged)."""
+    """Writers of an interrupted run (on_end never came: Ctrl-C, SIGTERM, a failed run).
+    Rows of the unfinished minibatch were never acknowledged to Pathway, so they are
+    dropped: a restart sends them again. With a spool, the complete minibatches stay there
+    for the next run, and the process exits at once; without one, they are uploaded now,
+    with the usual retries (up to max_retry_ms), unless uploads had stopped on an error
+    already, in which case they are lost (and logged)."""
     with _live_lock:
-        writers = list(_live_writers)
+        writers = [w for w in _live_writers if not w.closed]
+    for w in writers:  # a worker waiting for room must let go of its writer first
+        w.interrupt()
     for w in writers:
-        if w.closed:
-            continue
         failure = w.failure
         if failure is not None:
             kept = w.stats["buffered_rows"]

@@ -110,6 +110,9 @@ class Writer:
     def discard(self) -> None:
         """Releases the sink without uploading (rows in memory are lost; complete
         minibatches in a spool stay there)."""
+    def interrupt(self) -> None:
+        """Makes an on_change that waits for room raise at once (its row not accepted),
+        and every later one too."""
     def __enter__(self) -> "Writer": ...
     def __exit__(
         self,

@@ -1415,6 +1415,18 @@ static PyObject *Writer_discard(WriterObject *self, PyObject *Py_UNUSED(ignored)
   Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(Writer_interrupt_doc,
+"interrupt()\n--\n\n"
+"Makes an on_change that waits for room (backpressure) raise at once, its row not\n"
+"accepted, and every later one too: for a host shutting down while its thread waits.");
+
+static PyObject *Writer_interrupt(WriterObject *self, PyObject *Py_UNUSED(ignored)) {
+  acquire(self->state);
+  if (self->sink) s3sink_interrupt(self->sink);
+  PyThread_release_lock(self->state);
+  Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(Writer_on_end_doc,
 "on_end()\n--\n\n"
 "End of the stream: the same as close().");
@@ -1585,6 +1597,7 @@ static PyMethodDef Writer_methods[] = {
     {"close", (PyCFunction)(void (*)(void))Writer_close, METH_VARARGS | METH_KEYWORDS,
      Writer_close_doc},
     {"discard", (PyCFunction)Writer_discard, METH_NOARGS, Writer_discard_doc},
+    {"interrupt", (PyCFunction)Writer_interrupt, METH_NOARGS, Writer_interrupt_doc},
     {"__enter__", (PyCFunction)Writer_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))Writer_exit, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL}};

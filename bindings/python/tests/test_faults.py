@@ -296,64 +296,142 @@ def test_foreign_objects_under_the_prefix(s3, bucket, minio):
 # --- the writer is killed: the spool and Pathway's persistence ---------------------------
 
 
+class Pipeline:
+    """scripts/fault_pipeline.py in a process of its own, fed JSON Lines files of ids
+    by a thread, with its acknowledgements logged to a file."""
+
+    def __init__(self, tmp_path: Path, bucket: str, endpoint: str, *, spool: bool = True,
+                 interval_ms: int = 1000, max_buffer_bytes: int = 0, max_retry_ms: int = 300_000) -> None:
+        self.in_dir = tmp_path / "in"
+        self.in_dir.mkdir(exist_ok=True)
+        self.ack_log = tmp_path / "acks.log"
+        self.args = [sys.executable, str(TESTS_DIR / "scripts" / "fault_pipeline.py"), bucket,
+                     str(self.in_dir), str(tmp_path / "persistence"),
+                     str(tmp_path / "spool") if spool else "-", str(self.ack_log), str(interval_ms),
+                     str(max_buffer_bytes), str(max_retry_ms)]
+        self.env = python_env(S3SINK_TEST_ENDPOINT=endpoint, PYTHONPATH=os.pathsep.join(
+            [str(TESTS_DIR / "scripts"), os.environ["PYTHONPATH"]]))
+        self.fed = 0
+        self.proc: subprocess.Popen | None = None
+        self._stop = threading.Event()
+        self._feeder: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def feed(self) -> None:
+        """Writes a file of 50 ids every 30 ms until stop_feeding()."""
+        self._stop.clear()
+        self._feeder = threading.Thread(target=self._feed, daemon=True)
+        self._feeder.start()
+
+    def _feed(self) -> None:
+        while not self._stop.is_set():
+            lines = "".join(json.dumps({"id": self.fed + i, "payload": "y" * 30}) + "\n" for i in range(50))
+            tmp = self.in_dir / f".{self.fed:08d}.tmp"
+            tmp.write_text(lines)
+            tmp.rename(self.in_dir / f"{self.fed:08d}.jsonl")
+            self.fed += 50
+            time.sleep(0.03)
+
+    def stop_feeding(self) -> None:
+        self._stop.set()
+        if self._feeder:
+            self._feeder.join()
+
+    def signal(self, sig: int, wait: float = 60) -> float:
+        """Sends sig; returns the seconds until the process exited."""
+        t0 = time.monotonic()
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return time.monotonic() - t0
+
+    def stderr(self) -> str:
+        return self.proc.stderr.read()[-2000:] if self.proc and self.proc.stderr else ""
+
+    def acked(self) -> set[int]:
+        ids: set[int] = set()
+        if self.ack_log.exists():
+            for line in self.ack_log.read_text().splitlines():
+                ids.update(json.loads(line))
+        return ids
+
+    def catch_up(self, s3, bucket: str, timeout: float = 60) -> None:
+        """Runs until the bucket holds every id fed, then kills the process."""
+        self.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(count_ids(s3, bucket, "out/")) < self.fed:
+            time.sleep(0.3)
+        self.signal(signal.SIGKILL)
+
+
 def test_kill_9_with_a_spool_and_persistence(s3, bucket, minio, tmp_path):
     """Rounds of a streaming pipeline killed with SIGKILL at random moments, with Pathway
     persistence on: after each restart the bucket gets every row acknowledged before the
     kill, each spooled chunk once."""
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    in_dir = tmp_path / "in"
-    in_dir.mkdir()
-    ack_log = tmp_path / "acks.log"
-    script = TESTS_DIR / "scripts" / "fault_pipeline.py"
-    args = [sys.executable, str(script), bucket, str(in_dir), str(tmp_path / "persistence"),
-            str(tmp_path / "spool"), str(ack_log), "1000"]
-    env = python_env(PYTHONPATH=os.pathsep.join([str(TESTS_DIR / "scripts"), os.environ["PYTHONPATH"]]))
-    fed = 0
-
-    def feed(stop: threading.Event) -> None:
-        nonlocal fed
-        while not stop.is_set():
-            lines = "".join(json.dumps({"id": fed + i, "payload": "y" * 30}) + "\n" for i in range(50))
-            tmp = in_dir / f".{fed:08d}.tmp"
-            tmp.write_text(lines)
-            tmp.rename(in_dir / f"{fed:08d}.jsonl")
-            fed += 50
-            time.sleep(0.03)
-
-    def acked() -> set[int]:
-        ids: set[int] = set()
-        if ack_log.exists():
-            for line in ack_log.read_text().splitlines():
-                ids.update(json.loads(line))
-        return ids
-
+    pipeline = Pipeline(tmp_path, bucket, minio.endpoint)
     rounds = []
     for _ in range(4):
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        stop = threading.Event()
-        feeder = threading.Thread(target=feed, args=(stop,))
-        feeder.start()
+        pipeline.start()
+        pipeline.feed()
         time.sleep(rng.uniform(3.0, 6.0))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        stop.set()
-        feeder.join()
-        at_kill = acked()
-        rounds.append({"acked": len(at_kill),
-                       "acked, not uploaded at the kill": len(at_kill - set(count_ids(s3, bucket, "out/")))})
-    # a last run takes over the spool and catches up with the input, then is killed too
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(count_ids(s3, bucket, "out/")) < fed:
-        time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    _, stderr = proc.communicate()
+        pipeline.signal(signal.SIGKILL)
+        pipeline.stop_feeding()
+        acked = pipeline.acked()
+        rounds.append({"acked": len(acked),
+                       "acked, not uploaded at the kill": len(acked - set(count_ids(s3, bucket, "out/")))})
+    pipeline.catch_up(s3, bucket)  # takes over the spool, then catches up with the input
     found = count_ids(s3, bucket, "out/")
-    report = loss_report(found, acked())
-    print("seed", seed, "rounds", rounds, "fed", fed, "in the bucket", len(found), report)
-    assert report["lost"] == 0, stderr[-2000:]
+    report = loss_report(found, pipeline.acked())
+    print("seed", seed, "rounds", rounds, "fed", pipeline.fed, "in the bucket", len(found), report)
+    assert report["lost"] == 0, pipeline.stderr()
     assert report["duplicated"] == 0
-    assert set(range(fed)) <= set(found), stderr[-2000:]  # the input was caught up with
+    assert set(range(pipeline.fed)) <= set(found), pipeline.stderr()
     # the kills did catch acknowledged rows that only the spool held
     assert sum(r["acked, not uploaded at the kill"] for r in rounds) > 0
+
+
+def test_sigterm_during_an_outage_with_a_spool(own_minio, minio, tmp_path):
+    """SIGTERM while the server is down: the process ends at once (the spool keeps what
+    it acknowledged), and the next run uploads all of it."""
+    client = own_minio.client()
+    client.create_bucket(Bucket="faults")
+    pipeline = Pipeline(tmp_path, "faults", own_minio.endpoint, interval_ms=300)
+    pipeline.start()
+    pipeline.feed()
+    time.sleep(4)
+    own_minio.kill()
+    time.sleep(1.5)
+    took = pipeline.signal(signal.SIGTERM)
+    pipeline.stop_feeding()
+    own_minio.start()
+    pipeline.catch_up(client, "faults")
+    report = loss_report(count_ids(client, "faults", "out/"), pipeline.acked())
+    print("exited %.1f s after SIGTERM;" % took, report)
+    assert took < 10, pipeline.stderr()
+    assert report["lost"] == 0 and report["duplicated"] == 0
+
+
+def test_sigterm_during_an_outage_without_a_spool_waits_at_most_max_retry_ms(own_minio, minio, tmp_path):
+    """Without a spool the process tries to upload what it holds before it exits, for up
+    to max_retry_ms, even while its worker waits for room (backpressure)."""
+    client = own_minio.client()
+    client.create_bucket(Bucket="faults")
+    pipeline = Pipeline(tmp_path, "faults", own_minio.endpoint, spool=False, interval_ms=300,
+                        max_buffer_bytes=20_000, max_retry_ms=2000)
+    pipeline.start()
+    pipeline.feed()
+    time.sleep(4)
+    own_minio.kill()
+    time.sleep(1.5)  # the worker now waits for room
+    took = pipeline.signal(signal.SIGTERM)
+    pipeline.stop_feeding()
+    print("exited %.1f s after SIGTERM" % took)
+    assert took < 2 + 8, pipeline.stderr()

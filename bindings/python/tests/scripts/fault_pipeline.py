@@ -3,6 +3,9 @@ appear, with Pathway persistence on, writes them through pw.io.minio.write with 
 and appends to a log the ids of every minibatch it acknowledged (on_time_end returned).
 
   fault_pipeline.py BUCKET IN_DIR PERSISTENCE_DIR SPOOL_DIR ACK_LOG INTERVAL_MS
+                    [MAX_BUFFER_BYTES MAX_RETRY_MS]
+
+SPOOL_DIR "-" writes without a spool.
 """
 
 import json
@@ -16,6 +19,7 @@ import s3sink  # noqa: F401  (adds pw.io.minio.write)
 from s3sink import _pathway
 
 bucket, in_dir, persistence_dir, spool_dir, ack_log, interval = sys.argv[1:7]
+max_buffer, max_retry = (int(a) for a in (sys.argv[7:9] or ["0", "300000"]))
 log = os.open(ack_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 pending: dict[int, list[int]] = {}
 change, time_end = _pathway._S3Observer.on_change, _pathway._S3Observer.on_time_end
@@ -41,6 +45,7 @@ class Row(pw.Schema):
 
 rows = pw.io.jsonlines.read(in_dir, schema=Row, mode="streaming", name="in", autocommit_duration_ms=100)
 pw.io.minio.write(rows, "out/", "json", minio_settings=minio_settings(bucket),
-                  write_interval_ms=int(interval), spool_dir=spool_dir, name="out")
+                  write_interval_ms=int(interval), spool_dir=None if spool_dir == "-" else spool_dir,
+                  max_buffer_bytes=max_buffer or None, max_retry_ms=max_retry, name="out")
 pw.run(monitoring_level=pw.MonitoringLevel.NONE,
        persistence_config=pw.persistence.Config(pw.persistence.Backend.filesystem(persistence_dir)))

@@ -210,6 +210,21 @@ describe("flush policy", function()
     assert.same(expected, rows_of(objs))
   end)
 
+  it("splits a minibatch larger than max_buffer_bytes across objects, each self-contained", function()
+    local sink = assert(s3sink.sink(h.config(bucket, { max_buffer_bytes = 1000, write_interval_ms = 3600000 })))
+    local expected = {}
+    for i = 1, 500 do -- one minibatch of about 10 KB
+      assert(sink:write({ i, "row" }, 2, 1))
+      expected[i] = { tostring(i), "row", "2", "1" }
+    end
+    assert(sink:time_end(2))
+    assert(sink:close())
+    local objs = h.objects(client, "out/")
+    assert.is_true(#objs >= 10)
+    for _, o in ipairs(objs) do assert.is_true(#o.body <= 1000) end
+    assert.same(expected, rows_of(objs)) -- rows_of checks every object's header
+  end)
+
   it("without a timer, a full buffer fails the write and keeps what was accepted", function()
     local sink = open_manual(bucket, { max_buffer_bytes = 200 })
     local accepted, err = 0, nil

@@ -162,6 +162,26 @@ def test_storage_down_with_a_small_budget(own_minio, minio):
     assert report["lost"] == 0 and report["duplicated"] == 0
 
 
+@pytest.mark.parametrize("spooled", [False, True], ids=["in memory", "spooled"])
+def test_a_minibatch_larger_than_the_budget_spans_objects(spooled, s3, bucket, minio, tmp_path):
+    """One minibatch of 20000 rows (about 1.4 MB) through a 64 KiB budget: split across
+    consecutive objects, each self-contained, every row once."""
+    budget = {"spool_dir": tmp_path / "spool", "spool_max_bytes": 64 * 1024} if spooled else {
+        "max_buffer_bytes": 64 * 1024}
+    table = pw.io.python.read(IdSubject(20000, batch=20000), schema=IdRow, autocommit_duration_ms=60_000)
+    pw.io.minio.write(table, "out/", "json", minio_settings=settings(minio.endpoint, bucket, minio),
+                      write_interval_ms=3_600_000, **budget)
+    run()
+    found = count_ids(s3, bucket, "out/")
+    report = loss_report(found, set(range(20000)))
+    times = {t for ts in found.values() for t in ts}
+    objects = s3.list_objects_v2(Bucket=bucket, Prefix="out/")["KeyCount"]
+    print("spooled" if spooled else "in memory", objects, "objects", report)
+    assert len(times) == 1  # one minibatch...
+    assert objects > 10  # ...in many objects
+    assert report["lost"] == 0 and report["duplicated"] == 0
+
+
 # --- the network misbehaves (a proxy in front of the real MinIO) -------------------------
 
 PROXY_FAULTS = {

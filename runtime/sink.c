@@ -398,7 +398,11 @@ static int attempt(s3sink *s, s3sink_err *caller_err) {
     s->stats.bytes += p->len;
     s->stats.last_write_ms = wall_ms(s);
     s->last_upload_ms = policy_ms(s);
-    take_key(&s->last_uploaded, p->key);
+    char *k = strdup(p->key);
+    if (k) {
+      free(s->last_uploaded);
+      s->last_uploaded = k;
+    }
     memset(&s->last_err, 0, sizeof s->last_err);
     pop_head(s);
     return 1;

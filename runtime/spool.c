@@ -481,6 +481,20 @@ static int recover(spool *sp, s3sink_err *err) {
 
 /* ------------------------------------------------------------------------------------ */
 
+/* mkdir -p: creates the folder and any missing parents (another process may be creating
+ * them at the same time). path is modified in place and restored. */
+static bool make_folders(char *path) {
+  for (char *p = path + 1;; p++) {
+    if (*p != '/' && *p != '\0') continue;
+    char c = *p;
+    *p = '\0';
+    bool ok = mkdir(path, 0700) == 0 || errno == EEXIST;
+    *p = c;
+    if (!ok) return false;
+    if (c == '\0') return true;
+  }
+}
+
 int spool_open(const char *dir, const char *bucket, const char *prefix, const char *header,
                size_t header_len, const char *extension, const char *content_type,
                spool **out, s3sink_err *err) {
@@ -502,9 +516,9 @@ int spool_open(const char *dir, const char *bucket, const char *prefix, const ch
   }
   memcpy(sp->header, header, header_len);
   sp->header_len = header_len;
-  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-    rc = s3sink_seterr(err, S3SINK_EINVAL, "cannot create spool_dir '%s': %s (its parent "
-                       "folder must exist and be writable)", dir, strerror(errno));
+  if (!make_folders(sp->dir)) {
+    rc = s3sink_seterr(err, S3SINK_EINVAL, "cannot create spool_dir '%s': %s", dir,
+                       strerror(errno));
     goto fail;
   }
   sp->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -151,6 +151,16 @@ describe("spool", function()
     assert.same(want, rows_of(objects))
   end)
 
+  it("creates its folder and the missing folders above it", function()
+    local nested = dir .. "/a/b/spool"
+    local sink = assert(s3sink.sink(h.config(bucket, { spool_dir = nested, timer = false })))
+    assert(sink:write({ 1, "a" }, 2, 1))
+    assert(sink:time_end(2))
+    assert.equal("directory", lfs.attributes(nested, "mode"))
+    assert(sink:close())
+    assert.same({ "1" }, rows_of(h.objects(client, "out/")))
+  end)
+
   it("serves one sink at a time", function()
     local first = open()
     local second, err = s3sink.sink(h.config(bucket, { spool_dir = dir, timer = false }))

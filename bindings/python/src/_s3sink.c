@@ -1000,7 +1000,7 @@ typedef struct {
   int64_t last_time;        /* time of the last row written */
   bool have_rows;
   s3sink_stats final_stats; /* snapshot taken by close */
-  char *final_key;          /* PyMem, last key at close */
+  char *final_key;          /* PyMem_Raw, last key at close */
   s3sink_err upload_err;    /* last failed upload made from on_time_end (code 0: none) */
   PyObject *desc;           /* str for repr: bucket, prefix, format (no credentials) */
 } WriterObject;
@@ -1329,16 +1329,23 @@ static PyObject *Writer_flush(WriterObject *self, PyObject *const *args, Py_ssiz
 }
 
 /* Ends the sink with s3sink_finish's flags and frees it. Returns 0, or -1 with the error
- * in *err and the sink still open. Called with the GIL released and the lock held;
- * `state` is taken only to free the sink. */
-static int close_locked(WriterObject *self, unsigned flags, s3sink_err *err, s3sink_stats *stats,
-                        char *key, size_t keycap) {
+ * in *err and the sink still open. Called with the GIL released and the lock held; the
+ * final stats and key replace the sink under `state`, so health readers see one or the
+ * other. */
+static int close_locked(WriterObject *self, unsigned flags, s3sink_err *err) {
   s3sink *s = self->sink;
   if (s3sink_finish(s, flags, err) != S3SINK_OK) return -1;
-  s3sink_get_stats(s, stats);
-  s3sink_last_key(s, key, keycap);
+  char key[1100];
+  s3sink_last_key(s, key, sizeof key);
+  size_t n = strlen(key);
+  char *copy = PyMem_RawMalloc(n + 1);
+  if (copy) memcpy(copy, key, n + 1);
   PyThread_acquire_lock(self->state, WAIT_LOCK);
+  s3sink_get_stats(s, &self->final_stats);
+  PyMem_RawFree(self->final_key);
+  self->final_key = copy;
   self->sink = NULL;
+  self->closed = true;
   PyThread_release_lock(self->state);
   s3sink_free(s);
   return 0;
@@ -1348,14 +1355,10 @@ static PyObject *do_close(WriterObject *self, unsigned flags) {
   if (!self->sink) Py_RETURN_NONE; /* closed already (or never opened): nothing to do */
   s3sink_err err;
   memset(&err, 0, sizeof err);
-  s3sink_stats stats;
-  memset(&stats, 0, sizeof stats);
-  char key[1100];
-  key[0] = 0;
   int rc = 0;
   Py_BEGIN_ALLOW_THREADS
   PyThread_acquire_lock(self->lock, WAIT_LOCK);
-  if (self->sink) rc = close_locked(self, flags, &err, &stats, key, sizeof key);
+  if (self->sink) rc = close_locked(self, flags, &err);
   else rc = 1;
   PyThread_release_lock(self->lock);
   Py_END_ALLOW_THREADS
@@ -1364,14 +1367,7 @@ static PyObject *do_close(WriterObject *self, unsigned flags) {
     if (err.code == S3SINK_EHTTP || err.code == S3SINK_ES3) self->upload_err = err;
     return set_sink_error(self->st, &err);
   }
-  self->closed = true;
   self->upload_err.code = 0;
-  self->final_stats = stats;
-  size_t n = strlen(key);
-  char *copy = PyMem_Malloc(n + 1);
-  if (copy) memcpy(copy, key, n + 1);
-  PyMem_Free(self->final_key);
-  self->final_key = copy;
   Py_RETURN_NONE;
 }
 
@@ -1395,6 +1391,10 @@ static PyObject *Writer_close(WriterObject *self, PyObject *args, PyObject *kwds
 static void discard_sink(WriterObject *self) {
   acquire(self->state);
   s3sink *sink = self->sink;
+  if (sink) {
+    s3sink_get_stats(sink, &self->final_stats);
+    self->closed = true;
+  }
   self->sink = NULL;
   PyThread_release_lock(self->state);
   if (!sink) return;
@@ -1448,11 +1448,11 @@ static PyObject *Writer_exit(WriterObject *self, PyObject *const *args, Py_ssize
 /* Health: the sink's counters, or those taken at close; never waits for an upload. */
 static bool read_stats(WriterObject *self, s3sink_stats *s) {
   acquire(self->state);
-  bool open = self->sink != NULL;
-  if (open) s3sink_get_stats(self->sink, s);
+  bool known = self->sink != NULL || self->closed;
+  if (self->sink) s3sink_get_stats(self->sink, s);
   else *s = self->final_stats;
   PyThread_release_lock(self->state);
-  return open || self->closed;
+  return known;
 }
 
 static PyObject *Writer_get_stats(WriterObject *self, void *Py_UNUSED(closure)) {
@@ -1581,7 +1581,7 @@ static void Writer_dealloc(WriterObject *self) {
   schema_free(&self->sc);
   if (self->lock) PyThread_free_lock(self->lock);
   if (self->state) PyThread_free_lock(self->state);
-  PyMem_Free(self->final_key);
+  PyMem_RawFree(self->final_key);
   Py_CLEAR(self->desc);
   tp->tp_free((PyObject *)self);
   Py_DECREF(tp);

@@ -10,8 +10,9 @@ from helpers import TESTS_DIR, objects, spawn
 SCRIPT = TESTS_DIR / "scripts" / "spawn_writer.py"
 
 
-def run_spawn(bucket, prefix, fmt, *, threads=1, processes=1, interval=600_000):
-    res = spawn(SCRIPT, [bucket, prefix, fmt, str(interval)], threads=threads, processes=processes)
+def run_spawn(bucket, prefix, fmt, *, threads=1, processes=1, interval=600_000, spool=None):
+    args = [bucket, prefix, fmt, str(interval)] + ([str(spool)] if spool else [])
+    res = spawn(SCRIPT, args, threads=threads, processes=processes)
     assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-4000:])
     assert res.stdout.count("done") == processes
     return res
@@ -52,3 +53,12 @@ def test_multi_process_with_a_short_interval_uploads_nothing_empty(s3, bucket):
     lines = [ln for _, body in listed for ln in body.splitlines()[1:]]
     assert len(lines) == 75
     assert len(set(lines)) == 75
+
+
+def test_multi_process_with_a_spool(s3, bucket, tmp_path):
+    """Every process builds its writers; each gets a spool folder of its own (the first
+    process the folder given, the others sub-folders), and every row is written once."""
+    run_spawn(bucket, "spooled", "csv", processes=2, interval=50, spool=tmp_path / "spool")
+    lines = [ln for _, body in contents(s3, bucket, "spooled/rows") for ln in body.splitlines()[1:]]
+    assert len(lines) == 75 and len(set(lines)) == 75
+    assert (tmp_path / "spool" / "rows" / "process-1").is_dir()

@@ -122,7 +122,7 @@ static int sandbox_xpcall(lua_State *L) {
  * could loop without a budget; metatables with __gc are refused (the field is read when
  * setmetatable is called, so adding it later has no effect either). */
 static int sandbox_setmetatable(lua_State *L) {
-  if (lua_istable(L, 2) && lua_getfield(L, 2, "__gc") != LUA_TNIL)
+  if (lua_istable(L, 2) && (lua_pushliteral(L, "__gc"), lua_rawget(L, 2)) != LUA_TNIL)
     return luaL_error(L, "setmetatable: __gc metamethods are not allowed in scripts");
   lua_settop(L, 2);
   lua_pushvalue(L, lua_upvalueindex(1)); /* Lua's own setmetatable */

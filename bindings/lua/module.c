@@ -353,25 +353,21 @@ static int l_sink_last_key(lua_State *L) {
   return 1;
 }
 
-/* sink:timer_error() -> nil | message, code */
-static int l_sink_timer_error(lua_State *L) {
+/* nothing, or message, code: an error the sink reports through fn */
+static int push_sink_error(lua_State *L, int (*fn)(s3sink *, s3sink_err *)) {
   lsink *s = check_sink(L);
   s3sink_err e;
-  if (s3sink_timer_error(s->sink, &e) == S3SINK_OK) return 0;
+  if (fn(s->sink, &e) == S3SINK_OK) return 0;
   lua_pushstring(L, e.msg);
   lua_pushstring(L, e.s3_code[0] ? e.s3_code : s3sink_strerror(e.code));
   return 2;
 }
 
+/* sink:timer_error() -> nil | message, code: the last failed attempt (retried) */
+static int l_sink_timer_error(lua_State *L) { return push_sink_error(L, s3sink_timer_error); }
+
 /* sink:failure() -> nil | message, code: the error that stopped uploads */
-static int l_sink_failure(lua_State *L) {
-  lsink *s = check_sink(L);
-  s3sink_err e;
-  if (s3sink_failure(s->sink, &e) == S3SINK_OK) return 0;
-  lua_pushstring(L, e.msg);
-  lua_pushstring(L, e.s3_code[0] ? e.s3_code : s3sink_strerror(e.code));
-  return 2;
-}
+static int l_sink_failure(lua_State *L) { return push_sink_error(L, s3sink_failure); }
 
 /* sink:set_clock(ms): only for sinks made with clock = "manual" */
 static int l_sink_set_clock(lua_State *L) {

@@ -41,6 +41,9 @@
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_CAP_MS 30000
 #define SPOOL_CHUNK ((size_t)1 << 20)    /* rows reach the spool file in chunks this big */
+#define SPOOL_OBJECT_MAX ((uint64_t)1 << 30) /* a spooled object is named at this size even
+                                                while others wait: a backlog stays in
+                                                objects one PUT can take (S3: 5 GiB) */
 #define MAX_RENAMES 8                    /* keys taken by others, in a row, per flush */
 
 /* An object named and waiting for its upload. */
@@ -72,7 +75,7 @@ struct s3sink {
   char *prefix, *writer_id, *bucket;
   int64_t interval_ms, max_retry_ms;
   size_t max_buffer;          /* memory budget: buffered + queued bytes */
-  uint64_t spool_max;
+  uint64_t spool_max, spool_object_max;
   bool background;            /* flush() hands uploads to the sink's thread */
   s3sink_clock_fn clock;      /* the flush policy's clock, when the host sets one */
   void *clock_ud;
@@ -699,6 +702,7 @@ int s3sink_open(const s3sink_config *c, s3sink **out, s3sink_err *err) {
   s->clock_ud = c->clock_ud;
   s->max_buffer = c->max_buffer_bytes ? c->max_buffer_bytes : DEFAULT_MAX_BUFFER;
   s->spool_max = c->spool_max_bytes ? c->spool_max_bytes : DEFAULT_SPOOL_MAX;
+  s->spool_object_max = s->spool_max / 4 < SPOOL_OBJECT_MAX ? s->spool_max / 4 : SPOOL_OBJECT_MAX;
   s->background = c->background_uploads && !c->no_timer;
   s->rng = (uint64_t)(uintptr_t)s ^ ((uint64_t)clock_ms(CLOCK_REALTIME) << 20) ^ 0x9E3779B97F4A7C15ULL;
   bytebuf_init(&s->buf, SIZE_MAX);
@@ -887,6 +891,8 @@ int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err) {
   if (s->closed) rc = s3sink_seterr(err, S3SINK_ESTATE, "the sink is closed");
   else if (s->failed) rc = failure_error(s, err);
   else rc = complete_rows_locked(s, time, err);
+  if (rc == S3SINK_OK && s->spool && complete_size(s) >= s->spool_object_max)
+    rc = seal(s, false, err);
   pthread_mutex_unlock(&s->mu);
   return rc;
 }

@@ -161,6 +161,22 @@ describe("spool", function()
     assert.same({ "1" }, rows_of(h.objects(client, "out/")))
   end)
 
+  it("names a spooled object at a quarter of spool_max_bytes, even while others wait", function()
+    local sink = open({ spool_max_bytes = 4000 }) -- no timer: nothing is uploaded meanwhile
+    local want = {}
+    for i = 1, 150 do -- about 3 KB
+      assert(sink:write({ i, "row" }, 2 * i, 1))
+      assert(sink:time_end(2 * i))
+      want[i] = tostring(i)
+    end
+    assert.is_true(sink:stats().pending_objects >= 2)
+    assert(sink:close())
+    local objects = h.objects(client, "out/")
+    assert.is_true(#objects >= 3)
+    for _, o in ipairs(objects) do assert.is_true(#o.body <= 1000 + 40) end
+    assert.same(want, rows_of(objects))
+  end)
+
   it("serves one sink at a time", function()
     local first = open()
     local second, err = s3sink.sink(h.config(bucket, { spool_dir = dir, timer = false }))

@@ -178,7 +178,8 @@ typedef struct s3sink_config {
                                 first by the next sink on the folder. Created if missing;
                                 one sink per folder. NULL: rows live in memory only. */
   uint64_t spool_max_bytes;  /* disk budget of the spool, default 8 GiB; then s3sink_write
-                                waits for uploads (backpressure) */
+                                waits for uploads (backpressure). A spooled object is named
+                                at 1 GiB or a quarter of it, whichever is less. */
   s3sink_clock_fn clock;     /* default: the system clocks */
   void *clock_ud;
 } s3sink_config;

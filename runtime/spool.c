@@ -109,8 +109,8 @@ static char *decode_field(const char *w) {
   return out;
 }
 
-static int append_journal(spool *sp, int fd, const bytebuf *line, s3sink_err *err) {
-  if (!write_all(fd, line->data, line->len) || fdatasync(fd) != 0)
+static int append_journal(spool *sp, int fd, const char *line, size_t len, s3sink_err *err) {
+  if (!write_all(fd, line, len) || fdatasync(fd) != 0)
     return io_error(err, sp, "write", "a journal");
   return S3SINK_OK;
 }
@@ -141,7 +141,7 @@ static int start_segment(spool *sp, s3sink_err *err) {
   int rc = S3SINK_OK;
   if (!ok) rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
   else if (!write_all(fd, sp->header, sp->header_len)) rc = io_error(err, sp, "write", seg);
-  else if ((rc = append_journal(sp, jfd, &line, err)) == S3SINK_OK && fsync(sp->dir_fd) != 0)
+  else if ((rc = append_journal(sp, jfd, line.data, line.len, err)) == S3SINK_OK && fsync(sp->dir_fd) != 0)
     rc = io_error(err, sp, "sync", "the folder");
   bytebuf_free(&line);
   if (rc) {
@@ -193,8 +193,7 @@ int spool_commit(spool *sp, uint64_t rows, int64_t first_time, int64_t last_time
   char text[160];
   int n = snprintf(text, sizeof text, "commit %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 "\n",
                    sp->cur_len, sp->cur_rows + rows, sp->cur_first_time, last_time);
-  bytebuf line = {.data = text, .len = (size_t)n, .cap = sizeof text, .max = sizeof text};
-  if ((rc = append_journal(sp, sp->cur_journal, &line, err))) return rc;
+  if ((rc = append_journal(sp, sp->cur_journal, text, (size_t)n, err))) return rc;
   sp->cur_committed = sp->cur_len;
   sp->cur_rows += rows;
   return S3SINK_OK;
@@ -229,7 +228,7 @@ int spool_seal(spool *sp, const char *key, uint64_t *id, uint64_t *len, s3sink_e
     bytebuf_free(&line);
     return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
   }
-  int rc = append_journal(sp, sp->cur_journal, &line, err);
+  int rc = append_journal(sp, sp->cur_journal, line.data, line.len, err);
   bytebuf_free(&line);
   if (rc) return rc;
   *id = sp->cur_id;
@@ -265,7 +264,7 @@ int spool_rename(spool *sp, uint64_t id, const char *key, s3sink_err *err) {
   int fd = openat(sp->dir_fd, jou, O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd < 0) return io_error(err, sp, "open", jou);
   bytebuf line;
-  int rc = key_line(key, &line) ? append_journal(sp, fd, &line, err)
+  int rc = key_line(key, &line) ? append_journal(sp, fd, line.data, line.len, err)
                                 : s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
   bytebuf_free(&line);
   close(fd);

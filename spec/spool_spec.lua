@@ -71,7 +71,9 @@ describe("spool", function()
     assert.same({}, files(dir))
   end)
 
-  it("uploads a named segment under the key it was given, once, even if it was stored already", function()
+  -- A run that named a segment, failed to upload it and crashed: returns the segment's
+  -- key and body.
+  local function leave_named_segment()
     local first = open()
     assert(first:write({ 1, "a" }, 2, 1))
     assert(first:time_end(2))
@@ -81,11 +83,17 @@ describe("spool", function()
     assert.matches("kept in spool_dir", err)
     first:discard()
     assert(client:create_bucket())
+    local key, body
+    for _, f in ipairs(files(dir)) do
+      if f:match("journal$") then key = h.read_file(dir .. "/" .. f):match("\nkey =([^\n]+)\n") end
+      if f:match("seg$") then body = h.read_file(dir .. "/" .. f) end
+    end
+    return assert(key), assert(body)
+  end
+
+  it("uploads a named segment under the key it was given, once, even if it was stored already", function()
+    local key, body = leave_named_segment()
     -- play "the upload had succeeded before the crash": the object is there already
-    local names = files(dir)
-    local journal = h.read_file(dir .. "/" .. names[1]:gsub("%.seg$", ".journal"))
-    local key = journal:match("\nkey =([^\n]+)\n")
-    local body = h.read_file(dir .. "/" .. names[#names]:gsub("%.journal$", ".seg"))
     assert(client:put(key, body, "text/csv", true))
     local second = open()
     assert(second:close())
@@ -96,18 +104,7 @@ describe("spool", function()
   end)
 
   it("gives a named segment a new key if its key holds someone else's object", function()
-    local first = open()
-    assert(first:write({ 1, "a" }, 2, 1))
-    assert(first:time_end(2))
-    assert(client:delete_bucket())
-    assert.is_nil(first:flush(true))
-    first:discard()
-    assert(client:create_bucket())
-    local journal
-    for _, f in ipairs(files(dir)) do
-      if f:match("journal$") then journal = h.read_file(dir .. "/" .. f) end
-    end
-    local key = journal:match("\nkey =([^\n]+)\n")
+    local key = leave_named_segment()
     assert(client:put(key, "someone else's", "text/plain", true))
     local second = open()
     assert(second:close())

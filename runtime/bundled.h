@@ -5,12 +5,13 @@
 
 #include <stddef.h>
 
-typedef struct s3sink_bundled_script {
+typedef struct bundled_script {
   const char *path;   /* e.g. "formats/csv.lua" */
+  const char *name;   /* e.g. "csv": what users call it */
   const char *source;
   size_t len;
-} s3sink_bundled_script;
+} bundled_script;
 
-extern const s3sink_bundled_script s3sink_bundled_scripts[]; /* ends with {NULL, NULL, 0} */
+extern const bundled_script bundled_scripts[]; /* ends with {NULL, NULL, NULL, 0} */
 
 #endif

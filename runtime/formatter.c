@@ -8,6 +8,7 @@
 
 #include "formatter.h"
 #include "error.h"
+#include "options.h"
 
 struct s3sink_formatter {
   luahost *host;
@@ -28,28 +29,14 @@ struct s3sink_formatter {
   char *extension, *content_type;
 };
 
-static const struct {
-  const char *type;
-  s3sink_kind kind;
-} column_types[] = {
-    {"int", S3SINK_V_INT},         {"float", S3SINK_V_FLOAT},
-    {"bool", S3SINK_V_BOOL},       {"str", S3SINK_V_STR},
-    {"bytes", S3SINK_V_BYTES},     {"pointer", S3SINK_V_POINTER},
-    {"datetime_naive", S3SINK_V_DATETIME_NAIVE},
-    {"datetime_utc", S3SINK_V_DATETIME_UTC},
-    {"duration", S3SINK_V_DURATION},
-    {"json", S3SINK_V_JSON},       {"tuple", S3SINK_V_JSON},
-    {"list", S3SINK_V_JSON},       {"array", S3SINK_V_JSON},
-    {"any", S3SINK_V_NULL}, /* every kind: see `any` */
-};
-#define NCOLUMN_TYPES (sizeof column_types / sizeof column_types[0])
-
-static const char *const kind_names[] = {"null", "int", "float", "bool", "str", "bytes",
-                                         "pointer", "datetime_naive", "datetime_utc",
-                                         "duration", "json"};
-
+/* The name of the column type whose values have kind k ("int" for S3SINK_V_INT, ...). */
 static const char *kind_name(s3sink_kind k) {
-  return (unsigned)k < sizeof kind_names / sizeof kind_names[0] ? kind_names[k] : "unknown";
+  if (k == S3SINK_V_NULL) return "null";
+  for (int t = 0; t < S3SINK_T_COUNT; t++) {
+    const s3sink_column_type *ct = s3sink_column_type_info((s3sink_type)t);
+    if (ct->kind == k) return ct->name;
+  }
+  return "unknown";
 }
 
 void s3sink_formatter_free(s3sink_formatter *f) {
@@ -112,16 +99,15 @@ static int check_columns(const s3sink_column *columns, size_t n, s3sink_formatte
     for (size_t j = 0; j < i; j++)
       if (strcmp(columns[j].name, c->name) == 0)
         return s3sink_seterr(err, S3SINK_EINVAL, "column '%s' appears twice", c->name);
-    size_t t = 0;
-    while (t < NCOLUMN_TYPES && !(c->type && strcmp(c->type, column_types[t].type) == 0)) t++;
-    if (t == NCOLUMN_TYPES)
-      return s3sink_seterr(err, S3SINK_EINVAL,
-                           "column '%s' has unsupported type '%s': use one of int, float, "
-                           "bool, str, bytes, pointer, datetime_naive, datetime_utc, "
-                           "duration, json, tuple, list, array, any",
-                           c->name, c->type ? c->type : "(none)");
-    f->kinds[i] = column_types[t].kind;
-    f->any[i] = strcmp(c->type, "any") == 0;
+    int t = s3sink_column_type_find(c->type);
+    if (t < 0) {
+      char names[256];
+      options_column_type_names(names, sizeof names);
+      return s3sink_seterr(err, S3SINK_EINVAL, "column '%s' has unsupported type '%s': use one of %s",
+                           c->name, c->type ? c->type : "(none)", names);
+    }
+    f->kinds[i] = s3sink_column_type_info((s3sink_type)t)->kind;
+    f->any[i] = t == S3SINK_T_ANY;
     f->has_any |= f->any[i];
     f->optional[i] = c->optional || f->any[i];
     if (!(f->names[i] = strdup(c->name))) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
@@ -158,7 +144,8 @@ int formatter_open_on(luahost *host, const char *format, const s3sink_column *co
   f->host = host;
   lua_State *L = luahost_state(host);
   lua_settop(L, 0);
-  rc = luahost_load_script(host, "formats", format ? format : "csv", "format", &f->script, err);
+  if (!format) format = options_default_string("format");
+  rc = luahost_load_script(host, FORMAT_DIR, format, "format", &f->script, err);
   if (rc) goto fail;
   f->label = f->script.label;
 

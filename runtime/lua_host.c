@@ -281,18 +281,38 @@ static bool valid_bundled_name(const char *name) {
   return true;
 }
 
-/* Lists the bundled names under dir, for error messages. */
-static void bundled_names(const char *dir, char *buf, size_t cap) {
-  size_t dl = strlen(dir), used = 0;
-  buf[0] = 0;
-  for (const s3sink_bundled_script *s = s3sink_bundled_scripts; s->path; s++) {
-    if (strncmp(s->path, dir, dl) != 0 || s->path[dl] != '/') continue;
-    const char *base = s->path + dl + 1;
-    int n = snprintf(buf + used, cap - used, "%s'%.*s'", used ? ", " : "",
-                     (int)(strlen(base) - 4), base);
-    if (n < 0 || (size_t)n >= cap - used) break;
+/* The bundled script dir/name.lua, or NULL. */
+static const bundled_script *find_bundled(const char *dir, const char *name) {
+  if (!valid_bundled_name(name)) return NULL;
+  size_t dl = strlen(dir);
+  for (const bundled_script *s = bundled_scripts; s->path; s++)
+    if (strncmp(s->path, dir, dl) == 0 && s->path[dl] == '/' && strcmp(s->name, name) == 0)
+      return s;
+  return NULL;
+}
+
+const char *luahost_bundled_name(const char *dir, size_t i) {
+  size_t dl = strlen(dir);
+  for (const bundled_script *s = bundled_scripts; s->path; s++)
+    if (strncmp(s->path, dir, dl) == 0 && s->path[dl] == '/' && i-- == 0) return s->name;
+  return NULL;
+}
+
+int luahost_check_script_name(const char *dir, const char *name, const char *what,
+                              s3sink_err *err) {
+  if (is_path(name) || find_bundled(dir, name)) return S3SINK_OK;
+  char names[512];
+  size_t used = 0;
+  names[0] = 0;
+  const char *one;
+  for (size_t i = 0; (one = luahost_bundled_name(dir, i)); i++) {
+    int n = snprintf(names + used, sizeof names - used, "%s'%s'", i ? ", " : "", one);
+    if (n < 0 || (size_t)n >= sizeof names - used) break;
     used += (size_t)n;
   }
+  return s3sink_seterr(err, S3SINK_EINVAL,
+                       "unknown %s '%s': use one of %s, or the path of a Lua script "
+                       "(ending in .lua)", what, name, names);
 }
 
 static char *read_file(const char *path, size_t *len, s3sink_err *err, const char *what) {
@@ -385,24 +405,12 @@ int luahost_load_script(luahost *h, const char *dir, const char *name, const cha
     src = owned;
     snprintf(chunk, sizeof chunk, "@%s", name);
   } else {
-    char want[256];
-    snprintf(want, sizeof want, "%s/%s.lua", dir, name);
-    if (valid_bundled_name(name))
-      for (const s3sink_bundled_script *s = s3sink_bundled_scripts; s->path; s++)
-        if (strcmp(s->path, want) == 0) {
-          src = s->source;
-          len = s->len;
-          break;
-        }
-    if (!src) {
-      char names[512];
-      bundled_names(dir, names, sizeof names);
-      return s3sink_seterr(err, S3SINK_EINVAL,
-                           "unknown %s '%s': use one of %s, or the path of a Lua script "
-                           "(ending in .lua)",
-                           what, name, names);
-    }
-    snprintf(chunk, sizeof chunk, "=[bundled %s]", want);
+    int rc = luahost_check_script_name(dir, name, what, err);
+    if (rc) return rc;
+    const bundled_script *b = find_bundled(dir, name);
+    src = b->source;
+    len = b->len;
+    snprintf(chunk, sizeof chunk, "=[bundled %s]", b->path);
   }
 
   int handler = luahost_push_handler(h);

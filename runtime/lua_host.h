@@ -34,6 +34,15 @@ int luahost_load_script(luahost *h, const char *dir, const char *name, const cha
                         luahost_script *out, s3sink_err *err);
 void luahost_unref_script(luahost *h, luahost_script *s);
 
+/* S3SINK_OK if `name` names a script luahost_load_script can try: a file path, or a
+ * script bundled under dir; otherwise EINVAL listing the bundled names. */
+int luahost_check_script_name(const char *dir, const char *name, const char *what,
+                              s3sink_err *err);
+
+/* The name ("csv") of the i-th script bundled under dir (static); NULL when i is past
+ * the last one. */
+const char *luahost_bundled_name(const char *dir, size_t i);
+
 /* Pushes the traceback message handler; returns its stack index. */
 int luahost_push_handler(luahost *h);
 

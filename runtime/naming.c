@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 
 #include "error.h"
+#include "options.h"
 #include "naming.h"
 
 #define MAX_KEY_LEN 1024 /* S3's limit on key length, in bytes */
@@ -30,7 +31,7 @@ int naming_open(luahost *host, const char *name, naming **out, s3sink_err *err) 
   naming *n = calloc(1, sizeof *n);
   if (!n) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
   n->host = host;
-  int rc = luahost_load_script(host, "scripts/naming", name ? name : "default", "naming",
+  int rc = luahost_load_script(host, NAMING_DIR, name ? name : options_default_string("naming"), "naming",
                                &n->script, err);
   if (rc) {
     free(n);

@@ -27,16 +27,13 @@
 
 #include "bytebuf.h"
 #include "error.h"
+#include "options.h"
 #include "formatter.h"
 #include "lua_host.h"
 #include "naming.h"
 #include "s3client.h"
 #include "spool.h"
 
-#define DEFAULT_INTERVAL_MS 60000
-#define DEFAULT_MAX_BUFFER ((size_t)1 << 30)
-#define DEFAULT_MAX_RETRY_MS 300000
-#define DEFAULT_SPOOL_MAX ((uint64_t)8 << 30)
 #define OPEN_RETRY_MS 10000              /* opening gives up on transient errors sooner */
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_CAP_MS 30000
@@ -547,49 +544,6 @@ static int make_room(s3sink *s, size_t n, s3sink_err *err) {
 /* ------------------------------------------------------------------------------------ */
 /* Open                                                                                 */
 
-static bool valid_writer_id(const char *id) {
-  size_t n = strlen(id);
-  if (n == 0 || n > 64) return false;
-  for (const char *p = id; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-          *p == '.' || *p == '_' || *p == '-'))
-      return false;
-  return true;
-}
-
-static int check_config(const s3sink_config *c, s3sink_err *err) {
-  if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "no configuration given");
-  if (!c->bucket || !*c->bucket)
-    return s3sink_seterr(err, S3SINK_EINVAL, "no bucket given: set the bucket name");
-  if (strchr(c->bucket, '/'))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "bucket '%s' contains '/': give the bucket name alone and put the "
-                         "rest in the prefix", c->bucket);
-  if (c->prefix && c->prefix[0] == '/')
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "prefix '%s' starts with '/': S3 keys have no leading slash, drop it",
-                         c->prefix);
-  if (c->write_interval_ms < 0)
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "write_interval_ms is %" PRId64 ": it must be 1 or more milliseconds",
-                         c->write_interval_ms);
-  if (c->max_retry_ms < -1)
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "max_retry_ms is %" PRId64 ": use a number of milliseconds, or -1 "
-                         "to retry forever", c->max_retry_ms);
-  if (c->writer_id && !valid_writer_id(c->writer_id))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "writer_id '%s' is not valid: use 1 to 64 characters from "
-                         "A-Z a-z 0-9 . _ -", c->writer_id);
-  if ((c->access_key && *c->access_key) != (c->secret_key && *c->secret_key))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "only one of access_key and secret_key is set: give both, or neither "
-                         "for anonymous access");
-  if (c->spool_dir && !*c->spool_dir)
-    return s3sink_seterr(err, S3SINK_EINVAL, "spool_dir is empty: give a folder, or none");
-  return S3SINK_OK;
-}
-
 /* Retries a request of the opening while its failure is transient, for up to `budget`
  * milliseconds. */
 typedef int (*open_step)(s3sink *s, const s3sink_config *c, s3sink_err *err);
@@ -684,10 +638,12 @@ static int take_over_spool(s3sink *s, s3sink_err *err) {
   return S3SINK_OK;
 }
 
-int s3sink_open(const s3sink_config *c, s3sink **out, s3sink_err *err) {
+int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
   *out = NULL;
-  int rc = check_config(c, err);
+  s3sink_config resolved;
+  int rc = options_resolve(given, &resolved, err);
   if (rc) return rc;
+  const s3sink_config *c = &resolved;
   s3sink *s = calloc(1, sizeof *s);
   if (!s) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
   pthread_mutex_init(&s->mu, NULL);
@@ -696,18 +652,18 @@ int s3sink_open(const s3sink_config *c, s3sink **out, s3sink_err *err) {
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&s->cv, &ca);
   pthread_condattr_destroy(&ca);
-  s->interval_ms = c->write_interval_ms ? c->write_interval_ms : DEFAULT_INTERVAL_MS;
-  s->max_retry_ms = c->max_retry_ms ? c->max_retry_ms : DEFAULT_MAX_RETRY_MS;
+  s->interval_ms = c->write_interval_ms;
+  s->max_retry_ms = c->max_retry_ms;
   s->clock = c->clock;
   s->clock_ud = c->clock_ud;
-  s->max_buffer = c->max_buffer_bytes ? c->max_buffer_bytes : DEFAULT_MAX_BUFFER;
-  s->spool_max = c->spool_max_bytes ? c->spool_max_bytes : DEFAULT_SPOOL_MAX;
+  s->max_buffer = (size_t)c->max_buffer_bytes;
+  s->spool_max = (uint64_t)c->spool_max_bytes;
   s->spool_object_max = s->spool_max / 4 < SPOOL_OBJECT_MAX ? s->spool_max / 4 : SPOOL_OBJECT_MAX;
   s->background = c->background_uploads && !c->no_timer;
   s->rng = (uint64_t)(uintptr_t)s ^ ((uint64_t)clock_ms(CLOCK_REALTIME) << 20) ^ 0x9E3779B97F4A7C15ULL;
   bytebuf_init(&s->buf, SIZE_MAX);
   bytebuf_init(&s->scratch, SIZE_MAX);
-  s->prefix = strdup(c->prefix ? c->prefix : "");
+  s->prefix = strdup(c->prefix);
   s->bucket = strdup(c->bucket);
   s->writer_id = c->writer_id ? strdup(c->writer_id) : NULL;
   if (!s->prefix || !s->bucket || (c->writer_id && !s->writer_id)) {
@@ -743,7 +699,8 @@ int s3sink_open(const s3sink_config *c, s3sink **out, s3sink_err *err) {
       .endpoint = c->endpoint, .region = c->region, .bucket = c->bucket,
       .virtual_hosted = c->virtual_hosted, .access_key = c->access_key,
       .secret_key = c->secret_key, .session_token = c->session_token,
-      .connect_timeout_ms = c->connect_timeout_ms, .request_timeout_ms = c->request_timeout_ms,
+      .connect_timeout_ms = (long)c->connect_timeout_ms,
+      .request_timeout_ms = (long)c->request_timeout_ms,
       .insecure_tls = c->insecure_tls, .ca_file = c->ca_file,
   };
   if ((rc = s3client_new(&cc, &s->client, err))) goto fail;
@@ -992,7 +949,7 @@ void s3sink_last_key(s3sink *s, char *buf, size_t cap) {
   pthread_mutex_unlock(&s->mu);
 }
 
-int s3sink_timer_error(s3sink *s, s3sink_err *err) {
+int s3sink_last_error(s3sink *s, s3sink_err *err) {
   pthread_mutex_lock(&s->mu);
   int rc = s->last_err.code;
   if (err) *err = s->last_err;

@@ -45,7 +45,7 @@ end
 
 local function open(bucket, format)
   return assert(s3sink.sink(h.config(bucket, {
-    format = format, columns = COLUMNS, clock = "manual", timer = false, write_interval_ms = 1000,
+    format = format, columns = COLUMNS, clock = "manual", no_timer = true, write_interval_ms = 1000,
   })))
 end
 
@@ -156,7 +156,7 @@ describe("bad settings fail at creation with a clear error", function()
 
   it("missing bucket with create_bucket creates it", function()
     local bucket = h.fresh_bucket()
-    local sink = assert(s3sink.sink(h.config(bucket, { create_bucket = true, timer = false })))
+    local sink = assert(s3sink.sink(h.config(bucket, { create_bucket = true, no_timer = true })))
     assert(sink:write({ 1, "a" }, 2, 1))
     assert(sink:close())
     assert.equal(1, #h.client(bucket):list("out/"))
@@ -170,18 +170,27 @@ describe("bad settings fail at creation with a clear error", function()
 
   it("invalid configuration", function()
     local bucket = h.new_bucket()
-    local cases = {
-      { { write_interval_ms = -5 }, "write_interval_ms is %-5" },
+    -- option values are checked as they are read: misuse raises, naming the option
+    local raised = {
+      { { write_interval_ms = -5 }, "write_interval_ms is %-5: it must be 1 or more" },
+      { { max_retry_ms = 0 }, "max_retry_ms is 0: it must be 1 or more, or %-1 for no limit" },
       { { prefix = "/abs" }, "starts with '/'" },
       { { bucket = "" }, "no bucket given" },
       { { writer_id = "has space" }, "writer_id 'has space' is not valid" },
-      { { secret_key = "" }, "only one of access_key and secret_key" },
+      { { format = "parquet" }, "unknown format 'parquet': use one of 'csv', 'json'" },
+      { { write_intervall_ms = 1 }, "unknown option 'write_intervall_ms': did you mean 'write_interval_ms'%?" },
+      { { no_such_option = 1 }, "sink: unknown option 'no_such_option': the options are endpoint, " },
+      { { no_timer = 1 }, "option 'no_timer' must be a boolean, not a number" },
+      { { write_interval_ms = 1.5 }, "option 'write_interval_ms' must be an integer, not a float" },
     }
-    for _, c in ipairs(cases) do
-      local _, err = s3sink.sink(h.config(bucket, c[1]))
+    for _, c in ipairs(raised) do
+      local ok, err = pcall(s3sink.sink, h.config(bucket, c[1]))
+      assert.is_false(ok)
       assert.matches(c[2], err)
     end
-    assert.has_error(function() s3sink.sink(h.config(bucket, { no_such_option = 1 })) end,
-      "sink: unknown option 'no_such_option'")
+    -- what only the whole configuration shows is a failure of the call
+    local sink, err = s3sink.sink(h.config(bucket, { secret_key = "" }))
+    assert.is_nil(sink)
+    assert.matches("only one of access_key and secret_key", err)
   end)
 end)

@@ -224,7 +224,7 @@ describe("string methods", function()
       return { extension = "txt", row = function(v) return ("x"):upper() .. "\n" end }]])
     local naming = h.write_file(h.tmpname(".lua"), [[
       return { name = function(ctx) return ctx.prefix .. ("key"):upper() .. "." .. ctx.extension end }]])
-    local cfg = h.config(bucket, { format = fmt, naming = naming, timer = false,
+    local cfg = h.config(bucket, { format = fmt, naming = naming, no_timer = true,
       columns = { { name = "x", type = "str" } } })
     local sink = assert(s3sink.sink(cfg))
     assert(sink:write({ "a" }, 2, 1))

@@ -5,7 +5,7 @@ local h = require "helpers"
 local function open_manual(bucket, overrides)
   local cfg = h.config(bucket, overrides)
   cfg.clock = "manual"
-  if cfg.timer == nil then cfg.timer = false end
+  if cfg.timer == nil then cfg.no_timer = true end
   local sink, err = s3sink.sink(cfg)
   assert(sink, err)
   return sink
@@ -146,7 +146,7 @@ describe("flush policy", function()
     assert.truthy(objs)
     assert.equal(1, #objs)
     assert.same({ { "7", "idle", "2", "1" } }, rows_of(h.objects(client, "out/")))
-    assert.is_nil(sink:timer_error())
+    assert.is_nil(sink:last_error())
     assert(sink:close())
   end)
 

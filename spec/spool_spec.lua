@@ -50,7 +50,7 @@ describe("spool", function()
   local function open(overrides)
     local cfg = h.config(bucket, overrides)
     cfg.spool_dir = dir
-    if cfg.timer == nil then cfg.timer = false end
+    if cfg.no_timer == nil then cfg.no_timer = true end
     return assert(s3sink.sink(cfg))
   end
 
@@ -115,7 +115,7 @@ describe("spool", function()
   end)
 
   it("keeps the rows when uploads stop, and a later sink with good settings uploads them", function()
-    local first = open({ timer = true, background_uploads = true, write_interval_ms = 1 })
+    local first = open({ no_timer = false, background_uploads = true, write_interval_ms = 1 })
     assert(client:delete_bucket())
     for i = 1, 5 do
       assert(first:write({ i, "r" }, 2 * i, 1))
@@ -134,7 +134,7 @@ describe("spool", function()
   end)
 
   it("waits for uploads when spool_max_bytes is reached, losing nothing", function()
-    local sink = open({ timer = true, spool_max_bytes = 2000, write_interval_ms = 3600000 })
+    local sink = open({ no_timer = false, spool_max_bytes = 2000, write_interval_ms = 3600000 })
     local want = {}
     for i = 1, 300 do
       assert(sink:write({ i, "row" }, 2 * i, 1))
@@ -150,7 +150,7 @@ describe("spool", function()
 
   it("creates its folder and the missing folders above it", function()
     local nested = dir .. "/a/b/spool"
-    local sink = assert(s3sink.sink(h.config(bucket, { spool_dir = nested, timer = false })))
+    local sink = assert(s3sink.sink(h.config(bucket, { spool_dir = nested, no_timer = true })))
     assert(sink:write({ 1, "a" }, 2, 1))
     assert(sink:time_end(2))
     assert.equal("directory", lfs.attributes(nested, "mode"))
@@ -176,7 +176,7 @@ describe("spool", function()
 
   it("serves one sink at a time", function()
     local first = open()
-    local second, err = s3sink.sink(h.config(bucket, { spool_dir = dir, timer = false }))
+    local second, err = s3sink.sink(h.config(bucket, { spool_dir = dir, no_timer = true }))
     assert.is_nil(second)
     assert.matches("in use by another sink", err)
     assert(first:close())
@@ -187,7 +187,7 @@ describe("spool", function()
     assert(first:write({ 1, "a" }, 2, 1))
     assert(first:time_end(2))
     first:discard()
-    local sink, err = s3sink.sink(h.config(bucket, { spool_dir = dir, timer = false, prefix = "other/" }))
+    local sink, err = s3sink.sink(h.config(bucket, { spool_dir = dir, no_timer = true, prefix = "other/" }))
     assert.is_nil(sink)
     assert.truthy(err:find("holds rows not uploaded yet for bucket '" .. bucket .. "', prefix 'out/'", 1, true), err)
     assert(open():close()) -- the right sink takes them
@@ -250,7 +250,7 @@ describe("failures", function()
     for _, k in ipairs({ "out/_SUCCESS", "out/manifest.json", "out/sub/part-0.csv", "out/zzz" }) do
       assert(client:put(k, "x", "text/plain", true))
     end
-    local sink = assert(s3sink.sink(h.config(bucket, { timer = false })))
+    local sink = assert(s3sink.sink(h.config(bucket, { no_timer = true })))
     assert(sink:write({ 1, "a" }, 2, 1))
     assert(sink:close())
     local keys = {}

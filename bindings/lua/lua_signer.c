@@ -128,11 +128,7 @@ static int do_sign(lua_State *L, bool presign) {
   s3sink_sigv4_result *r = lutil_push_owned(L, sizeof *r, RESULT_MT, result_gc); /* index 3 */
   s3sink_err err;
   int rc = presign ? s3sink_sigv4_presign(&req, &p, r, &err) : s3sink_sigv4_sign(&req, &p, r, &err);
-  if (rc != S3SINK_OK) {
-    lua_pushnil(L);
-    lua_pushstring(L, err.msg);
-    return 2;
-  }
+  if (rc != S3SINK_OK) return lutil_push_failure(L, &err);
   lua_createtable(L, 0, 7);
   set_field(L, "canonical_request", r->canonical_request);
   set_field(L, "string_to_sign", r->string_to_sign);

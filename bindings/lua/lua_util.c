@@ -4,6 +4,7 @@
 #include <lauxlib.h>
 
 #include "lua_util.h"
+#include "s3sink.h"
 
 void lopt_check_known(lua_State *L, int t, const char *fn, const char *const *known) {
   lua_pushnil(L);
@@ -17,6 +18,59 @@ void lopt_check_known(lua_State *L, int t, const char *fn, const char *const *kn
     }
     lua_pop(L, 1);
   }
+}
+
+static bool is_own(const char *name, const char *const *own) {
+  for (; *own; own++)
+    if (strcmp(*own, name) == 0) return true;
+  return false;
+}
+
+/* Sets one option from the value on top of the stack. */
+static void read_option(lua_State *L, const char *fn, const char *name, s3sink_config *cfg) {
+  const s3sink_option *o = s3sink_option_find(name);
+  s3sink_err e;
+  int rc;
+  if (!o) {
+    rc = s3sink_config_set_string(cfg, name, NULL, &e); /* names the option meant */
+  } else if (o->type == S3SINK_OPTION_STRING) {
+    size_t n;
+    const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+    if (!v) luaL_error(L, "%s: option '%s' must be a string, not a %s", fn, name, luaL_typename(L, -1));
+    if (strlen(v) != n) luaL_error(L, "%s: option '%s' holds a NUL byte", fn, name);
+    rc = s3sink_config_set_string(cfg, name, v, &e);
+  } else if (o->type == S3SINK_OPTION_INT) {
+    if (!lua_isinteger(L, -1))
+      luaL_error(L, "%s: option '%s' must be an integer, not a %s", fn, name,
+                 lua_type(L, -1) == LUA_TNUMBER ? "float" : luaL_typename(L, -1));
+    rc = s3sink_config_set_int(cfg, name, (int64_t)lua_tointeger(L, -1), &e);
+  } else {
+    if (!lua_isboolean(L, -1))
+      luaL_error(L, "%s: option '%s' must be a boolean, not a %s", fn, name, luaL_typename(L, -1));
+    rc = s3sink_config_set_bool(cfg, name, lua_toboolean(L, -1), &e);
+  }
+  if (rc) luaL_error(L, "%s: %s", fn, e.msg);
+}
+
+void lutil_read_options(lua_State *L, int t, const char *fn, const char *const *own,
+                        s3sink_config *cfg) {
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      lua_pushvalue(L, -2);
+      luaL_error(L, "%s: unknown option '%s'", fn, luaL_tolstring(L, -1, NULL));
+    }
+    const char *name = lua_tostring(L, -2);
+    if (!is_own(name, own)) read_option(L, fn, name, cfg);
+    lua_pop(L, 1);
+  }
+}
+
+int lutil_push_failure(lua_State *L, const s3sink_err *e) {
+  lua_pushnil(L);
+  lua_pushstring(L, e->msg[0] ? e->msg : s3sink_strerror(e->code));
+  lua_pushstring(L, e->s3_code[0] ? e->s3_code : s3sink_strerror(e->code));
+  return 3;
 }
 
 const char *lopt_string(lua_State *L, int t, const char *fn, const char *name, bool required,

@@ -11,6 +11,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "s3sink.h"
+
 /* Raises if the table at t has a key not in `known` (NULL-terminated): a typo would
  * otherwise silently mean "default". */
 void lopt_check_known(lua_State *L, int t, const char *fn, const char *const *known);
@@ -18,6 +20,17 @@ void lopt_check_known(lua_State *L, int t, const char *fn, const char *const *kn
 /* A string without NUL bytes (any bytes when len is non-NULL), or NULL when absent. */
 const char *lopt_string(lua_State *L, int t, const char *fn, const char *name, bool required,
                         size_t *len);
+
+/* Sets cfg's options from the table at t, by the runtime's option table: each value
+ * must have its option's type and pass its rules, else a Lua error naming the option
+ * (and, for a misspelt name, the option meant). Keys in `own` (NULL-terminated) are the
+ * binding's own and are skipped. Strings are borrowed from the table. */
+void lutil_read_options(lua_State *L, int t, const char *fn, const char *const *own,
+                        s3sink_config *cfg);
+
+/* The one way a call reports a failure: pushes nil, message, code (the S3 error code such
+ * as "NoSuchBucket", else the category, e.g. "transport error"); returns 3. */
+int lutil_push_failure(lua_State *L, const s3sink_err *e);
 
 bool lopt_bool(lua_State *L, int t, const char *fn, const char *name, bool dflt);
 

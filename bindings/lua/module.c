@@ -21,16 +21,10 @@
 
 /* Value kind expected for each column type, so Lua values convert without guessing. */
 static int kind_of_type(const char *type) {
-  static const struct { const char *t; s3sink_kind k; } map[] = {
-      {"int", S3SINK_V_INT}, {"float", S3SINK_V_FLOAT}, {"bool", S3SINK_V_BOOL},
-      {"str", S3SINK_V_STR}, {"bytes", S3SINK_V_BYTES}, {"pointer", S3SINK_V_POINTER},
-      {"datetime_naive", S3SINK_V_DATETIME_NAIVE}, {"datetime_utc", S3SINK_V_DATETIME_UTC},
-      {"duration", S3SINK_V_DURATION}, {"json", S3SINK_V_JSON}, {"tuple", S3SINK_V_JSON},
-      {"list", S3SINK_V_JSON}, {"array", S3SINK_V_JSON}};
-  for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-    if (strcmp(map[i].t, type) == 0) return (int)map[i].k;
-  if (strcmp(type, "any") == 0) return KIND_ANY;
-  return S3SINK_V_NULL; /* unknown: the core reports it */
+  int t = s3sink_column_type_find(type);
+  if (t == S3SINK_T_ANY) return KIND_ANY;
+  return t < 0 ? S3SINK_V_NULL /* unknown: the core reports it */
+               : (int)s3sink_column_type_info((s3sink_type)t)->kind;
 }
 
 /* Columns parsed from a Lua array; names and types point into Lua strings anchored in
@@ -81,14 +75,6 @@ static void check_columns_arg(lua_State *L, int cfg, columns *out) {
     lua_pop(L, 4); /* strings stay anchored by the column tables */
   }
   /* the columns table stays at index t */
-}
-
-static int push_failure(lua_State *L, const s3sink_err *e) {
-  lua_pushnil(L);
-  lua_pushstring(L, e->msg[0] ? e->msg : s3sink_strerror(e->code));
-  if (e->s3_code[0]) lua_pushstring(L, e->s3_code);
-  else lua_pushstring(L, s3sink_strerror(e->code));
-  return 3;
 }
 
 /* Converts values[1..n] to s3sink_value by column kind; raises on a mismatch. */
@@ -165,49 +151,18 @@ static void lsink_release(lsink *s) {
   s->values = NULL;
 }
 
-static const char *const sink_options[] = {
-    "endpoint", "region", "bucket", "prefix", "virtual_hosted", "access_key", "secret_key",
-    "session_token", "format", "naming", "write_interval_ms", "columns", "writer_id",
-    "connect_timeout_ms", "request_timeout_ms", "insecure_tls", "ca_file", "create_bucket",
-    "timer", "background_uploads", "max_buffer_bytes", "max_retry_ms", "spool_dir",
-    "spool_max_bytes", "clock", NULL};
-
 /* s3sink.sink(config) -> sink | nil, message, code */
 static int l_sink_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lopt_check_known(L, 1, "sink", sink_options);
   lsink *ls = lua_newuserdatauv(L, sizeof *ls, 0);
   memset(ls, 0, sizeof *ls);
   luaL_setmetatable(L, SINK_MT);
   int ud = lua_gettop(L);
 
   s3sink_config c = {0};
-  c.endpoint = lopt_string(L, 1, "sink", "endpoint", false, NULL);
-  c.region = lopt_string(L, 1, "sink", "region", false, NULL);
-  c.bucket = lopt_string(L, 1, "sink", "bucket", false, NULL);
-  c.prefix = lopt_string(L, 1, "sink", "prefix", false, NULL);
-  c.virtual_hosted = lopt_bool(L, 1, "sink", "virtual_hosted", false);
-  c.access_key = lopt_string(L, 1, "sink", "access_key", false, NULL);
-  c.secret_key = lopt_string(L, 1, "sink", "secret_key", false, NULL);
-  c.session_token = lopt_string(L, 1, "sink", "session_token", false, NULL);
-  c.format = lopt_string(L, 1, "sink", "format", false, NULL);
-  c.naming = lopt_string(L, 1, "sink", "naming", false, NULL);
-  c.write_interval_ms = lopt_int(L, 1, "sink", "write_interval_ms", 60000);
-  if (c.write_interval_ms == 0) /* 0 means "default" in C; here it would surprise */
-    c.write_interval_ms = -1;
-  c.writer_id = lopt_string(L, 1, "sink", "writer_id", false, NULL);
-  c.connect_timeout_ms = (long)lopt_int(L, 1, "sink", "connect_timeout_ms", 0);
-  c.request_timeout_ms = (long)lopt_int(L, 1, "sink", "request_timeout_ms", 0);
-  c.insecure_tls = lopt_bool(L, 1, "sink", "insecure_tls", false);
-  c.ca_file = lopt_string(L, 1, "sink", "ca_file", false, NULL);
-  c.create_bucket = lopt_bool(L, 1, "sink", "create_bucket", false);
-  c.no_timer = !lopt_bool(L, 1, "sink", "timer", true);
-  c.background_uploads = lopt_bool(L, 1, "sink", "background_uploads", false);
-  c.max_buffer_bytes = (size_t)lopt_int(L, 1, "sink", "max_buffer_bytes", 0);
-  c.max_retry_ms = lopt_int(L, 1, "sink", "max_retry_ms", 0);
-  c.spool_dir = lopt_string(L, 1, "sink", "spool_dir", false, NULL);
-  c.spool_max_bytes = (uint64_t)lopt_int(L, 1, "sink", "spool_max_bytes", 0);
+  static const char *const own[] = {"columns", "clock", NULL};
+  lutil_read_options(L, 1, "sink", own, &c);
   const char *clock = lopt_string(L, 1, "sink", "clock", false, NULL);
   if (clock) {
     if (strcmp(clock, "manual") != 0) luaL_error(L, "option 'clock' must be \"manual\" or nil");
@@ -240,7 +195,7 @@ static int l_sink_new(lua_State *L) {
   s3sink_err e;
   if (s3sink_open(&c, &ls->sink, &e) != S3SINK_OK) {
     lsink_release(ls);
-    return push_failure(L, &e);
+    return lutil_push_failure(L, &e);
   }
   lua_pushvalue(L, ud);
   return 1;
@@ -254,7 +209,7 @@ static int l_sink_write(lua_State *L) {
   if (diff != 1 && diff != -1) return luaL_argerror(L, 4, "diff must be 1 or -1");
   to_values(L, 2, s->cols.kinds, s->cols.cols, s->cols.n, s->values);
   s3sink_err e;
-  if (s3sink_write(s->sink, s->values, s->cols.n, time, (int)diff, &e)) return push_failure(L, &e);
+  if (s3sink_write(s->sink, s->values, s->cols.n, time, (int)diff, &e)) return lutil_push_failure(L, &e);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -262,7 +217,7 @@ static int l_sink_write(lua_State *L) {
 static int l_sink_time_end(lua_State *L) {
   lsink *s = check_sink(L);
   s3sink_err e;
-  if (s3sink_time_end(s->sink, luaL_checkinteger(L, 2), &e)) return push_failure(L, &e);
+  if (s3sink_time_end(s->sink, luaL_checkinteger(L, 2), &e)) return lutil_push_failure(L, &e);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -272,7 +227,7 @@ static int l_sink_flush(lua_State *L) {
   lsink *s = check_sink(L);
   s3sink_err e;
   int rc = s3sink_flush(s->sink, lua_toboolean(L, 2), &e);
-  if (rc < 0) return push_failure(L, &e);
+  if (rc < 0) return lutil_push_failure(L, &e);
   lua_pushboolean(L, rc > 0);
   return 1;
 }
@@ -285,7 +240,7 @@ static int l_sink_close(lua_State *L) {
     return 1;
   }
   s3sink_err e;
-  if (s3sink_close(s->sink, &e)) return push_failure(L, &e);
+  if (s3sink_close(s->sink, &e)) return lutil_push_failure(L, &e);
   s->sink = NULL;
   lsink_release(s);
   lua_pushboolean(L, 1);
@@ -363,8 +318,8 @@ static int push_sink_error(lua_State *L, int (*fn)(s3sink *, s3sink_err *)) {
   return 2;
 }
 
-/* sink:timer_error() -> nil | message, code: the last failed attempt (retried) */
-static int l_sink_timer_error(lua_State *L) { return push_sink_error(L, s3sink_timer_error); }
+/* sink:last_error() -> nil | message, code: the last failed upload attempt (retried) */
+static int l_sink_last_error(lua_State *L) { return push_sink_error(L, s3sink_last_error); }
 
 /* sink:failure() -> nil | message, code: the error that stopped uploads */
 static int l_sink_failure(lua_State *L) { return push_sink_error(L, s3sink_failure); }
@@ -416,7 +371,7 @@ static int l_formatter_new(lua_State *L) {
   f->values = calloc(f->cols.n, sizeof *f->values);
   if (!f->values) return luaL_error(L, "out of memory");
   s3sink_err e;
-  if (s3sink_formatter_open(format, f->cols.cols, f->cols.n, &f->f, &e)) return push_failure(L, &e);
+  if (s3sink_formatter_open(format, f->cols.cols, f->cols.n, &f->f, &e)) return lutil_push_failure(L, &e);
   lua_settop(L, 2);
   return 1;
 }
@@ -439,7 +394,7 @@ static int l_formatter_row(lua_State *L) {
   size_t n;
   s3sink_err e;
   if (s3sink_formatter_row(f->f, f->values, f->cols.n, time, (int)diff, &b, &n, &e))
-    return push_failure(L, &e);
+    return lutil_push_failure(L, &e);
   lua_pushlstring(L, b, n);
   return 1;
 }
@@ -458,11 +413,69 @@ static int l_formatter_index(lua_State *L) {
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* The runtime's vocabulary, as data: for documentation, tools and checks                */
+
+static void set_string(lua_State *L, const char *k, const char *v) {
+  if (!v) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* s3sink.options: {{name=, type=, group=, min=, max=, unlimited=, default=, doc=}, ...} */
+static void push_options(lua_State *L) {
+  static const char *const type_names[] = {"string", "integer", "boolean"};
+  lua_newtable(L);
+  const s3sink_option *o;
+  for (size_t i = 0; (o = s3sink_option_info(i)); i++) {
+    lua_createtable(L, 0, 8);
+    set_string(L, "name", o->name);
+    set_string(L, "type", type_names[o->type]);
+    set_string(L, "group", o->group);
+    if (o->type == S3SINK_OPTION_INT) {
+      lua_pushinteger(L, (lua_Integer)o->min);
+      lua_setfield(L, -2, "min");
+      lua_pushinteger(L, (lua_Integer)o->max);
+      lua_setfield(L, -2, "max");
+      lua_pushboolean(L, o->unlimited);
+      lua_setfield(L, -2, "unlimited");
+    }
+    set_string(L, "default", o->default_text);
+    set_string(L, "doc", o->doc);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+/* s3sink.column_types: {{name=, doc=}, ...}; s3sink.bundled: {format={...}, naming={...}} */
+static void push_types_and_scripts(lua_State *L) {
+  lua_createtable(L, S3SINK_T_COUNT, 0);
+  for (int t = 0; t < S3SINK_T_COUNT; t++) {
+    const s3sink_column_type *ct = s3sink_column_type_info((s3sink_type)t);
+    lua_createtable(L, 0, 2);
+    set_string(L, "name", ct->name);
+    set_string(L, "doc", ct->doc);
+    lua_rawseti(L, -2, t + 1);
+  }
+  lua_setfield(L, -2, "column_types");
+  lua_newtable(L);
+  static const char *const kinds[] = {"format", "naming"};
+  for (size_t k = 0; k < 2; k++) {
+    lua_newtable(L);
+    const char *name;
+    for (size_t i = 0; (name = s3sink_bundled_name(kinds[k], i)); i++) {
+      lua_pushstring(L, name);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, kinds[k]);
+  }
+  lua_setfield(L, -2, "bundled");
+}
+
+/* ------------------------------------------------------------------------------------ */
 
 static const luaL_Reg sink_methods[] = {
     {"write", l_sink_write},   {"time_end", l_sink_time_end}, {"flush", l_sink_flush},
     {"close", l_sink_close},   {"discard", l_sink_discard},   {"stats", l_sink_stats},
-    {"last_key", l_sink_last_key}, {"timer_error", l_sink_timer_error},
+    {"last_key", l_sink_last_key}, {"last_error", l_sink_last_error},
     {"failure", l_sink_failure},
     {"set_clock", l_sink_set_clock}, {NULL, NULL}};
 
@@ -493,5 +506,8 @@ LUAMOD_API int luaopen_s3sink(lua_State *L) {
   lua_setfield(L, -2, "null");
   lua_pushliteral(L, S3SINK_VERSION);
   lua_setfield(L, -2, "version");
+  push_options(L);
+  lua_setfield(L, -2, "options");
+  push_types_and_scripts(L);
   return 1;
 }

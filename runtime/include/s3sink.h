@@ -85,10 +85,32 @@ typedef struct s3sink_value {
   } u;
 } s3sink_value;
 
-/* Column of the table written. `type` is one of: "int", "float", "bool", "str", "bytes",
- * "pointer", "datetime_naive", "datetime_utc", "duration", "json", "tuple", "list",
- * "array", or "any" (values of every kind, null included: the format learns each value's
- * type per row). The format script may refuse types it cannot write. */
+/* Column types: what a table's column holds. The names are the vocabulary of every
+ * binding (a column is declared as {name, type}); the table below is the one place they
+ * are defined. The format script may refuse types it cannot write. */
+typedef enum s3sink_type {
+  S3SINK_T_INT, S3SINK_T_FLOAT, S3SINK_T_BOOL, S3SINK_T_STR, S3SINK_T_BYTES,
+  S3SINK_T_POINTER, S3SINK_T_DATETIME_NAIVE, S3SINK_T_DATETIME_UTC, S3SINK_T_DURATION,
+  S3SINK_T_JSON, S3SINK_T_TUPLE, S3SINK_T_LIST, S3SINK_T_ARRAY,
+  S3SINK_T_ANY,            /* values of every kind, null included: the format learns each
+                              value's type per row */
+  S3SINK_T_COUNT
+} s3sink_type;
+
+typedef struct s3sink_column_type {
+  const char *name;        /* "int", "datetime_utc", ... */
+  s3sink_kind kind;        /* the kind of the values a host passes (composites: JSON
+                              text); S3SINK_V_NULL for "any" (every kind) */
+  const char *doc;         /* one line for users */
+} s3sink_column_type;
+
+/* The entry of type t (static, never freed), or NULL if t is not a type. */
+const s3sink_column_type *s3sink_column_type_info(s3sink_type t);
+
+/* The type called `name`, or -1 if there is none. */
+int s3sink_column_type_find(const char *name);
+
+/* Column of the table written; `type` is a column type's name. */
 typedef struct s3sink_column {
   const char *name;
   const char *type;
@@ -135,7 +157,9 @@ typedef struct s3sink s3sink;
 typedef int64_t (*s3sink_clock_fn)(void *ud);
 
 /* Configuration. Zero means "default" for every field; only bucket and columns are
- * required. All strings are borrowed for the duration of s3sink_open. */
+ * required. All strings are borrowed for the duration of s3sink_open. Each field but the
+ * columns and the clock is an option (see s3sink_option_info below: its type, range,
+ * default and documentation); hosts that read options from users set them by name. */
 typedef struct s3sink_config {
   const char *endpoint;      /* "http://127.0.0.1:9000", "https://host"; default
                                 "https://s3.<region>.amazonaws.com". https if no scheme. */
@@ -152,8 +176,8 @@ typedef struct s3sink_config {
   const s3sink_column *columns;
   size_t ncolumns;
   const char *writer_id;     /* optional [A-Za-z0-9._-]{1,64}, put in object keys */
-  long connect_timeout_ms;   /* default 10000 */
-  long request_timeout_ms;   /* default 120000 */
+  int64_t connect_timeout_ms; /* default 10000 */
+  int64_t request_timeout_ms; /* default 120000 */
   bool insecure_tls;         /* default false: verify TLS peer and host */
   const char *ca_file;       /* optional CA bundle */
   bool create_bucket;        /* create the bucket if it does not exist */
@@ -162,7 +186,7 @@ typedef struct s3sink_config {
   bool background_uploads;   /* s3sink_flush(s, false) seals the object and returns; the
                                 timer thread uploads it, so the host's thread never waits
                                 on the network (forced flushes and close still wait) */
-  size_t max_buffer_bytes;   /* memory budget for buffered and in-flight bytes, default
+  int64_t max_buffer_bytes;  /* memory budget for buffered and in-flight bytes, default
                                 1 GiB; s3sink_write waits for uploads to make room
                                 (backpressure), or fails without the timer thread. A
                                 minibatch larger than the budget is split across objects
@@ -177,12 +201,55 @@ typedef struct s3sink_config {
                                 read from here; what a crashed process left is uploaded
                                 first by the next sink on the folder. Created if missing;
                                 one sink per folder. NULL: rows live in memory only. */
-  uint64_t spool_max_bytes;  /* disk budget of the spool, default 8 GiB; then s3sink_write
+  int64_t spool_max_bytes;   /* disk budget of the spool, default 8 GiB; then s3sink_write
                                 waits for uploads (backpressure). A spooled object is named
                                 at 1 GiB or a quarter of it, whichever is less. */
   s3sink_clock_fn clock;     /* default: the system clocks */
   void *clock_ud;
 } s3sink_config;
+
+/* Options: the settings of s3sink_config by name, for hosts that take them from users
+ * (the Lua and Python bindings). This table is their one definition: bindings walk it to
+ * read, check, default and document options. */
+typedef enum s3sink_option_type {
+  S3SINK_OPTION_STRING,
+  S3SINK_OPTION_INT,
+  S3SINK_OPTION_BOOL
+} s3sink_option_type;
+
+typedef struct s3sink_option {
+  const char *name;          /* the s3sink_config field it sets, e.g. "write_interval_ms" */
+  s3sink_option_type type;
+  const char *group;         /* "target" (where objects go), "output" (what they hold and
+                                when), "transport", "reliability", or "host" (settings of
+                                an embedding host, not of its users) */
+  int64_t min, max;          /* integers: the accepted range */
+  bool unlimited;            /* integers: -1 is accepted too and means "no limit"; a host
+                                whose null differs from "not given" (Python's None) may
+                                spell it that way */
+  const char *default_text;  /* the default, as users read it ("60000", "csv", "false");
+                                NULL if none */
+  const char *doc;           /* a paragraph for users */
+} s3sink_option;
+
+/* The i-th option (static, never freed), or NULL when i is past the last one. */
+const s3sink_option *s3sink_option_info(size_t i);
+
+/* The option called `name`, or NULL. */
+const s3sink_option *s3sink_option_find(const char *name);
+
+/* Set an option of *cfg by name, checking the name, the type and the value (range,
+ * characters) with the rules s3sink_open applies. S3SINK_EINVAL with a message naming
+ * the option and what it accepts (or the option meant, for a misspelt name). Strings are
+ * borrowed, as every string of s3sink_config. */
+int s3sink_config_set_string(s3sink_config *cfg, const char *name, const char *value,
+                             s3sink_err *err);
+int s3sink_config_set_int(s3sink_config *cfg, const char *name, int64_t value, s3sink_err *err);
+int s3sink_config_set_bool(s3sink_config *cfg, const char *name, bool value, s3sink_err *err);
+
+/* The names of the scripts bundled in the library: `kind` is "format" or "naming"; the
+ * i-th name (static), or NULL when i is past the last one. */
+const char *s3sink_bundled_name(const char *kind, size_t i);
 
 /* Counters, a consistent snapshot. */
 typedef struct s3sink_stats {
@@ -276,9 +343,10 @@ void s3sink_get_stats(s3sink *s, s3sink_stats *out);
  * Empty if none. */
 void s3sink_last_key(s3sink *s, char *buf, size_t cap);
 
-/* Error of the last failed upload attempt, if any, copied into *err; returns its code
- * (S3SINK_OK if the last attempt succeeded or none ran). */
-int s3sink_timer_error(s3sink *s, s3sink_err *err);
+/* Error of the last failed upload attempt, whichever thread made it (the timer's, a
+ * flush, finish), copied into *err; returns its code (S3SINK_OK if the last attempt
+ * succeeded or none ran). The attempt is retried while s3sink_failure is S3SINK_OK. */
+int s3sink_last_error(s3sink *s, s3sink_err *err);
 
 /* The error that stopped uploads (a permanent S3 error, transient ones past max_retry_ms,
  * a naming script that fails, a spool that cannot be written), copied into *err; returns

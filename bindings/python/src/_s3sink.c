@@ -1486,7 +1486,7 @@ static PyObject *Writer_get_last_key(WriterObject *self, void *Py_UNUSED(closure
   return PyUnicode_DecodeUTF8(key, (Py_ssize_t)strlen(key), "replace");
 }
 
-/* An error the sink reports (fn: s3sink_timer_error or s3sink_failure), or None. */
+/* An error the sink reports (fn: s3sink_last_error or s3sink_failure), or None. */
 static PyObject *sink_error_property(WriterObject *self, int (*fn)(s3sink *, s3sink_err *)) {
   s3sink_err err;
   memset(&err, 0, sizeof err);
@@ -1499,7 +1499,7 @@ static PyObject *sink_error_property(WriterObject *self, int (*fn)(s3sink *, s3s
 }
 
 static PyObject *Writer_get_timer_error(WriterObject *self, void *Py_UNUSED(closure)) {
-  return sink_error_property(self, s3sink_timer_error);
+  return sink_error_property(self, s3sink_last_error);
 }
 
 static PyObject *Writer_get_failure(WriterObject *self, void *Py_UNUSED(closure)) {

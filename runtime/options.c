@@ -1,0 +1,333 @@
+/* options.c - the sink's vocabulary, defined once: every option of s3sink_config (type,
+ * range, default, documentation and the rule its value must follow) and every column
+ * type. The bindings walk these tables to read, check and document what users give;
+ * s3sink_open checks and completes a configuration with the same entries.
+ *
+ * Adding an option: a field in s3sink_config, an entry below, its use in the core, a
+ * test. */
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+#include "lua_host.h"
+#include "options.h"
+
+/* ------------------------------------------------------------------------------------ */
+/* Rules of string options                                                              */
+
+typedef int (*string_rule)(const char *name, const char *value, s3sink_err *err);
+
+static int rule_bucket(const char *name, const char *value, s3sink_err *err) {
+  (void)name;
+  if (!*value) return s3sink_seterr(err, S3SINK_EINVAL, "no bucket given: set the bucket name");
+  if (strchr(value, '/'))
+    return s3sink_seterr(err, S3SINK_EINVAL,
+                         "bucket '%s' contains '/': give the bucket name alone and put the "
+                         "rest in the prefix", value);
+  return S3SINK_OK;
+}
+
+static int rule_prefix(const char *name, const char *value, s3sink_err *err) {
+  if (value[0] == '/')
+    return s3sink_seterr(err, S3SINK_EINVAL,
+                         "%s '%s' starts with '/': S3 keys have no leading slash, drop it",
+                         name, value);
+  return S3SINK_OK;
+}
+
+static int rule_writer_id(const char *name, const char *value, s3sink_err *err) {
+  size_t n = 0;
+  for (const char *p = value; *p; p++, n++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '.' || *p == '_' || *p == '-'))
+      n = 65; /* not valid, whatever its length */
+  if (n == 0 || n > 64)
+    return s3sink_seterr(err, S3SINK_EINVAL,
+                         "%s '%s' is not valid: use 1 to 64 characters from A-Z a-z 0-9 . _ -",
+                         name, value);
+  return S3SINK_OK;
+}
+
+static int rule_not_empty(const char *name, const char *value, s3sink_err *err) {
+  if (!*value) return s3sink_seterr(err, S3SINK_EINVAL, "%s is empty: give one, or none", name);
+  return S3SINK_OK;
+}
+
+static int rule_format(const char *name, const char *value, s3sink_err *err) {
+  (void)name;
+  return luahost_check_script_name(FORMAT_DIR, value, "format", err);
+}
+
+static int rule_naming(const char *name, const char *value, s3sink_err *err) {
+  (void)name;
+  return luahost_check_script_name(NAMING_DIR, value, "naming", err);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The options                                                                          */
+
+typedef struct option_def {
+  s3sink_option pub;
+  size_t offset;           /* of the field in s3sink_config */
+  int64_t default_int;     /* integers: the value of a field left at 0 */
+  const char *default_str; /* strings: the value of a field left NULL */
+  string_rule rule;        /* strings: what the value must look like, or NULL */
+} option_def;
+
+#define STRING(f, group, dflt, rule, doc) \
+  {{#f, S3SINK_OPTION_STRING, group, 0, 0, false, dflt, doc}, offsetof(s3sink_config, f), 0, dflt, rule}
+#define INT(f, group, lo, hi, unlimited, dflt, dflt_text, doc) \
+  {{#f, S3SINK_OPTION_INT, group, lo, hi, unlimited, dflt_text, doc}, offsetof(s3sink_config, f), dflt, NULL, NULL}
+#define BOOL(f, group, doc) \
+  {{#f, S3SINK_OPTION_BOOL, group, 0, 1, false, "false", doc}, offsetof(s3sink_config, f), 0, NULL, NULL}
+
+#define GIB ((int64_t)1 << 30)
+
+static const option_def options[] = {
+    STRING(endpoint, "target", NULL, rule_not_empty,
+           "URL of the S3 service, e.g. http://127.0.0.1:9000 for a local MinIO (https if "
+           "no scheme is given); default: AWS, https://s3.<region>.amazonaws.com."),
+    STRING(region, "target", "us-east-1", rule_not_empty, "Region the requests are signed for."),
+    STRING(bucket, "target", NULL, rule_bucket, "The bucket objects are written to (required)."),
+    STRING(prefix, "target", "", rule_prefix,
+           "Key prefix of every object, e.g. \"out/run1/\" (no leading slash)."),
+    BOOL(virtual_hosted, "target",
+         "Virtual-hosted addressing (bucket.host) instead of path-style (host/bucket, what "
+         "MinIO expects)."),
+    STRING(access_key, "target", NULL, NULL,
+           "Access key id; with neither it nor secret_key, requests are anonymous."),
+    STRING(secret_key, "target", NULL, NULL, "Secret access key, given with access_key."),
+    STRING(session_token, "target", NULL, NULL, "Session token of temporary credentials."),
+    STRING(format, "output", "csv", rule_format,
+           "Object format: a bundled one (\"csv\", \"json\" for JSON Lines) or the path of a "
+           "Lua format script."),
+    STRING(naming, "output", "default", rule_naming,
+           "Object naming policy: \"default\" (<prefix><UTC time>-<sequence>[-<writer_id>]"
+           ".<ext>, increasing, never reused) or the path of a Lua naming script."),
+    INT(write_interval_ms, "output", 1, INT64_MAX, false, 60000, "60000",
+        "Minimum time between two uploads, in milliseconds: once it has passed since the "
+        "last upload, the complete minibatches buffered are uploaded as one new object."),
+    STRING(writer_id, "output", NULL, rule_writer_id,
+           "Id put in the object keys ([A-Za-z0-9._-]{1,64}), so that several writers can "
+           "share a prefix."),
+    INT(connect_timeout_ms, "transport", 1, INT32_MAX, false, 10000, "10000",
+        "Connection timeout of each request, in milliseconds."),
+    INT(request_timeout_ms, "transport", 1, INT32_MAX, false, 120000, "120000",
+        "Total timeout of each request, in milliseconds."),
+    BOOL(insecure_tls, "transport", "Do not verify TLS certificates (testing only)."),
+    STRING(ca_file, "transport", NULL, rule_not_empty,
+           "CA bundle to verify the endpoint's TLS certificate with."),
+    BOOL(create_bucket, "output", "Create the bucket if it does not exist."),
+    INT(max_buffer_bytes, "reliability", 1, INT64_MAX, false, GIB, "1073741824 (1 GiB)",
+        "Memory budget for buffered and in-flight rows, in bytes. When uploads fall behind, "
+        "writing waits for them (backpressure); a minibatch larger than the budget is split "
+        "across consecutive objects."),
+    INT(max_retry_ms, "reliability", 1, INT64_MAX, true, 300000, "300000",
+        "How long transient upload failures (connection errors, timeouts, HTTP 5xx, "
+        "throttling) are retried, with exponential backoff and full jitter, before uploads "
+        "stop with the error; -1 retries forever. Permanent errors (access denied, no such "
+        "bucket) stop uploads at once. Either way the rows are kept."),
+    STRING(spool_dir, "reliability", NULL, rule_not_empty,
+           "Folder of the crash-safe spool: every complete minibatch is on disk (fsync) "
+           "before time_end returns, uploads read from there, and the next sink on the "
+           "folder uploads what a crashed process left, exactly once. One sink per folder. "
+           "Without it, rows not uploaded yet are lost if the process dies."),
+    INT(spool_max_bytes, "reliability", 1, INT64_MAX, false, 8 * GIB, "8589934592 (8 GiB)",
+        "Disk budget of the spool, in bytes; then writing waits for uploads."),
+    BOOL(no_timer, "host",
+         "No timer thread: nothing is uploaded in the background and writes never wait for "
+         "room (tests drive the sink by hand)."),
+    BOOL(background_uploads, "host",
+         "A flush that is not forced only names the object; the timer thread uploads it, so "
+         "the host's thread never waits on the network (forced flushes and close still "
+         "wait)."),
+};
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+static const option_def *find_def(const char *name) {
+  for (size_t i = 0; i < NOPTIONS; i++)
+    if (strcmp(options[i].pub.name, name) == 0) return &options[i];
+  return NULL;
+}
+
+const s3sink_option *s3sink_option_info(size_t i) { return i < NOPTIONS ? &options[i].pub : NULL; }
+
+const s3sink_option *s3sink_option_find(const char *name) {
+  const option_def *d = name ? find_def(name) : NULL;
+  return d ? &d->pub : NULL;
+}
+
+static const char *type_name(s3sink_option_type t) {
+  return t == S3SINK_OPTION_STRING ? "a string" : t == S3SINK_OPTION_INT ? "an integer" : "a boolean";
+}
+
+/* Edit distance, capped: enough to suggest the option a typo meant. */
+static size_t distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 63 || lb > 63) return SIZE_MAX;
+  size_t row[64];
+  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j];
+      size_t best = diag + (a[i - 1] != b[j - 1]);
+      if (row[j] + 1 < best) best = row[j] + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[lb];
+}
+
+static int unknown_option(const char *name, s3sink_err *err) {
+  const char *best = NULL;
+  size_t best_d = 3; /* at most two edits away */
+  for (size_t i = 0; i < NOPTIONS; i++) {
+    size_t d = distance(name, options[i].pub.name);
+    if (d < best_d) best_d = d, best = options[i].pub.name;
+  }
+  if (best) return s3sink_seterr(err, S3SINK_EINVAL, "unknown option '%s': did you mean '%s'?", name, best);
+  char names[1024];
+  size_t used = 0;
+  names[0] = 0;
+  for (size_t i = 0; i < NOPTIONS; i++) {
+    int n = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", options[i].pub.name);
+    if (n < 0 || (size_t)n >= sizeof names - used) break;
+    used += (size_t)n;
+  }
+  return s3sink_seterr(err, S3SINK_EINVAL, "unknown option '%s': the options are %s", name, names);
+}
+
+static const option_def *lookup(const char *name, s3sink_option_type type, s3sink_err *err) {
+  const option_def *d = name ? find_def(name) : NULL;
+  if (!d) {
+    unknown_option(name ? name : "(null)", err);
+    return NULL;
+  }
+  if (d->pub.type != type) {
+    s3sink_seterr(err, S3SINK_EINVAL, "option '%s' takes %s, not %s", name,
+                  type_name(d->pub.type), type_name(type));
+    return NULL;
+  }
+  return d;
+}
+
+static int check_int(const option_def *d, int64_t v, s3sink_err *err) {
+  const s3sink_option *o = &d->pub;
+  if ((v >= o->min && v <= o->max) || (o->unlimited && v == -1)) return S3SINK_OK;
+  char range[96];
+  if (o->max == INT64_MAX) snprintf(range, sizeof range, "%" PRId64 " or more", o->min);
+  else snprintf(range, sizeof range, "from %" PRId64 " to %" PRId64, o->min, o->max);
+  return s3sink_seterr(err, S3SINK_EINVAL, "%s is %" PRId64 ": it must be %s%s", o->name, v,
+                       range, o->unlimited ? ", or -1 for no limit" : "");
+}
+
+#define FIELD_AT(cfg, d, type) ((type *)(void *)((char *)(cfg) + (d)->offset))
+
+int s3sink_config_set_string(s3sink_config *cfg, const char *name, const char *value,
+                             s3sink_err *err) {
+  const option_def *d = lookup(name, S3SINK_OPTION_STRING, err);
+  if (!d) return S3SINK_EINVAL;
+  int rc = value && d->rule ? d->rule(name, value, err) : S3SINK_OK;
+  if (rc == S3SINK_OK) *FIELD_AT(cfg, d, const char *) = value;
+  return rc;
+}
+
+int s3sink_config_set_int(s3sink_config *cfg, const char *name, int64_t value, s3sink_err *err) {
+  const option_def *d = lookup(name, S3SINK_OPTION_INT, err);
+  if (!d) return S3SINK_EINVAL;
+  int rc = check_int(d, value, err);
+  if (rc == S3SINK_OK) *FIELD_AT(cfg, d, int64_t) = value;
+  return rc;
+}
+
+int s3sink_config_set_bool(s3sink_config *cfg, const char *name, bool value, s3sink_err *err) {
+  const option_def *d = lookup(name, S3SINK_OPTION_BOOL, err);
+  if (!d) return S3SINK_EINVAL;
+  *FIELD_AT(cfg, d, bool) = value;
+  return S3SINK_OK;
+}
+
+int options_resolve(const s3sink_config *in, s3sink_config *out, s3sink_err *err) {
+  if (!in) return s3sink_seterr(err, S3SINK_EINVAL, "no configuration given");
+  *out = *in;
+  for (size_t i = 0; i < NOPTIONS; i++) {
+    const option_def *d = &options[i];
+    int rc = S3SINK_OK;
+    if (d->pub.type == S3SINK_OPTION_STRING) {
+      const char **v = FIELD_AT(out, d, const char *);
+      if (*v && d->rule) rc = d->rule(d->pub.name, *v, err);
+      else if (!*v) *v = d->default_str;
+    } else if (d->pub.type == S3SINK_OPTION_INT) {
+      int64_t *v = FIELD_AT(out, d, int64_t);
+      if (*v) rc = check_int(d, *v, err);
+      else *v = d->default_int;
+    }
+    if (rc) return rc;
+  }
+  if (!out->bucket) return s3sink_seterr(err, S3SINK_EINVAL, "no bucket given: set the bucket name");
+  if ((out->access_key && *out->access_key) != (out->secret_key && *out->secret_key))
+    return s3sink_seterr(err, S3SINK_EINVAL,
+                         "only one of access_key and secret_key is set: give both, or neither "
+                         "for anonymous access");
+  return S3SINK_OK;
+}
+
+const char *s3sink_bundled_name(const char *kind, size_t i) {
+  if (!kind) return NULL;
+  if (strcmp(kind, "format") == 0) return luahost_bundled_name(FORMAT_DIR, i);
+  if (strcmp(kind, "naming") == 0) return luahost_bundled_name(NAMING_DIR, i);
+  return NULL;
+}
+
+const char *options_default_string(const char *name) {
+  const option_def *d = find_def(name);
+  return d ? d->default_str : NULL;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Column types                                                                         */
+
+static const s3sink_column_type column_types[S3SINK_T_COUNT] = {
+    [S3SINK_T_INT] = {"int", S3SINK_V_INT, "64-bit signed integer"},
+    [S3SINK_T_FLOAT] = {"float", S3SINK_V_FLOAT, "64-bit float"},
+    [S3SINK_T_BOOL] = {"bool", S3SINK_V_BOOL, "true or false"},
+    [S3SINK_T_STR] = {"str", S3SINK_V_STR, "UTF-8 text"},
+    [S3SINK_T_BYTES] = {"bytes", S3SINK_V_BYTES, "arbitrary bytes (base64 in the output)"},
+    [S3SINK_T_POINTER] = {"pointer", S3SINK_V_POINTER, "a Pathway row id (\"^...\")"},
+    [S3SINK_T_DATETIME_NAIVE] = {"datetime_naive", S3SINK_V_DATETIME_NAIVE,
+                                 "date and time without a zone, nanoseconds"},
+    [S3SINK_T_DATETIME_UTC] = {"datetime_utc", S3SINK_V_DATETIME_UTC,
+                               "an instant, nanoseconds since the Unix epoch"},
+    [S3SINK_T_DURATION] = {"duration", S3SINK_V_DURATION, "nanoseconds"},
+    [S3SINK_T_JSON] = {"json", S3SINK_V_JSON, "a JSON value"},
+    [S3SINK_T_TUPLE] = {"tuple", S3SINK_V_JSON, "a tuple, as a JSON array"},
+    [S3SINK_T_LIST] = {"list", S3SINK_V_JSON, "a list, as a JSON array"},
+    [S3SINK_T_ARRAY] = {"array", S3SINK_V_JSON, "an n-dimensional array, as nested JSON arrays"},
+    [S3SINK_T_ANY] = {"any", S3SINK_V_NULL, "values of every kind, each written by its own"},
+};
+
+const s3sink_column_type *s3sink_column_type_info(s3sink_type t) {
+  return (unsigned)t < S3SINK_T_COUNT ? &column_types[t] : NULL;
+}
+
+int s3sink_column_type_find(const char *name) {
+  for (int t = 0; name && t < S3SINK_T_COUNT; t++)
+    if (strcmp(column_types[t].name, name) == 0) return t;
+  return -1;
+}
+
+void options_column_type_names(char *buf, size_t cap) {
+  size_t used = 0;
+  buf[0] = 0;
+  for (int t = 0; t < S3SINK_T_COUNT; t++) {
+    int n = snprintf(buf + used, cap - used, "%s%s", t ? ", " : "", column_types[t].name);
+    if (n < 0 || (size_t)n >= cap - used) break;
+    used += (size_t)n;
+  }
+}

@@ -1,0 +1,154 @@
+/* sink_internal.h - internal: the sink's state, shared by its three files:
+ *   sink.c        the open object (buffering, sealing), room for rows, the host's calls;
+ *   sink_open.c   opening: checks, listing the prefix, taking over a spool;
+ *   upload.c      the queue of named objects, upload attempts with retries, the flush
+ *                 policy and the sink's thread.
+ *
+ * Locking: one mutex guards everything but the network call itself; the thread that
+ * uploads (the host's or the sink's own) sets `uploading` and drops the lock meanwhile,
+ * so the host keeps writing while the sink's thread uploads. The Lua state is only used
+ * with the lock held. Functions here expect the lock held unless they say otherwise. */
+#ifndef S3SINK_SINK_INTERNAL_H
+#define S3SINK_SINK_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "bytebuf.h"
+#include "formatter.h"
+#include "lua_host.h"
+#include "naming.h"
+#include "s3client.h"
+#include "s3sink.h"
+#include "spool.h"
+
+#define OPEN_RETRY_MS 10000              /* opening gives up on transient errors sooner */
+#define BACKOFF_BASE_MS 200
+#define BACKOFF_CAP_MS 30000
+#define SPOOL_CHUNK ((size_t)1 << 20)    /* rows reach the spool file in chunks this big */
+#define SPOOL_OBJECT_MAX ((uint64_t)1 << 30) /* a spooled object is named at this size even
+                                                while others wait: a backlog stays in
+                                                objects one PUT can take (S3: 5 GiB) */
+#define MAX_RENAMES 8                    /* keys taken by others, in a row, per flush */
+
+/* An object named and waiting for its upload. */
+typedef struct pending {
+  struct pending *next;
+  char *key;
+  uint64_t rows, len, row_bytes;  /* len: the whole body, header included */
+  int64_t first_time, last_time;  /* engine times of its rows */
+  bytebuf body;                   /* without a spool */
+  uint64_t segment;               /* with a spool */
+  char *extension, *content_type; /* NULL: the format's (recovered segments keep theirs) */
+  int attempts;                   /* failed attempts so far */
+  bool failing;
+  int64_t first_failure_ms, next_try_ms; /* real monotonic clock */
+} pending;
+
+struct s3sink {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;          /* an upload ended, an object was queued, stop requested */
+  pthread_t thread;
+  bool has_thread, stopping, closed;
+
+  luahost *lua;
+  s3sink_formatter *fmt;
+  naming *naming;
+  s3client *client;
+  spool *spool;
+
+  char *prefix, *writer_id, *bucket;
+  int64_t interval_ms, max_retry_ms;
+  size_t max_buffer;          /* memory budget: buffered + queued bytes */
+  uint64_t spool_max, spool_object_max;
+  bool background;            /* flush() hands uploads to the sink's thread */
+  s3sink_clock_fn clock;      /* the flush policy's clock, when the host sets one */
+  void *clock_ud;
+  uint64_t rng;               /* backoff jitter */
+
+  /* The open object. Without a spool, buf holds the header and every row not sealed yet,
+   * [0, complete_len) being the header and complete minibatches; with a spool, buf holds
+   * rows not written to the current segment yet. */
+  bytebuf buf;
+  size_t header_len, complete_len;
+  uint64_t rows, complete_rows;      /* rows in the open object; of those, complete */
+  uint64_t row_bytes, complete_bytes; /* their bytes (header excluded) */
+  int64_t complete_first_time, complete_last_time, open_first_time, open_last_time;
+  bool have_open_first;
+  bytebuf scratch;            /* a formatted row kept while its write waits for room */
+  bool held;                  /* s3sink_try_write left it there */
+  bool interrupted;           /* writes do not wait for room any more */
+  int64_t held_time;
+
+  pending *head, *tail;
+  uint64_t npending;
+  size_t pending_mem;         /* capacity of the queued bodies in memory */
+  bool uploading;
+
+  bool failed;                /* uploads stopped on `failure` */
+  s3sink_err failure;
+  s3sink_err last_err;        /* of the last failed attempt; code 0 once one succeeds */
+
+  int64_t last_upload_ms;     /* flush-policy clock */
+  uint64_t sequence;          /* objects named */
+  char *last_named;           /* greatest key named or found under the prefix */
+  char *last_uploaded;
+  s3sink_stats stats;
+};
+
+static inline bool sink_has_complete(const s3sink *s) { return s->complete_rows > 0; }
+
+static inline bool sink_has_open(const s3sink *s) { return s->rows > s->complete_rows; }
+
+/* Milliseconds of the clock `id`. */
+int64_t sink_clock_ms(clockid_t id);
+
+/* Real monotonic time: backoff and retry budgets. */
+int64_t sink_real_ms(void);
+
+/* The flush policy's clock: the host's, or monotonic (a step of the wall clock must not
+ * stall or hurry uploads). */
+int64_t sink_policy_ms(s3sink *s);
+
+/* Wall-clock time for object names. */
+int64_t sink_wall_ms(s3sink *s);
+
+/* "Full jitter": uniform in [0, min(cap, base * 2^attempts)]. */
+int64_t sink_backoff_ms(s3sink *s, int attempts);
+
+/* Stops uploads on e (whose message already names the object): the host's next call
+ * returns it, and so does the caller, with the same message. */
+int sink_stop_uploads(s3sink *s, s3sink_err *e);
+
+/* Fills err with "out of memory <doing>"; returns it. */
+s3sink_err *sink_err_oom(s3sink_err *err, const char *doing);
+
+/* Copies the error that stopped uploads into err (if non-NULL); returns its code. */
+int sink_failure_error(const s3sink *s, s3sink_err *err);
+
+/* Keeps in *slot the greater of it and key (keys of this sink only increase). */
+void sink_take_key(char **slot, const char *key);
+
+/* Asks the naming policy for the next key (*key: malloc'ed, the caller's). */
+int sink_name_object(s3sink *s, uint64_t rows, uint64_t bytes, int64_t first, int64_t last,
+                     const char *extension, char **key, s3sink_err *err);
+
+/* Puts p, which the queue then owns, at the end of the queue of pending objects. */
+void sink_enqueue(s3sink *s, pending *p);
+
+void sink_pending_free(pending *p);
+
+/* Names the complete minibatches and queues them as one object. With `split`, the rows
+ * of the unfinished minibatch go too (it does not fit the budget: it spans objects). A
+ * failure stops uploads: nothing is retried in a loop. */
+int sink_seal(s3sink *s, bool split, s3sink_err *err);
+
+/* The flush policy, with the lock held (see s3sink_flush). */
+int sink_flush_locked(s3sink *s, bool forced, s3sink_err *err);
+
+/* The sink's thread: uploads what is due and retries what failed, until `stopping`. */
+void *sink_uploader_main(void *arg);
+
+#endif

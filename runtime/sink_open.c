@@ -1,0 +1,200 @@
+/* sink_open.c - s3sink_open: completes and checks the configuration, loads the scripts,
+ * checks the bucket, lists the prefix so that keys continue after an earlier run's, and
+ * takes over what a crashed run left in the spool (see sink_internal.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "sink_internal.h"
+#include "options.h"
+
+/* Retries a request of the opening while its failure is transient, for up to `budget`
+ * milliseconds. */
+typedef int (*open_step)(s3sink *s, const s3sink_config *c, s3sink_err *err);
+
+static int with_retries(s3sink *s, const s3sink_config *c, open_step step, int64_t budget,
+                        s3sink_err *err) {
+  int64_t start = sink_real_ms();
+  for (int attempts = 1;; attempts++) {
+    s3sink_err e = {0};
+    int rc = step(s, c, &e);
+    int64_t spent = sink_real_ms() - start;
+    if (rc == S3SINK_OK || !e.transient || spent >= budget) {
+      if (rc && e.transient)
+        s3sink_prefixerr(&e, "after %d attempts over %" PRId64 " s: ", attempts, spent / 1000);
+      if (rc && err) *err = e;
+      return rc;
+    }
+    int64_t delay = sink_backoff_ms(s, attempts);
+    if (delay > budget - spent) delay = budget - spent;
+    struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  }
+}
+
+static int check_bucket(s3sink *s, const s3sink_config *c, s3sink_err *err) {
+  int rc = s3client_head_bucket(s->client, err);
+  if (rc == S3SINK_ES3 && c->create_bucket && err &&
+      (strcmp(err->s3_code, "NoSuchBucket") == 0 || err->http_status == 404))
+    rc = s3client_create_bucket(s->client, err);
+  return rc;
+}
+
+typedef struct listing {
+  s3sink *s;
+  s3sink_err *err;
+} listing;
+
+static int note_key(void *ud, const char *key, int64_t size) {
+  (void)size;
+  listing *l = ud;
+  bool owns;
+  int rc = naming_owns(l->s->naming, l->s->prefix, key, &owns, l->err);
+  if (rc == S3SINK_OK && owns) sink_take_key(&l->s->last_named, key);
+  return rc;
+}
+
+static int list_prefix(s3sink *s, const s3sink_config *c, s3sink_err *err) {
+  (void)c;
+  char *start = NULL;
+  int rc = naming_start_after(s->naming, s->prefix, s->writer_id, sink_wall_ms(s), &start, err);
+  if (rc) return rc;
+  listing l = {s, err};
+  rc = s3client_list(s->client, s->prefix, start, note_key, &l, err);
+  free(start);
+  return rc;
+}
+
+/* Queues what an earlier run left in the spool, under the keys it was given (or new
+ * ones, for segments it never named), before anything this sink writes. */
+static int take_over_spool(s3sink *s, s3sink_err *err) {
+  size_t n = spool_recovered_count(s->spool);
+  for (size_t i = 0; i < n; i++) {
+    const spool_segment *g = spool_recovered(s->spool, i);
+    if (g->key) sink_take_key(&s->last_named, g->key);
+  }
+  for (size_t i = 0; i < n; i++) {
+    const spool_segment *g = spool_recovered(s->spool, i);
+    pending *p = calloc(1, sizeof *p);
+    if (!p) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    bytebuf_init(&p->body, SIZE_MAX);
+    p->segment = g->id;
+    p->rows = g->rows;
+    p->len = g->len;
+    p->row_bytes = g->len > s->header_len ? g->len - s->header_len : 0;
+    p->first_time = g->first_time;
+    p->last_time = g->last_time;
+    p->extension = strdup(g->extension);
+    p->content_type = strdup(g->content_type);
+    int rc = S3SINK_OK;
+    if (g->key) p->key = strdup(g->key);
+    else if ((rc = sink_name_object(s, g->rows, g->len, g->first_time, g->last_time,
+                                    g->extension, &p->key, err)) == S3SINK_OK)
+      rc = spool_rename(s->spool, g->id, p->key, err);
+    if (rc == S3SINK_OK && (!p->key || !p->extension || !p->content_type))
+      rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    if (rc) {
+      sink_pending_free(p);
+      return rc;
+    }
+    sink_enqueue(s, p);
+  }
+  return S3SINK_OK;
+}
+
+int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
+  *out = NULL;
+  s3sink_config resolved;
+  int rc = options_resolve(given, &resolved, err);
+  if (rc) return rc;
+  const s3sink_config *c = &resolved;
+  s3sink *s = calloc(1, sizeof *s);
+  if (!s) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  s->interval_ms = c->write_interval_ms;
+  s->max_retry_ms = c->max_retry_ms;
+  s->clock = c->clock;
+  s->clock_ud = c->clock_ud;
+  s->max_buffer = (size_t)c->max_buffer_bytes;
+  s->spool_max = (uint64_t)c->spool_max_bytes;
+  s->spool_object_max = s->spool_max / 4 < SPOOL_OBJECT_MAX ? s->spool_max / 4 : SPOOL_OBJECT_MAX;
+  s->background = c->background_uploads && !c->no_timer;
+  s->rng = (uint64_t)(uintptr_t)s ^ ((uint64_t)sink_clock_ms(CLOCK_REALTIME) << 20) ^ 0x9E3779B97F4A7C15ULL;
+  bytebuf_init(&s->buf, SIZE_MAX);
+  bytebuf_init(&s->scratch, SIZE_MAX);
+  s->prefix = strdup(c->prefix);
+  s->bucket = strdup(c->bucket);
+  s->writer_id = c->writer_id ? strdup(c->writer_id) : NULL;
+  if (!s->prefix || !s->bucket || (c->writer_id && !s->writer_id)) {
+    rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    goto fail;
+  }
+
+  if ((rc = luahost_new(&s->lua, err))) goto fail;
+  if ((rc = formatter_open_on(s->lua, c->format, c->columns, c->ncolumns, &s->fmt, err)))
+    goto fail;
+  if ((rc = naming_open(s->lua, c->naming, &s->naming, err))) goto fail;
+
+  const char *header;
+  s3sink_formatter_header(s->fmt, &header, &s->header_len, NULL);
+  if (s->header_len >= s->max_buffer) {
+    rc = s3sink_seterr(err, S3SINK_ENOMEM, "the format's header is larger than max_buffer_bytes");
+    goto fail;
+  }
+  if (!c->spool_dir) {
+    s->buf.max = s->max_buffer;
+    if (!bytebuf_append(&s->buf, header, s->header_len)) {
+      rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+      goto fail;
+    }
+    s->complete_len = s->header_len;
+  } else if ((rc = spool_open(c->spool_dir, s->bucket, s->prefix, header, s->header_len,
+                              s3sink_formatter_extension(s->fmt),
+                              s3sink_formatter_content_type(s->fmt), &s->spool, err))) {
+    goto fail;
+  }
+
+  s3client_config cc = {
+      .endpoint = c->endpoint, .region = c->region, .bucket = c->bucket,
+      .virtual_hosted = c->virtual_hosted, .access_key = c->access_key,
+      .secret_key = c->secret_key, .session_token = c->session_token,
+      .connect_timeout_ms = (long)c->connect_timeout_ms,
+      .request_timeout_ms = (long)c->request_timeout_ms,
+      .insecure_tls = c->insecure_tls, .ca_file = c->ca_file,
+  };
+  if ((rc = s3client_new(&cc, &s->client, err))) goto fail;
+  int64_t budget = s->max_retry_ms >= 0 && s->max_retry_ms < OPEN_RETRY_MS ? s->max_retry_ms
+                                                                            : OPEN_RETRY_MS;
+  if ((rc = with_retries(s, c, check_bucket, budget, err)) ||
+      (rc = with_retries(s, c, list_prefix, budget, err)))
+    goto fail;
+  if (s->last_named && !(s->last_uploaded = strdup(s->last_named))) {
+    rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    goto fail;
+  }
+  if (s->spool && (rc = take_over_spool(s, err))) goto fail;
+
+  s->last_upload_ms = sink_policy_ms(s);
+  s->stats.last_write_ms = sink_wall_ms(s);
+  if (!c->no_timer) {
+    if (pthread_create(&s->thread, NULL, sink_uploader_main, s) != 0) {
+      rc = s3sink_seterr(err, S3SINK_ENOMEM, "cannot start the sink's thread");
+      goto fail;
+    }
+    s->has_thread = true;
+  }
+  *out = s;
+  return S3SINK_OK;
+fail:
+  s3sink_free(s);
+  return rc;
+}

@@ -1,0 +1,309 @@
+/* upload.c - the queue of named objects and its uploads: attempts with exponential
+ * backoff and full jitter, stopping uploads on what retries cannot fix, the flush policy
+ * and the sink's own thread (see sink_internal.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "sink_internal.h"
+
+int64_t sink_clock_ms(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Real monotonic time: backoff and retry budgets. */
+int64_t sink_real_ms(void) { return sink_clock_ms(CLOCK_MONOTONIC); }
+
+/* The flush policy's clock: the host's, or monotonic (a step of the wall clock must not
+ * stall or hurry uploads). */
+int64_t sink_policy_ms(s3sink *s) { return s->clock ? s->clock(s->clock_ud) : sink_real_ms(); }
+
+/* Wall-clock time for object names. */
+int64_t sink_wall_ms(s3sink *s) { return s->clock ? s->clock(s->clock_ud) : sink_clock_ms(CLOCK_REALTIME); }
+
+static uint64_t next_random(s3sink *s) { /* xorshift64* */
+  s->rng ^= s->rng >> 12;
+  s->rng ^= s->rng << 25;
+  s->rng ^= s->rng >> 27;
+  return s->rng * 0x2545F4914F6CDD1DULL;
+}
+
+/* "Full jitter": uniform in [0, min(cap, base * 2^attempts)]. */
+int64_t sink_backoff_ms(s3sink *s, int attempts) {
+  int64_t ceiling = BACKOFF_BASE_MS << (attempts < 16 ? attempts : 16);
+  if (ceiling > BACKOFF_CAP_MS) ceiling = BACKOFF_CAP_MS;
+  return (int64_t)(next_random(s) % (uint64_t)(ceiling + 1));
+}
+
+static void wait_until(s3sink *s, int64_t real_deadline_ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t ms = real_deadline_ms - sink_real_ms();
+  if (ms < 1) ms = 1;
+  ts.tv_sec += (time_t)(ms / 1000);
+  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+}
+
+static void where_rows_are(const s3sink *s, char *buf, size_t cap) {
+  if (s->spool) snprintf(buf, cap, "in spool_dir '%s'", spool_dir(s->spool));
+  else snprintf(buf, cap, "in memory");
+}
+
+/* Stops uploads on e (whose message already names the object): the host's next call
+ * returns it, and so does the caller, with the same message. */
+int sink_stop_uploads(s3sink *s, s3sink_err *e) {
+  s->failed = true;
+  s->failure = *e;
+  char where[400];
+  where_rows_are(s, where, sizeof where);
+  s3sink_prefixerr(&s->failure, "uploads stopped: ");
+  size_t n = strlen(s->failure.msg);
+  if (e->s3_code[0] && !strstr(s->failure.msg, e->s3_code))
+    n += (size_t)snprintf(s->failure.msg + n, sizeof s->failure.msg - n, " [S3 error %s, HTTP %ld]",
+                          e->s3_code, e->http_status);
+  if (n < sizeof s->failure.msg)
+    snprintf(s->failure.msg + n, sizeof s->failure.msg - n,
+             ". Every row is kept %s; a forced flush or close() tries again", where);
+  *e = s->failure;
+  pthread_cond_broadcast(&s->cv);
+  return e->code;
+}
+
+s3sink_err *sink_err_oom(s3sink_err *err, const char *doing) {
+  s3sink_seterr(err, S3SINK_ENOMEM, "out of memory %s", doing);
+  return err;
+}
+
+int sink_failure_error(const s3sink *s, s3sink_err *err) {
+  if (err) *err = s->failure;
+  return s->failure.code;
+}
+
+void sink_take_key(char **slot, const char *key) {
+  if (*slot && strcmp(key, *slot) <= 0) return;
+  char *k = strdup(key);
+  if (!k) return; /* keeps the older key: names are checked against it, never wrongly */
+  free(*slot);
+  *slot = k;
+}
+
+int sink_name_object(s3sink *s, uint64_t rows, uint64_t bytes, int64_t first, int64_t last,
+                     const char *extension, char **key, s3sink_err *err) {
+  naming_ctx ctx = {
+      .prefix = s->prefix, .extension = extension, .writer_id = s->writer_id,
+      .last_key = s->last_named, .sequence = s->sequence, .rows = rows, .bytes = bytes,
+      .flush_time_ms = sink_wall_ms(s), .first_time = first, .last_time = last};
+  int rc = naming_name(s->naming, &ctx, key, err);
+  if (rc == S3SINK_OK) {
+    sink_take_key(&s->last_named, *key);
+    s->sequence++;
+  }
+  return rc;
+}
+
+void sink_enqueue(s3sink *s, pending *p) {
+  p->next = NULL;
+  if (s->tail) s->tail->next = p;
+  else s->head = p;
+  s->tail = p;
+  s->npending++;
+  s->pending_mem += p->body.cap;
+  pthread_cond_broadcast(&s->cv);
+}
+
+void sink_pending_free(pending *p) {
+  bytebuf_free(&p->body);
+  free(p->key);
+  free(p->extension);
+  free(p->content_type);
+  free(p);
+}
+
+static void pop_head(s3sink *s) {
+  pending *p = s->head;
+  s->head = p->next;
+  if (!s->head) s->tail = NULL;
+  s->npending--;
+  s->pending_mem -= p->body.cap;
+  if (s->spool) spool_remove(s->spool, p->segment);
+  sink_pending_free(p);
+}
+
+/* The head's key was taken by someone else's object: name it anew, after that key. */
+static int rename_head(s3sink *s, s3sink_err *err) {
+  pending *p = s->head;
+  sink_take_key(&s->last_named, p->key);
+  char *key = NULL;
+  int rc = sink_name_object(s, p->rows, p->len, p->first_time, p->last_time,
+                            p->extension ? p->extension : s3sink_formatter_extension(s->fmt), &key,
+                            err);
+  if (rc == S3SINK_OK && s->spool) rc = spool_rename(s->spool, p->segment, key, err);
+  if (rc) {
+    free(key);
+    return sink_stop_uploads(s, err);
+  }
+  free(p->key);
+  p->key = key;
+  p->next_try_ms = 0;
+  return S3SINK_OK;
+}
+
+/* One upload attempt of the head of the queue, with the lock released during the
+ * request. Returns 1 if the object is stored, 0 if it was renamed (its key was taken: try
+ * again), or a negative code: retried later if transient, else uploads stop. */
+static int attempt(s3sink *s, s3sink_err *caller_err) {
+  s3sink_err local, *err = caller_err ? caller_err : &local;
+  pending *p = s->head;
+  s3body body = {.data = p->body.data, .fd = -1, .len = p->len};
+  int rc = S3SINK_OK;
+  if (s->spool && (rc = spool_open_body(s->spool, p->segment, &body.fd, err)))
+    return sink_stop_uploads(s, err);
+  const char *ctype = p->content_type ? p->content_type : s3sink_formatter_content_type(s->fmt);
+  s3client_put_outcome outcome;
+  s->uploading = true;
+  pthread_mutex_unlock(&s->mu);
+  rc = s3client_put_new_object(s->client, p->key, &body, ctype, &outcome, err);
+  if (body.fd >= 0) close(body.fd);
+  pthread_mutex_lock(&s->mu);
+  s->uploading = false;
+  pthread_cond_broadcast(&s->cv);
+
+  if (rc == S3SINK_OK && outcome == S3CLIENT_TAKEN) {
+    s->stats.failed_uploads++;
+    s3sink_seterr(&s->last_err, S3SINK_ES3, "key '%s' was taken by another object", p->key);
+    rc = rename_head(s, err);
+    return rc ? rc : 0;
+  }
+  if (rc == S3SINK_OK) {
+    s->stats.objects++;
+    s->stats.rows += p->rows;
+    s->stats.bytes += p->len;
+    s->stats.last_write_ms = sink_wall_ms(s);
+    s->last_upload_ms = sink_policy_ms(s);
+    char *k = strdup(p->key);
+    if (k) {
+      free(s->last_uploaded);
+      s->last_uploaded = k;
+    }
+    memset(&s->last_err, 0, sizeof s->last_err);
+    pop_head(s);
+    return 1;
+  }
+
+  s->stats.failed_uploads++;
+  int64_t now = sink_real_ms();
+  if (!p->failing) {
+    p->failing = true;
+    p->first_failure_ms = now;
+  }
+  p->attempts++;
+  int64_t spent = now - p->first_failure_ms;
+  bool retry = err->transient && (s->max_retry_ms < 0 || spent < s->max_retry_ms);
+  if (retry) {
+    int64_t delay = sink_backoff_ms(s, p->attempts);
+    p->next_try_ms = now + delay;
+    s3sink_prefixerr(err, "upload of '%s' (%" PRIu64 " rows) failed (attempt %d, retried in "
+                     "%" PRId64 " ms; the rows are kept): ", p->key, p->rows, p->attempts, delay);
+    s->last_err = *err;
+    return rc;
+  }
+  if (err->transient)
+    s3sink_prefixerr(err, "upload of '%s' (%" PRIu64 " rows) to bucket '%s' still failed after "
+                     "%d attempts over %" PRId64 " s (max_retry_ms): ", p->key, p->rows,
+                     s->bucket, p->attempts, spent / 1000);
+  else
+    s3sink_prefixerr(err, "upload of '%s' (%" PRIu64 " rows) to bucket '%s' failed: ", p->key,
+                     p->rows, s->bucket);
+  s->last_err = *err;
+  return sink_stop_uploads(s, err);
+}
+
+static bool interval_passed(s3sink *s) {
+  return sink_policy_ms(s) - s->last_upload_ms >= s->interval_ms;
+}
+
+/* The flush policy, with the lock held (see s3sink_flush). */
+int sink_flush_locked(s3sink *s, bool forced, s3sink_err *err) {
+  if (!forced) {
+    if (s->failed) return sink_failure_error(s, err);
+    if (s->background || s->uploading) {
+      /* the sink's thread uploads: this only names what is due */
+      if (s->background && !s->head && sink_has_complete(s) && interval_passed(s)) {
+        int rc = sink_seal(s, false, err);
+        return rc ? rc : 1;
+      }
+      return 0;
+    }
+    if (!s->head) {
+      if (!sink_has_complete(s) || !interval_passed(s)) return 0;
+      int rc = sink_seal(s, false, err);
+      if (rc) return rc;
+    } else if (s->head->next_try_ms > sink_real_ms()) {
+      return 0; /* retried when its backoff has passed */
+    }
+    for (int renames = 0;; renames++) {
+      int rc = attempt(s, err);
+      if (rc != 0 || renames == MAX_RENAMES) return rc;
+    }
+  }
+  /* Forced: everything kept goes, oldest first, with retries. */
+  s->failed = false;
+  int uploaded = 0;
+  for (;;) {
+    if (s->uploading) {
+      pthread_cond_wait(&s->cv, &s->mu);
+      continue;
+    }
+    if (s->failed) return sink_failure_error(s, err); /* the sink's thread gave up meanwhile */
+    if (!s->head) {
+      if (!sink_has_complete(s)) return uploaded;
+      int rc = sink_seal(s, false, err);
+      if (rc) return rc;
+      continue;
+    }
+    if (s->head->next_try_ms > sink_real_ms()) {
+      wait_until(s, s->head->next_try_ms);
+      continue;
+    }
+    int rc = attempt(s, err);
+    if (rc > 0) uploaded = 1;
+    if (rc < 0 && s->failed) return rc;
+  }
+}
+
+void *sink_uploader_main(void *arg) {
+  s3sink *s = arg;
+  int64_t period = s->interval_ms / 10;
+  if (period < 10) period = 10;
+  if (period > 250) period = 250;
+  pthread_mutex_lock(&s->mu);
+  while (!s->stopping) {
+    int64_t now = sink_real_ms(), wake = now + period;
+    if (!s->failed && !s->uploading) {
+      s3sink_err e;
+      if (s->head && s->head->next_try_ms <= now) {
+        attempt(s, &e);
+        continue;
+      }
+      if (!s->head && sink_has_complete(s) && interval_passed(s)) {
+        sink_seal(s, false, &e);
+        continue;
+      }
+      if (s->head && s->head->next_try_ms < wake) wake = s->head->next_try_ms;
+    }
+    wait_until(s, wake);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}

@@ -47,3 +47,15 @@ void s3sink_prefixerr(s3sink_err *err, const char *fmt, ...) {
   memcpy(err->msg + hl, old, ol);
   err->msg[hl + ol] = 0;
 }
+
+void err_join_names(char *buf, size_t cap, const char *quote,
+                    const char *(*name_at)(size_t i, void *ud), void *ud) {
+  size_t used = 0;
+  buf[0] = 0;
+  const char *name;
+  for (size_t i = 0; (name = name_at(i, ud)); i++) {
+    int n = snprintf(buf + used, cap - used, "%s%s%s%s", i ? ", " : "", quote, name, quote);
+    if (n < 0 || (size_t)n >= cap - used) break;
+    used += (size_t)n;
+  }
+}

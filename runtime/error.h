@@ -8,6 +8,11 @@
 #define S3SINK_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define S3SINK_PRINTF(a, b)
+/* Writes "a, b, c" into buf (truncated to cap): name_at(i, ud) for i = 0, 1, ... until it
+ * returns NULL, each between `quote`s. For messages that list what is accepted. */
+void err_join_names(char *buf, size_t cap, const char *quote,
+                    const char *(*name_at)(size_t i, void *ud), void *ud);
+
 #endif
 
 /* Fills err (if non-NULL) with code and a printf-style message; returns code. */
@@ -15,5 +20,10 @@ int s3sink_seterr(s3sink_err *err, int code, const char *fmt, ...) S3SINK_PRINTF
 
 /* Puts a printf-style prefix before err's message (truncating the end if needed). */
 void s3sink_prefixerr(s3sink_err *err, const char *fmt, ...) S3SINK_PRINTF(2, 3);
+
+/* Writes "a, b, c" into buf (truncated to cap): name_at(i, ud) for i = 0, 1, ... until it
+ * returns NULL, each between `quote`s. For messages that list what is accepted. */
+void err_join_names(char *buf, size_t cap, const char *quote,
+                    const char *(*name_at)(size_t i, void *ud), void *ud);
 
 #endif

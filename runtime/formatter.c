@@ -133,6 +133,28 @@ static int string_field(lua_State *L, int idx, const char *field, const char *df
   return *out ? S3SINK_OK : s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
 }
 
+/* Calls the script's function `name`, if it has one, with the columns, leaving its
+ * `nresults` results on the stack (nothing if there is no such function). */
+static int call_with_columns(s3sink_formatter *f, int script, const char *name, int nresults,
+                             const s3sink_column *columns, size_t ncolumns, const char *failed,
+                             s3sink_err *err) {
+  lua_State *L = luahost_state(f->host);
+  lua_getfield(L, script, name);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return S3SINK_OK;
+  }
+  int fn = lua_gettop(L);
+  int handler = luahost_push_handler(f->host);
+  lua_pushvalue(L, fn);
+  push_columns(L, columns, ncolumns);
+  char ctx[512];
+  snprintf(ctx, sizeof ctx, "format script %s%s", f->label, failed);
+  int rc = luahost_pcall(f->host, &f->script, 1, nresults, handler, ctx, err);
+  if (rc == S3SINK_OK) lua_remove(L, fn);
+  return rc;
+}
+
 int formatter_open_on(luahost *host, const char *format, const s3sink_column *columns,
                       size_t ncolumns, s3sink_formatter **out, s3sink_err *err) {
   s3sink_formatter *f = calloc(1, sizeof *f);
@@ -165,44 +187,29 @@ int formatter_open_on(luahost *host, const char *format, const s3sink_column *co
                          &f->content_type, f->label, err)))
     goto fail;
 
-  char ctx[512];
   /* init(columns): the script may refuse column types it cannot write */
-  lua_getfield(L, script, "init");
-  if (!lua_isnil(L, -1)) {
-    int fn = lua_gettop(L);
-    int handler = luahost_push_handler(host);
-    lua_pushvalue(L, fn);
-    push_columns(L, columns, ncolumns);
-    snprintf(ctx, sizeof ctx, "format script %s refused the columns", f->label);
-    if ((rc = luahost_pcall(host, &f->script, 1, 0, handler, ctx, err))) goto fail;
-  }
+  if ((rc = call_with_columns(f, script, "init", 0, columns, ncolumns, " refused the columns", err)))
+    goto fail;
   lua_settop(L, script);
 
-  lua_getfield(L, script, "header");
-  if (!lua_isnil(L, -1)) {
-    int fn = lua_gettop(L);
-    int handler = luahost_push_handler(host);
-    lua_pushvalue(L, fn);
-    push_columns(L, columns, ncolumns);
-    snprintf(ctx, sizeof ctx, "format script %s: header() failed", f->label);
-    if ((rc = luahost_pcall(host, &f->script, 1, 1, handler, ctx, err))) goto fail;
-    if (!lua_isnil(L, -1)) {
-      if (lua_type(L, -1) != LUA_TSTRING) {
-        rc = s3sink_seterr(err, S3SINK_ESCRIPT,
-                           "format script %s: header() must return a string or nil, not a %s",
-                           f->label, luaL_typename(L, -1));
-        goto fail;
-      }
-      size_t n;
-      const char *h = lua_tolstring(L, -1, &n);
-      f->header = malloc(n + 1);
-      if (!f->header) {
-        rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
-        goto fail;
-      }
-      memcpy(f->header, h, n + 1);
-      f->header_len = n;
+  if ((rc = call_with_columns(f, script, "header", 1, columns, ncolumns, ": header() failed", err)))
+    goto fail;
+  if (lua_gettop(L) > script && !lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      rc = s3sink_seterr(err, S3SINK_ESCRIPT,
+                         "format script %s: header() must return a string or nil, not a %s",
+                         f->label, luaL_typename(L, -1));
+      goto fail;
     }
+    size_t n;
+    const char *h = lua_tolstring(L, -1, &n);
+    f->header = malloc(n + 1);
+    if (!f->header) {
+      rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+      goto fail;
+    }
+    memcpy(f->header, h, n + 1);
+    f->header_len = n;
   }
   lua_createtable(L, (int)ncolumns, 0);
   f->values_ref = luaL_ref(L, LUA_REGISTRYINDEX);

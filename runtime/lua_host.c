@@ -298,18 +298,15 @@ const char *luahost_bundled_name(const char *dir, size_t i) {
   return NULL;
 }
 
+static const char *bundled_name_at(size_t i, void *dir) {
+  return luahost_bundled_name(dir, i);
+}
+
 int luahost_check_script_name(const char *dir, const char *name, const char *what,
                               s3sink_err *err) {
   if (is_path(name) || find_bundled(dir, name)) return S3SINK_OK;
   char names[512];
-  size_t used = 0;
-  names[0] = 0;
-  const char *one;
-  for (size_t i = 0; (one = luahost_bundled_name(dir, i)); i++) {
-    int n = snprintf(names + used, sizeof names - used, "%s'%s'", i ? ", " : "", one);
-    if (n < 0 || (size_t)n >= sizeof names - used) break;
-    used += (size_t)n;
-  }
+  err_join_names(names, sizeof names, "'", bundled_name_at, (void *)dir);
   return s3sink_seterr(err, S3SINK_EINVAL,
                        "unknown %s '%s': use one of %s, or the path of a Lua script "
                        "(ending in .lua)", what, name, names);

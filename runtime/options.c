@@ -184,6 +184,11 @@ static size_t distance(const char *a, const char *b) {
   return row[lb];
 }
 
+static const char *option_name(size_t i, void *ud) {
+  (void)ud;
+  return i < NOPTIONS ? options[i].pub.name : NULL;
+}
+
 static int unknown_option(const char *name, s3sink_err *err) {
   const char *best = NULL;
   size_t best_d = 3; /* at most two edits away */
@@ -193,13 +198,7 @@ static int unknown_option(const char *name, s3sink_err *err) {
   }
   if (best) return s3sink_seterr(err, S3SINK_EINVAL, "unknown option '%s': did you mean '%s'?", name, best);
   char names[1024];
-  size_t used = 0;
-  names[0] = 0;
-  for (size_t i = 0; i < NOPTIONS; i++) {
-    int n = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", options[i].pub.name);
-    if (n < 0 || (size_t)n >= sizeof names - used) break;
-    used += (size_t)n;
-  }
+  err_join_names(names, sizeof names, "", option_name, NULL);
   return s3sink_seterr(err, S3SINK_EINVAL, "unknown option '%s': the options are %s", name, names);
 }
 
@@ -322,12 +321,11 @@ int s3sink_column_type_find(const char *name) {
   return -1;
 }
 
+static const char *type_name_at(size_t i, void *ud) {
+  (void)ud;
+  return i < S3SINK_T_COUNT ? column_types[i].name : NULL;
+}
+
 void options_column_type_names(char *buf, size_t cap) {
-  size_t used = 0;
-  buf[0] = 0;
-  for (int t = 0; t < S3SINK_T_COUNT; t++) {
-    int n = snprintf(buf + used, cap - used, "%s%s", t ? ", " : "", column_types[t].name);
-    if (n < 0 || (size_t)n >= cap - used) break;
-    used += (size_t)n;
-  }
+  err_join_names(buf, cap, "", type_name_at, NULL);
 }

@@ -109,6 +109,14 @@ static const option_def options[] = {
     INT(write_interval_ms, "output", 1, INT64_MAX, false, 60000, "60000",
         "Minimum time between two uploads, in milliseconds: once it has passed since the "
         "last upload, the complete minibatches buffered are uploaded as one new object."),
+    INT(max_object_rows, "output", 1, INT64_MAX, false, 0, NULL,
+        "Roll objects by row count: an object holding this many rows is uploaded at the "
+        "end of the minibatch that reached it, without waiting for write_interval_ms "
+        "(minibatches are never split for it). Default: no limit."),
+    INT(max_object_bytes, "output", 1, INT64_MAX, false, 0, NULL,
+        "Roll objects by size: an object holding this many bytes (header included) is "
+        "uploaded at the end of the minibatch that reached it, without waiting for "
+        "write_interval_ms (minibatches are never split for it). Default: no limit."),
     STRING(writer_id, "output", NULL, rule_writer_id,
            "Id put in the object keys ([A-Za-z0-9._-]{1,64}), so that several writers can "
            "share a prefix."),
@@ -282,6 +290,13 @@ const char *s3sink_bundled_name(const char *kind, size_t i) {
   if (strcmp(kind, "format") == 0) return luahost_bundled_name(FORMAT_DIR, i);
   if (strcmp(kind, "naming") == 0) return luahost_bundled_name(NAMING_DIR, i);
   return NULL;
+}
+
+void options_forget_borrowed(s3sink_config *c) {
+  for (size_t i = 0; i < NOPTIONS; i++)
+    if (options[i].pub.type == S3SINK_OPTION_STRING) *FIELD_AT(c, &options[i], const char *) = NULL;
+  c->columns = NULL;
+  c->ncolumns = 0;
 }
 
 const char *options_default_string(const char *name) {

@@ -13,6 +13,10 @@
  * every option given with the rules of the setters (and the bucket, required). */
 int options_resolve(const s3sink_config *in, s3sink_config *out, s3sink_err *err);
 
+/* Clears the pointers of *c that were borrowed for s3sink_open (strings, columns), so a
+ * copy kept afterwards cannot dangle. */
+void options_forget_borrowed(s3sink_config *c);
+
 /* The default of a string option (static), or NULL. */
 const char *options_default_string(const char *name);
 

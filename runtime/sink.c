@@ -246,6 +246,15 @@ int s3sink_write_held(s3sink *s, s3sink_err *err) {
   return rc;
 }
 
+/* Whether the complete minibatches are as large an object as they may become: a spooled
+ * object at its cap, or one at the user's max_object_rows / max_object_bytes. */
+static bool object_full(const s3sink *s) {
+  uint64_t size = complete_size(s);
+  return (s->spool && size >= s->spool_object_max) ||
+         ((uint64_t)s->opt.max_object_rows && s->complete_rows >= (uint64_t)s->opt.max_object_rows) ||
+         ((uint64_t)s->opt.max_object_bytes && size >= (uint64_t)s->opt.max_object_bytes);
+}
+
 int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err) {
   ENSURE_ERR(err);
   pthread_mutex_lock(&s->mu);
@@ -253,8 +262,7 @@ int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err) {
   if (s->closed) rc = s3sink_seterr(err, S3SINK_ESTATE, "the sink is closed");
   else if (s->failed) rc = sink_failure_error(s, err);
   else rc = complete_rows_locked(s, time, err);
-  if (rc == S3SINK_OK && s->spool && complete_size(s) >= s->spool_object_max)
-    rc = sink_seal(s, false, err);
+  if (rc == S3SINK_OK && object_full(s)) rc = sink_seal(s, false, err);
   pthread_mutex_unlock(&s->mu);
   return rc;
 }

@@ -60,12 +60,11 @@ struct s3sink {
   spool *spool;
 
   char *prefix, *writer_id, *bucket;
-  int64_t interval_ms, max_retry_ms;
+  s3sink_config opt;          /* the options, completed with their defaults; the strings
+                                 are cleared at open (the sink copies those it keeps) */
   size_t max_buffer;          /* memory budget: buffered + queued bytes */
   uint64_t spool_max, spool_object_max;
   bool background;            /* flush() hands uploads to the sink's thread */
-  s3sink_clock_fn clock;      /* the flush policy's clock, when the host sets one */
-  void *clock_ud;
   uint64_t rng;               /* backoff jitter */
 
   /* The open object. Without a spool, buf holds the header and every row not sealed yet,

@@ -120,10 +120,8 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&s->cv, &ca);
   pthread_condattr_destroy(&ca);
-  s->interval_ms = c->write_interval_ms;
-  s->max_retry_ms = c->max_retry_ms;
-  s->clock = c->clock;
-  s->clock_ud = c->clock_ud;
+  s->opt = resolved;
+  options_forget_borrowed(&s->opt);
   s->max_buffer = (size_t)c->max_buffer_bytes;
   s->spool_max = (uint64_t)c->spool_max_bytes;
   s->spool_object_max = s->spool_max / 4 < SPOOL_OBJECT_MAX ? s->spool_max / 4 : SPOOL_OBJECT_MAX;
@@ -172,7 +170,7 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
       .insecure_tls = c->insecure_tls, .ca_file = c->ca_file,
   };
   if ((rc = s3client_new(&cc, &s->client, err))) goto fail;
-  int64_t budget = s->max_retry_ms >= 0 && s->max_retry_ms < OPEN_RETRY_MS ? s->max_retry_ms
+  int64_t budget = s->opt.max_retry_ms >= 0 && s->opt.max_retry_ms < OPEN_RETRY_MS ? s->opt.max_retry_ms
                                                                             : OPEN_RETRY_MS;
   if ((rc = with_retries(s, c, check_bucket, budget, err)) ||
       (rc = with_retries(s, c, list_prefix, budget, err)))

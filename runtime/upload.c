@@ -22,10 +22,10 @@ int64_t sink_real_ms(void) { return sink_clock_ms(CLOCK_MONOTONIC); }
 
 /* The flush policy's clock: the host's, or monotonic (a step of the wall clock must not
  * stall or hurry uploads). */
-int64_t sink_policy_ms(s3sink *s) { return s->clock ? s->clock(s->clock_ud) : sink_real_ms(); }
+int64_t sink_policy_ms(s3sink *s) { return s->opt.clock ? s->opt.clock(s->opt.clock_ud) : sink_real_ms(); }
 
 /* Wall-clock time for object names. */
-int64_t sink_wall_ms(s3sink *s) { return s->clock ? s->clock(s->clock_ud) : sink_clock_ms(CLOCK_REALTIME); }
+int64_t sink_wall_ms(s3sink *s) { return s->opt.clock ? s->opt.clock(s->opt.clock_ud) : sink_clock_ms(CLOCK_REALTIME); }
 
 static uint64_t next_random(s3sink *s) { /* xorshift64* */
   s->rng ^= s->rng >> 12;
@@ -209,7 +209,7 @@ static int attempt(s3sink *s, s3sink_err *caller_err) {
   }
   p->attempts++;
   int64_t spent = now - p->first_failure_ms;
-  bool retry = err->transient && (s->max_retry_ms < 0 || spent < s->max_retry_ms);
+  bool retry = err->transient && (s->opt.max_retry_ms < 0 || spent < s->opt.max_retry_ms);
   if (retry) {
     int64_t delay = sink_backoff_ms(s, p->attempts);
     p->next_try_ms = now + delay;
@@ -230,7 +230,7 @@ static int attempt(s3sink *s, s3sink_err *caller_err) {
 }
 
 static bool interval_passed(s3sink *s) {
-  return sink_policy_ms(s) - s->last_upload_ms >= s->interval_ms;
+  return sink_policy_ms(s) - s->last_upload_ms >= s->opt.write_interval_ms;
 }
 
 /* The flush policy, with the lock held (see s3sink_flush). */
@@ -284,7 +284,7 @@ int sink_flush_locked(s3sink *s, bool forced, s3sink_err *err) {
 
 void *sink_uploader_main(void *arg) {
   s3sink *s = arg;
-  int64_t period = s->interval_ms / 10;
+  int64_t period = s->opt.write_interval_ms / 10;
   if (period < 10) period = 10;
   if (period > 250) period = 250;
   pthread_mutex_lock(&s->mu);

@@ -5,7 +5,7 @@ local h = require "helpers"
 local function open_manual(bucket, overrides)
   local cfg = h.config(bucket, overrides)
   cfg.clock = "manual"
-  if cfg.timer == nil then cfg.no_timer = true end
+  if cfg.no_timer == nil then cfg.no_timer = true end
   local sink, err = s3sink.sink(cfg)
   assert(sink, err)
   return sink
@@ -253,6 +253,30 @@ describe("flush policy", function()
     assert.equal(1, sink:stats().failed_uploads)
     assert(sink:close())
   end)
+
+  for _, limit in ipairs {
+    { max_object_rows = 3 },
+    { max_object_bytes = 80 }, -- the header (26 bytes) and two rows (17 bytes each) stay below
+  } do
+    local name, value = next(limit)
+    it("rolls objects at " .. name .. " at a minibatch end, without waiting for the interval", function()
+      local sink = open_manual(bucket, { [name] = value, write_interval_ms = 3600000 })
+      for batch = 1, 5 do -- minibatches of two rows
+        for k = 1, 2 do assert(sink:write({ 10 * batch + k, "r" }, 2 * batch, 1)) end
+        assert(sink:time_end(2 * batch))
+        sink:flush() -- no timer: the host's flush uploads what is sealed
+      end
+      -- sealed at rows 4 and 8: by rows (4 >= 3), or by bytes (26 + 4 * 17 >= 80)
+      local objs = h.objects(client, "out/")
+      assert.equal(2, #objs)
+      for _, o in ipairs(objs) do assert.equal(4, #h.parse_csv(o.body) - 1) end
+      assert.equal(2, sink:stats().buffered_rows)
+      assert(sink:close())
+      local ids = {}
+      for _, r in ipairs(rows_of(h.objects(client, "out/"))) do ids[#ids + 1] = tonumber(r[1]) end
+      assert.same({ 11, 12, 21, 22, 31, 32, 41, 42, 51, 52 }, ids) -- none lost, none twice
+    end)
+  end
 
   it("refuses writes after close", function()
     local sink = open_manual(bucket)

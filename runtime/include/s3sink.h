@@ -204,6 +204,10 @@ typedef struct s3sink_config {
   int64_t spool_max_bytes;   /* disk budget of the spool, default 8 GiB; then s3sink_write
                                 waits for uploads (backpressure). A spooled object is named
                                 at 1 GiB or a quarter of it, whichever is less. */
+  int64_t max_object_rows;   /* an object is sealed (named and queued for upload) at the
+                                first minibatch end where it holds this many rows or more;
+                                default: no limit (the interval decides) */
+  int64_t max_object_bytes;  /* likewise, once it holds this many bytes (header included) */
   s3sink_clock_fn clock;     /* default: the system clocks */
   void *clock_ud;
 } s3sink_config;

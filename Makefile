@@ -5,6 +5,8 @@
 #   make demo       install dependencies, start a local MinIO, run a Pathway pipeline
 #   make deps       only install dependencies (Debian packages, MinIO via go install, Python venv)
 
+include build.mk
+
 LUA        ?= lua5.4
 CC         ?= cc
 BUILD      ?= build
@@ -22,23 +24,21 @@ MINIO_BIN     := $(CACHE_DIR)/minio-$(MINIO_VERSION)/minio
 APT_PACKAGES := lua5.4 liblua5.4-dev lua-cjson lua-busted lua-system lua-filesystem libcurl4-openssl-dev libssl-dev \
                 pkg-config make gcc
 
-PKGS      := lua5.4 libcurl openssl
-WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-SANITIZE  := -O1 -g -fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-OPT       := $(if $(SAN),$(SANITIZE),-O2 -g)
+# compile settings shared with the Python build: build.mk
+OPT       := $(if $(SAN),$(SANITIZE_OPTIMIZE) $(SANITIZE),$(OPTIMIZE))
 CFLAGS    ?=
-ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -fPIC $(OPT) $(CFLAGS)
+ALL_CFLAGS = $(C_STD) $(C_DEFINES) $(WARN) $(WERROR) $(VISIBILITY) -fPIC $(OPT) $(CFLAGS)
 LUA_INCDIR ?=
-CPPFLAGS  := -Iruntime/include -Iruntime -Ibindings/lua -I$(BUILD)/gen $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) \
-             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS      := $(shell pkg-config --libs libcurl openssl 2>/dev/null) -lpthread
+CPPFLAGS  := -I$(PUBLIC_INCLUDE_DIR) -I$(RUNTIME_DIR) -Ibindings/lua -I$(BUILD)/gen $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) \
+             $(shell pkg-config --cflags $(LUA_PKG) $(PKGS) 2>/dev/null)
+LIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(EXTRA_LIBS)
 
-RUNTIME_SRC := $(wildcard runtime/*.c)
+RUNTIME_SRC := $(wildcard $(RUNTIME_DIR)/*.c)
 LUAMOD_SRC  := $(wildcard bindings/lua/*.c)
-SCRIPTS     := $(sort $(wildcard formats/*.lua) $(wildcard scripts/*/*.lua))
+SCRIPTS     := $(sort $(wildcard $(SCRIPT_GLOBS)))
 RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/bundled.o
 LUAMOD_OBJ  := $(LUAMOD_SRC:%.c=$(BUILD)/obj/%.o)
-HEADERS     := $(wildcard runtime/*.h runtime/include/*.h bindings/lua/*.h)
+HEADERS     := $(wildcard $(RUNTIME_DIR)/*.h $(PUBLIC_INCLUDE_DIR)/*.h bindings/lua/*.h)
 
 .PHONY: all lib lua install print-minio-bin deps deps-apt deps-minio deps-python python test demo clean asan asan-python
 
@@ -51,11 +51,11 @@ $(BUILD)/gen/bundled.c: tools/embed_scripts.lua $(SCRIPTS)
 	@mkdir -p $(dir $@)
 	$(LUA) tools/embed_scripts.lua $@ $(SCRIPTS)
 
-$(BUILD)/obj/gen/bundled.o: $(BUILD)/gen/bundled.c runtime/bundled.h
+$(BUILD)/obj/gen/bundled.o: $(BUILD)/gen/bundled.c $(RUNTIME_DIR)/bundled.h build.mk
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"; $(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c $(HEADERS)
+$(BUILD)/obj/%.o: %.c $(HEADERS) build.mk
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"; $(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c $< -o $@
 

@@ -474,7 +474,7 @@ static const luaL_Reg module_functions[] = {
     {"sign", s3sink_lua_sign},    {"presign", s3sink_lua_presign},
     {"client", s3sink_lua_client_new}, {NULL, NULL}};
 
-LUAMOD_API int luaopen_s3sink(lua_State *L);
+__attribute__((visibility("default"))) LUAMOD_API int luaopen_s3sink(lua_State *L); /* the build hides the rest */
 
 LUAMOD_API int luaopen_s3sink(lua_State *L) {
   lutil_metatable(L, SINK_MT, sink_methods, l_sink_gc, true);

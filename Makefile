@@ -1,6 +1,6 @@
 # s3sink - build, test, demo. `make test` and `make demo` install what is missing first.
 #
-#   make            build the runtime library and the Lua module into build/
+#   make            build the runtime library, the Lua module and the specs' test client into build/
 #   make test       install dependencies, build, run every spec and test (also under ASan/UBSan)
 #   make demo       install dependencies, start a local MinIO, run a Pathway pipeline
 #   make deps       only install dependencies (Debian packages, MinIO via go install, Python venv)
@@ -40,12 +40,13 @@ RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/bundled.o
 LUAMOD_OBJ  := $(LUAMOD_SRC:%.c=$(BUILD)/obj/%.o)
 HEADERS     := $(wildcard $(RUNTIME_DIR)/*.h $(PUBLIC_INCLUDE_DIR)/*.h bindings/lua/*.h)
 
-.PHONY: all lib lua install print-minio-bin deps deps-apt deps-minio deps-python python test demo clean asan asan-python
+.PHONY: all lib lua testclient install print-minio-bin deps deps-apt deps-minio deps-python python test demo clean asan asan-python
 
-all: lua
+all: lua testclient
 
 lib: $(BUILD)/libs3sink.a
 lua: $(BUILD)/s3sink.so
+testclient: $(BUILD)/s3sink_testclient.so
 
 $(BUILD)/gen/bundled.c: tools/embed_scripts.lua $(SCRIPTS)
 	@mkdir -p $(dir $@)
@@ -66,13 +67,19 @@ $(BUILD)/libs3sink.a: $(RUNTIME_OBJ)
 $(BUILD)/s3sink.so: $(LUAMOD_OBJ) $(BUILD)/libs3sink.a
 	$(CC) -shared $(OPT) -o $@ $(LUAMOD_OBJ) $(BUILD)/libs3sink.a $(LIBS)
 
+# The specs' S3 client (require "s3sink_testclient"): a module of its own, on the runtime's
+# private s3client, so the shipped s3sink.so carries no test-only operations.
+$(BUILD)/s3sink_testclient.so: $(BUILD)/obj/spec/support/s3sink_testclient.o \
+                               $(BUILD)/obj/bindings/lua/lua_util.o $(BUILD)/libs3sink.a
+	$(CC) -shared $(OPT) -o $@ $^ $(LIBS)
+
 # LuaRocks (`luarocks make`) passes LIBDIR.
 LIBDIR ?= /usr/local/lib/lua/5.4
 install: lua
 	install -D -m 755 $(BUILD)/s3sink.so $(DESTDIR)$(LIBDIR)/s3sink.so
 
 asan:
-	$(MAKE) BUILD=build/asan SAN=1 lua
+	$(MAKE) BUILD=build/asan SAN=1 all
 
 # The Python package built with ASan/UBSan into build/asan/python (own object folder, so
 # sanitized and plain objects never mix); the tests use it through S3SINK_PY_BUILD.
@@ -119,7 +126,7 @@ python: deps-python
 	$(VENV)/bin/pip install -q --no-build-isolation --no-deps -e ./bindings/python
 
 test: deps
-	$(MAKE) lua
+	$(MAKE) all
 	$(MAKE) asan
 	$(MAKE) python
 	$(MAKE) asan-python

@@ -117,8 +117,8 @@ class BuildExt(build_ext):
             return super().build_extension(ext)
         own, own_depends = ext.sources, ext.depends
         ext.sources = own + _runtime_sources()
-        # headers too, so that editing one rebuilds the extension
-        ext.depends = own_depends + sorted(
+        # headers and the compile settings too, so that editing one rebuilds the extension
+        ext.depends = own_depends + [buildmk.BUILD_MK] + sorted(
             glob.glob(os.path.join(RUNTIME, "*.h")) + glob.glob(os.path.join(PUBLIC_INCLUDE, "*.h"))
         )
         try:

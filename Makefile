@@ -1,9 +1,11 @@
 # s3sink - build, test, demo. `make test` and `make demo` install what is missing first.
 #
-#   make            build the runtime library and the Lua module into build/
+#   make            build the runtime library, the Lua module and the specs' test client into build/
 #   make test       install dependencies, build, run every spec and test (also under ASan/UBSan)
 #   make demo       install dependencies, start a local MinIO, run a Pathway pipeline
 #   make deps       only install dependencies (Debian packages, MinIO via go install, Python venv)
+
+include build.mk
 
 LUA        ?= lua5.4
 CC         ?= cc
@@ -22,40 +24,39 @@ MINIO_BIN     := $(CACHE_DIR)/minio-$(MINIO_VERSION)/minio
 APT_PACKAGES := lua5.4 liblua5.4-dev lua-cjson lua-busted lua-system lua-filesystem libcurl4-openssl-dev libssl-dev \
                 pkg-config make gcc
 
-PKGS      := lua5.4 libcurl openssl
-WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-SANITIZE  := -O1 -g -fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-OPT       := $(if $(SAN),$(SANITIZE),-O2 -g)
+# compile settings shared with the Python build: build.mk
+OPT       := $(if $(SAN),$(SANITIZE_OPTIMIZE) $(SANITIZE),$(OPTIMIZE))
 CFLAGS    ?=
-ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -fPIC $(OPT) $(CFLAGS)
+ALL_CFLAGS = $(C_STD) $(C_DEFINES) $(WARN) $(WERROR) $(VISIBILITY) -fPIC $(OPT) $(CFLAGS)
 LUA_INCDIR ?=
-CPPFLAGS  := -Iruntime/include -Iruntime -Ibindings/lua -I$(BUILD)/gen $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) \
-             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS      := $(shell pkg-config --libs libcurl openssl 2>/dev/null) -lpthread
+CPPFLAGS  := -I$(PUBLIC_INCLUDE_DIR) -I$(RUNTIME_DIR) -Ibindings/lua -I$(BUILD)/gen $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) \
+             $(shell pkg-config --cflags $(LUA_PKG) $(PKGS) 2>/dev/null)
+LIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(EXTRA_LIBS)
 
-RUNTIME_SRC := $(wildcard runtime/*.c)
+RUNTIME_SRC := $(wildcard $(RUNTIME_DIR)/*.c)
 LUAMOD_SRC  := $(wildcard bindings/lua/*.c)
-SCRIPTS     := $(sort $(wildcard formats/*.lua) $(wildcard scripts/*/*.lua))
+SCRIPTS     := $(sort $(wildcard $(SCRIPT_GLOBS)))
 RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/bundled.o
 LUAMOD_OBJ  := $(LUAMOD_SRC:%.c=$(BUILD)/obj/%.o)
-HEADERS     := $(wildcard runtime/*.h runtime/include/*.h bindings/lua/*.h)
+HEADERS     := $(wildcard $(RUNTIME_DIR)/*.h $(PUBLIC_INCLUDE_DIR)/*.h bindings/lua/*.h)
 
-.PHONY: all lib lua install print-minio-bin deps deps-apt deps-minio deps-python python test demo clean asan asan-python
+.PHONY: all lib lua testclient install print-minio-bin deps deps-apt deps-minio deps-python python test demo clean asan asan-python
 
-all: lua
+all: lua testclient
 
 lib: $(BUILD)/libs3sink.a
 lua: $(BUILD)/s3sink.so
+testclient: $(BUILD)/s3sink_testclient.so
 
 $(BUILD)/gen/bundled.c: tools/embed_scripts.lua $(SCRIPTS)
 	@mkdir -p $(dir $@)
 	$(LUA) tools/embed_scripts.lua $@ $(SCRIPTS)
 
-$(BUILD)/obj/gen/bundled.o: $(BUILD)/gen/bundled.c runtime/bundled.h
+$(BUILD)/obj/gen/bundled.o: $(BUILD)/gen/bundled.c $(RUNTIME_DIR)/bundled.h build.mk
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"; $(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c $(HEADERS)
+$(BUILD)/obj/%.o: %.c $(HEADERS) build.mk
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"; $(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c $< -o $@
 
@@ -66,13 +67,19 @@ $(BUILD)/libs3sink.a: $(RUNTIME_OBJ)
 $(BUILD)/s3sink.so: $(LUAMOD_OBJ) $(BUILD)/libs3sink.a
 	$(CC) -shared $(OPT) -o $@ $(LUAMOD_OBJ) $(BUILD)/libs3sink.a $(LIBS)
 
+# The specs' S3 client (require "s3sink_testclient"): a module of its own, on the runtime's
+# private s3client, so the shipped s3sink.so carries no test-only operations.
+$(BUILD)/s3sink_testclient.so: $(BUILD)/obj/spec/support/s3sink_testclient.o \
+                               $(BUILD)/obj/bindings/lua/lua_util.o $(BUILD)/libs3sink.a
+	$(CC) -shared $(OPT) -o $@ $^ $(LIBS)
+
 # LuaRocks (`luarocks make`) passes LIBDIR.
 LIBDIR ?= /usr/local/lib/lua/5.4
 install: lua
 	install -D -m 755 $(BUILD)/s3sink.so $(DESTDIR)$(LIBDIR)/s3sink.so
 
 asan:
-	$(MAKE) BUILD=build/asan SAN=1 lua
+	$(MAKE) BUILD=build/asan SAN=1 all
 
 # The Python package built with ASan/UBSan into build/asan/python (own object folder, so
 # sanitized and plain objects never mix); the tests use it through S3SINK_PY_BUILD.
@@ -119,7 +126,7 @@ python: deps-python
 	$(VENV)/bin/pip install -q --no-build-isolation --no-deps -e ./bindings/python
 
 test: deps
-	$(MAKE) lua
+	$(MAKE) all
 	$(MAKE) asan
 	$(MAKE) python
 	$(MAKE) asan-python

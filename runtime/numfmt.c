@@ -1,6 +1,6 @@
 /* numfmt.c - value text exactly as Pathway's engine writes it (numbers, datetimes, CSV and
  * JSON cells) and the `fmt` library that format scripts call. See numfmt.h and
- * pathway-conventions.md sections 1.2-1.7 for the rules followed here. */
+ * docs/value-text.md for the rules followed here. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 -- Byte-exact output of the bundled csv and json formats (what Pathway's pw.io.fs.write
--- writes, pathway-conventions.md 1.2-1.7), the TSV example format, and the sandbox and
+-- writes, docs/value-text.md), the TSV example format, and the sandbox and
 -- type checks around format scripts.
 local s3sink = require "s3sink"
 local null = s3sink.null
@@ -56,7 +56,7 @@ local function check(type, v, csv, json, optional)
 end
 
 describe("format scripts", function()
-  describe("worked example (pathway-conventions 1.7)", function()
+  describe("worked example (docs/value-text.md, Worked example)", function()
     local columns = {
       { name = "name", type = "str" },
       { name = "n", type = "int" },

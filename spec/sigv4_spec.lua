@@ -1,8 +1,8 @@
 -- spec/sigv4_spec.lua - the SigV4 signer (s3sink.sign / s3sink.presign).
 --
--- 1. Every case of the AWS signing test suite (awslabs/aws-c-auth, copied into
---    ../shared/sigv4-vectors or $S3SINK_VECTORS), signed in the Authorization header and
---    as a presigned URL.
+-- 1. Every case of the AWS signing test suite (awslabs/aws-c-auth, vendored in
+--    spec/fixtures/sigv4, or the copy named by $S3SINK_VECTORS), signed in the
+--    Authorization header and as a presigned URL. docs/sigv4.md, "The test vectors".
 -- 2. S3-specific cases (service "s3", normalize=false), cross-checked against botocore.
 local s3sink = require "s3sink"
 local cjson = require "cjson"
@@ -25,7 +25,7 @@ end
 local function vectors_dir()
   local env = os.getenv("S3SINK_VECTORS")
   if env and env ~= "" then return env end
-  return repo_root() .. "/../shared/sigv4-vectors"
+  return repo_root() .. "/spec/fixtures/sigv4"
 end
 
 local function list_cases(dir)

@@ -1,5 +1,5 @@
 /* module.c - the Lua module `s3sink`: sinks and formatters as userdata with metatables,
- * plus the signer and a small S3 client. Misuse (wrong argument types, unknown options)
+ * plus the signer. Misuse (wrong argument types, unknown options)
  * raises; runtime failures return nil, message, code. */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -8,7 +8,6 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "lua_client.h"
 #include "lua_signer.h"
 #include "lua_util.h"
 #include "s3sink.h"
@@ -485,9 +484,9 @@ static const luaL_Reg formatter_methods[] = {
 static const luaL_Reg module_functions[] = {
     {"sink", l_sink_new},         {"formatter", l_formatter_new},
     {"sign", s3sink_lua_sign},    {"presign", s3sink_lua_presign},
-    {"client", s3sink_lua_client_new}, {NULL, NULL}};
+    {NULL, NULL}};
 
-LUAMOD_API int luaopen_s3sink(lua_State *L);
+__attribute__((visibility("default"))) LUAMOD_API int luaopen_s3sink(lua_State *L); /* the build hides the rest */
 
 LUAMOD_API int luaopen_s3sink(lua_State *L) {
   lutil_metatable(L, SINK_MT, sink_methods, l_sink_gc, true);

@@ -1,14 +1,15 @@
 """Build of the s3sink CPython extension (``s3sink._s3sink``).
 
 The extension is compiled from the runtime's C sources in ``../../runtime`` plus the Lua
-scripts embedded by ``tools/embed_scripts.lua`` (the same sorted list the Makefile uses),
-so the package is built from a checkout of the repository: ``pip install
+scripts embedded by ``tools/embed_scripts.lua``, with the compile settings of
+``../../build.mk`` (shared with the Makefile, read by ``tools/buildmk.py``), so the
+package is built from a checkout of the repository: ``pip install
 --no-build-isolation ./bindings/python`` (or ``-e``) works offline once setuptools and
 wheel are installed. System dependencies: lua5.4 (interpreter and headers), libcurl,
 OpenSSL and pkg-config.
 
 Environment:
-  S3SINK_SANITIZE=1   build with -fsanitize=address,undefined (run Python with
+  S3SINK_SANITIZE=1   build with ASan/UBSan, build.mk's SANITIZE (run Python with
                       LD_PRELOAD=$(cc -print-file-name=libasan.so) PYTHONMALLOC=malloc)
   S3SINK_DEBUG=1      build with -O0 -g3
   LUA                 the Lua 5.4 interpreter (default: lua5.4)
@@ -28,18 +29,16 @@ from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
-RUNTIME = os.path.join(ROOT, "runtime")
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import buildmk  # noqa: E402  (from the repository's tools/)
+
+BUILD = buildmk.read()
+RUNTIME = os.path.join(ROOT, *BUILD["RUNTIME_DIR"])
+PUBLIC_INCLUDE = os.path.join(ROOT, *BUILD["PUBLIC_INCLUDE_DIR"])
 GEN_DIR = os.path.join(ROOT, "build", "gen")
 BUNDLED_C = os.path.join(GEN_DIR, "bundled.c")
-PKGS = ["lua5.4", "libcurl", "openssl"]
-
-WARN = [
-    "-Wall",
-    "-Wextra",
-    "-Wshadow",
-    "-Wstrict-prototypes",
-    "-Wmissing-prototypes",
-]
+# the extension links Lua itself (the Lua module gets it from its interpreter)
+PKGS = BUILD["LUA_PKG"] + BUILD["PKGS"]
 
 
 def _env_flag(name: str) -> bool:
@@ -62,11 +61,9 @@ def _pkg_config(*args: str) -> list[str]:
 
 
 def _scripts() -> list[str]:
-    """The Makefile's $(sort $(wildcard formats/*.lua) $(wildcard scripts/*/*.lua)),
-    relative to the repository root (the embedded names are these paths)."""
-    found = glob.glob("formats/*.lua", root_dir=ROOT) + glob.glob(
-        "scripts/*/*.lua", root_dir=ROOT
-    )
+    """The Makefile's $(sort $(wildcard $(SCRIPT_GLOBS))), relative to the repository
+    root (the embedded names are these paths)."""
+    found = [p for g in BUILD["SCRIPT_GLOBS"] for p in glob.glob(g, root_dir=ROOT)]
     return sorted(set(found))
 
 
@@ -74,7 +71,7 @@ def generate_bundled() -> str:
     """Writes build/gen/bundled.c (atomically, only when its text changes)."""
     scripts = _scripts()
     if not scripts:
-        sys.exit(f"s3sink: no Lua scripts under {ROOT}/formats and {ROOT}/scripts")
+        sys.exit(f"s3sink: no Lua scripts in {ROOT} match {' '.join(BUILD['SCRIPT_GLOBS'])}")
     lua = os.environ.get("LUA", "lua5.4")
     os.makedirs(GEN_DIR, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".bundled.", suffix=".c", dir=GEN_DIR)
@@ -120,9 +117,9 @@ class BuildExt(build_ext):
             return super().build_extension(ext)
         own, own_depends = ext.sources, ext.depends
         ext.sources = own + _runtime_sources()
-        # headers too, so that editing one rebuilds the extension
-        ext.depends = own_depends + sorted(
-            glob.glob(os.path.join(RUNTIME, "*.h")) + glob.glob(os.path.join(RUNTIME, "include", "*.h"))
+        # headers and the compile settings too, so that editing one rebuilds the extension
+        ext.depends = own_depends + [buildmk.BUILD_MK] + sorted(
+            glob.glob(os.path.join(RUNTIME, "*.h")) + glob.glob(os.path.join(PUBLIC_INCLUDE, "*.h"))
         )
         try:
             super().build_extension(ext)
@@ -133,37 +130,37 @@ class BuildExt(build_ext):
 def _extension() -> Extension:
     sources = ["src/_s3sink.c"]  # + the runtime's, added by BuildExt
 
-    cflags = [f for f in _pkg_config("--cflags") if not f.startswith("-I")]
-    includes = [f[2:] for f in _pkg_config("--cflags") if f.startswith("-I")]
+    cflags = _pkg_config("--cflags")
+    libs = _pkg_config("--libs") + BUILD["EXTRA_LIBS"]
+    # without WERROR: a pip install on a newer compiler with new warnings must not fail
     compile_args = [
-        "-std=c11",
-        "-D_POSIX_C_SOURCE=200809L",
-        "-D_DEFAULT_SOURCE",
-        "-fvisibility=hidden",
-        *WARN,
-        *cflags,
+        *BUILD["C_STD"],
+        *BUILD["C_DEFINES"],
+        *BUILD["VISIBILITY"],
+        *BUILD["WARN"],
+        *(f for f in cflags if not f.startswith("-I")),
     ]
-    # the Makefile's optimization level (Python's own CFLAGS say -O3; the last -O wins)
-    compile_args.append("-O2")
+    # after Python's own CFLAGS (which say -O3): the last -O wins
+    compile_args += BUILD["OPTIMIZE"]
     link_args: list[str] = []
     if _env_flag("S3SINK_DEBUG"):
         compile_args += ["-O0", "-g3"]
     if _env_flag("S3SINK_SANITIZE"):
-        san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
-        compile_args += ["-O1", "-g", *san]
-        link_args += san
+        compile_args += BUILD["SANITIZE_OPTIMIZE"] + BUILD["SANITIZE"]
+        link_args += BUILD["SANITIZE"]
     return Extension(
         "s3sink._s3sink",
         sources=sources,
         include_dirs=[
-            os.path.join(RUNTIME, "include"),
+            PUBLIC_INCLUDE,
             RUNTIME,
             GEN_DIR,
-            *includes,
+            *(f[2:] for f in cflags if f.startswith("-I")),
         ],
-        libraries=["lua5.4", "curl", "ssl", "crypto", "pthread"],
+        library_dirs=[f[2:] for f in libs if f.startswith("-L")],
+        libraries=[f[2:] for f in libs if f.startswith("-l")],
         extra_compile_args=compile_args,
-        extra_link_args=link_args,
+        extra_link_args=link_args + [f for f in libs if not f.startswith(("-l", "-L"))],
     )
 
 

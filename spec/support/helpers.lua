@@ -1,6 +1,7 @@
 -- Shared by the specs: the MinIO started by tools/run-tests (or tools/with-minio), fresh
 -- buckets, and readers for what the sink wrote.
-local s3sink = require "s3sink"
+-- the specs' S3 client, a test-only module built beside s3sink.so (make / make asan)
+local testclient = require "s3sink_testclient"
 local system = require "system" -- luasystem, shipped with busted: sleep without a subprocess
 
 local M = {}
@@ -23,7 +24,7 @@ end
 
 function M.client(bucket)
   M.require_minio()
-  return assert(s3sink.client {
+  return assert(testclient.client {
     endpoint = M.endpoint, region = "us-east-1", bucket = bucket,
     access_key = M.access_key, secret_key = M.secret_key,
   })

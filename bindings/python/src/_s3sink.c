@@ -8,7 +8,7 @@
  *   Formatter  wraps `s3sink_formatter *`: renders rows to bytes without uploading
  *              (tests, and hosts that want the exact bytes).
  *
- * Design rules (see style-and-sigv4.md section 3):
+ * Design rules:
  *   - multi-phase init, module state, heap types; no mutable C globals;
  *   - on_change is METH_FASTCALL|METH_KEYWORDS, converts every value by the column's
  *     declared type, and keeps no Python reference after it returns;
@@ -369,7 +369,7 @@ static int datetime_ns(modstate *st, PyObject *v, int64_t *ns, bool *aware) {
 }
 
 /* ======================================================================================
- * Python values -> compact JSON text, with the engine's rules (pathway-conventions 1.4):
+ * Python values -> compact JSON text (docs/value-text.md, "JSON, tuples, lists and arrays"):
  * floats as serde_json/zmij (NaN/inf -> null), bytes -> base64 strings, datetimes ->
  * strings, durations -> ns integers, pointers -> strings, ndarrays ->
  * {"shape":[..],"elements":[..]} flat row-major, pw.Json -> its payload embedded.

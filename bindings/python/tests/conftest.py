@@ -20,17 +20,24 @@ import pytest
 
 PKG_DIR = Path(__file__).resolve().parents[1]
 ROOT = PKG_DIR.parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import buildmk  # noqa: E402  (the build settings shared with the Makefile and setup.py)
 
 
 def _ensure_built() -> None:
     sos = glob.glob(str(PKG_DIR / "s3sink" / "_s3sink*.so"))
+    build = buildmk.read()
+    globs = [
+        *(f"{d}/*.[ch]" for d in build["RUNTIME_DIR"]),
+        *(f"{d}/*.h" for d in build["PUBLIC_INCLUDE_DIR"]),
+        *build["SCRIPT_GLOBS"],
+    ]
     sources = [
-        *glob.glob(str(ROOT / "runtime" / "*.[ch]")),
-        *glob.glob(str(ROOT / "runtime" / "include" / "*.h")),
-        *glob.glob(str(ROOT / "formats" / "*.lua")),
-        *glob.glob(str(ROOT / "scripts" / "*" / "*.lua")),
+        *(str(ROOT / p) for g in globs for p in glob.glob(g, root_dir=ROOT)),
         *glob.glob(str(PKG_DIR / "src" / "*.c")),
         str(PKG_DIR / "setup.py"),
+        buildmk.BUILD_MK,
+        buildmk.__file__,
     ]
     newest = max(os.path.getmtime(s) for s in sources)
     if sos and min(os.path.getmtime(s) for s in sos) >= newest:

@@ -50,7 +50,7 @@ def example_row():
 
 
 def test_worked_example_csv():
-    # pathway-conventions.md 1.7
+    # docs/value-text.md, "Worked example"
     f = s3sink.Formatter("csv", EXAMPLE_COLUMNS)
     assert f.header() == b'"name","n","x","ok","opt","raw","at","utc","dur","tup","js","time","diff"\n'
     assert f.row(example_row(), 1700000000000) == (
@@ -130,7 +130,7 @@ def test_float_text(value, csv, js):
 
 
 def reference_float(x: float, style: str) -> str:
-    """The rules of pathway-conventions.md 1.5 from Python's shortest digits."""
+    """The rules of docs/value-text.md, "Floats", from Python's shortest digits."""
     if math.isnan(x):
         return "NaN" if style == "csv" else "null"
     if math.isinf(x):

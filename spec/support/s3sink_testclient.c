@@ -1,4 +1,20 @@
-/* lua_client.c - s3sink.client{...}: an s3client as a Lua full userdata (see lua_client.h).
+/* s3sink_testclient.c - the specs' S3 client: a Lua module on the runtime's s3client,
+ * built only for the tests (build/s3sink_testclient.so), never shipped: the specs use it
+ * to create buckets, read back what a sink uploaded, and plant or delete objects.
+ *
+ *   local testclient = require "s3sink_testclient"
+ *   local c, msg = testclient.client{ endpoint=, region=, bucket=, virtual_hosted=,
+ *     access_key=, secret_key=, session_token=, connect_timeout_ms=,
+ *     request_timeout_ms=, insecure_tls=, ca_file= }
+ *   c:list(prefix)            --> { {key=, size=}, ... }
+ *   c:get(key)                --> string
+ *   c:head(key)               --> etag
+ *   c:put(key, body, content_type, if_none_match) --> true
+ *   c:delete(key), c:head_bucket(), c:create_bucket(), c:delete_bucket() --> true
+ *   c:close()                 -- also __close and __gc
+ *
+ * Failures return nil, message, s3_code (or nil), http_status (0 if none). Misuse (wrong
+ * argument types, unknown config keys, a closed client) raises a Lua error.
  *
  * Lua errors longjmp, so C memory that must live across a Lua API call (a downloaded
  * body, a listing) is owned by a userdata with __gc, and freed explicitly once it has
@@ -11,13 +27,12 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "lua_client.h"
 #include "lua_util.h"
 #include "s3client.h"
 
-#define CLIENT_MT "s3sink.client"
-#define KEYLIST_MT "s3sink.client.keylist"
-#define BOX_MT "s3sink.client.box"
+#define CLIENT_MT "s3sink_testclient.client"
+#define KEYLIST_MT "s3sink_testclient.keylist"
+#define BOX_MT "s3sink_testclient.box"
 
 typedef struct lclient {
   s3client *c;
@@ -101,7 +116,7 @@ oom:
 
 static s3client *check_open(lua_State *L) {
   lclient *u = luaL_checkudata(L, 1, CLIENT_MT);
-  if (!u->c) luaL_error(L, "s3sink client is closed");
+  if (!u->c) luaL_error(L, "the test client is closed");
   return u->c;
 }
 
@@ -241,9 +256,9 @@ static int l_close(lua_State *L) {
 static int l_tostring(lua_State *L) {
   lclient *u = luaL_checkudata(L, 1, CLIENT_MT);
   if (u->c)
-    lua_pushfstring(L, "s3sink.client (%p)", (void *)u);
+    lua_pushfstring(L, "s3sink_testclient.client (%p)", (void *)u);
   else
-    lua_pushliteral(L, "s3sink.client (closed)");
+    lua_pushliteral(L, "s3sink_testclient.client (closed)");
   return 1;
 }
 
@@ -286,7 +301,7 @@ static long timeout_ms(lua_State *L, const char *name) {
   return (long)v;
 }
 
-int s3sink_lua_client_new(lua_State *L) {
+static int l_client_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   lopt_check_known(L, 1, "client", config_keys);
@@ -313,5 +328,13 @@ int s3sink_lua_client_new(lua_State *L) {
   memset(&err, 0, sizeof err);
   int rc = s3client_new(&cfg, &u->c, &err);
   if (rc != S3SINK_OK) return push_failure(L, &err);
+  return 1;
+}
+
+__attribute__((visibility("default"))) int luaopen_s3sink_testclient(lua_State *L);
+
+int luaopen_s3sink_testclient(lua_State *L) {
+  static const luaL_Reg functions[] = {{"client", l_client_new}, {NULL, NULL}};
+  luaL_newlib(L, functions);
   return 1;
 }

@@ -4,6 +4,7 @@
 #   make test       install dependencies, build, run every spec and test (also under ASan/UBSan)
 #   make demo       install dependencies, start a local MinIO, run a Pathway pipeline
 #   make deps       only install dependencies (Debian packages, MinIO via go install, Python venv)
+#   make docs       regenerate docs/options.md from the runtime's option table
 
 include build.mk
 
@@ -40,7 +41,7 @@ RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/bundled.o
 LUAMOD_OBJ  := $(LUAMOD_SRC:%.c=$(BUILD)/obj/%.o)
 HEADERS     := $(wildcard $(RUNTIME_DIR)/*.h $(PUBLIC_INCLUDE_DIR)/*.h bindings/lua/*.h)
 
-.PHONY: all lib lua testclient install print-minio-bin deps deps-apt deps-minio deps-python python test demo clean asan asan-python
+.PHONY: all lib lua testclient docs install print-minio-bin deps deps-apt deps-minio deps-python python test demo clean asan asan-python
 
 all: lua testclient
 
@@ -135,6 +136,11 @@ test: deps
 demo: deps
 	$(MAKE) python
 	MINIO_BIN=$(MINIO_BIN) tools/with-minio $(VENV)/bin/python bindings/python/examples/demo.py
+
+# docs/options.md is generated from the runtime's option table (spec/options_spec.lua
+# checks that it is up to date).
+docs: lua
+	S3SINK_CPATH=$(BUILD) $(LUA) tools/options_doc.lua > docs/options.md
 
 clean:
 	rm -rf build

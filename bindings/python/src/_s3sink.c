@@ -27,8 +27,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "numfmt.h"
 #include "s3sink.h"
+#include "s3sink_text.h"
 
 #define MAX_STACK_COLUMNS 32
 
@@ -212,7 +212,7 @@ static int put_json_string(arena *a, const char *s, size_t n) {
   size_t start = 0;
   char esc[6];
   for (size_t i = 0; i < n; i++) {
-    size_t elen = s3sink_json_escape((unsigned char)s[i], esc);
+    size_t elen = s3sink_text_json_escape((unsigned char)s[i], esc);
     if (!elen) continue;
     if (ar_put(a, s + start, i - start) < 0 || ar_put(a, esc, elen) < 0) return -1;
     start = i + 1;
@@ -223,20 +223,20 @@ static int put_json_string(arena *a, const char *s, size_t n) {
 
 /* Standard base64 with '=' padding (Rust base64 STANDARD). */
 static int put_base64(arena *a, const unsigned char *s, size_t n) {
-  size_t out = S3SINK_BASE64_LEN(n);
+  size_t out = S3SINK_TEXT_BASE64_LEN(n);
   if (a->cap - a->len < out && ar_grow(a, out) < 0) return -1;
-  a->len += s3sink_base64(s, n, a->data + a->len);
+  a->len += s3sink_text_base64(s, n, a->data + a->len);
   return 0;
 }
 
 static int put_i64(arena *a, int64_t v) {
-  char num[S3SINK_NUMBUF];
-  return ar_put(a, num, s3sink_fmt_int(num, v));
+  char num[S3SINK_TEXT_NUMBUF];
+  return ar_put(a, num, s3sink_text_int(num, v));
 }
 
 static int put_f64_json(arena *a, double v) {
-  char num[S3SINK_NUMBUF];
-  return ar_put(a, num, s3sink_fmt_float_json(num, v));
+  char num[S3SINK_TEXT_NUMBUF];
+  return ar_put(a, num, s3sink_text_float_json(num, v));
 }
 
 /* ======================================================================================
@@ -344,7 +344,8 @@ static int datetime_ns(modstate *st, PyObject *v, int64_t *ns, bool *aware) {
     PyErr_Format(PyExc_OverflowError, "datetime of year %ld does not fit in 64-bit nanoseconds", f[0]);
     return -1;
   }
-  int64_t secs = s3sink_days_from_civil(f[0], (int)f[1], (int)f[2]) * 86400 + f[3] * 3600 + f[4] * 60 + f[5];
+  int64_t secs = s3sink_text_days_from_civil(f[0], (int)f[1], (int)f[2]) * 86400 + f[3] * 3600 +
+                 f[4] * 60 + f[5];
   if (secs > INT64_MAX / 1000000000 - 1 || secs < INT64_MIN / 1000000000 + 1) {
     PyErr_SetString(PyExc_OverflowError, "datetime does not fit in 64-bit nanoseconds");
     return -1;
@@ -583,8 +584,8 @@ static int json_value_impl(modstate *st, arena *a, PyObject *v) {
     int64_t ns;
     bool aware;
     if (datetime_ns(st, v, &ns, &aware) < 0) return -1;
-    char num[S3SINK_NUMBUF];
-    size_t n = s3sink_fmt_datetime(num, ns, aware);
+    char num[S3SINK_TEXT_NUMBUF];
+    size_t n = s3sink_text_datetime(num, ns, aware);
     if (ar_putc(a, '"') < 0 || ar_put(a, num, n) < 0) return -1;
     return ar_putc(a, '"');
   }
@@ -1907,10 +1908,10 @@ static PyObject *mod_format_float(PyObject *Py_UNUSED(module), PyObject *args) {
   double v;
   const char *style = "json";
   if (!PyArg_ParseTuple(args, "d|s:format_float", &v, &style)) return NULL;
-  char num[S3SINK_NUMBUF];
+  char num[S3SINK_TEXT_NUMBUF];
   size_t n;
-  if (strcmp(style, "json") == 0) n = s3sink_fmt_float_json(num, v);
-  else if (strcmp(style, "csv") == 0) n = s3sink_fmt_float_rust(num, v);
+  if (strcmp(style, "json") == 0) n = s3sink_text_float_json(num, v);
+  else if (strcmp(style, "csv") == 0) n = s3sink_text_float_csv(num, v);
   else {
     PyErr_SetString(PyExc_ValueError, "style must be 'json' or 'csv'");
     return NULL;

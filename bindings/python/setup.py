@@ -131,7 +131,7 @@ class BuildExt(build_ext):
 
 
 def _extension() -> Extension:
-    sources = ["src/_s3sink.c"]  # + the runtime's, added by BuildExt
+    sources = sorted(glob.glob("src/*.c", root_dir=HERE))  # + the runtime's, added by BuildExt
 
     cflags = [f for f in _pkg_config("--cflags") if not f.startswith("-I")]
     includes = [f[2:] for f in _pkg_config("--cflags") if f.startswith("-I")]

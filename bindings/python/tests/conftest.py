@@ -29,7 +29,7 @@ def _ensure_built() -> None:
         *glob.glob(str(ROOT / "runtime" / "include" / "*.h")),
         *glob.glob(str(ROOT / "formats" / "*.lua")),
         *glob.glob(str(ROOT / "scripts" / "*" / "*.lua")),
-        *glob.glob(str(PKG_DIR / "src" / "*.c")),
+        *glob.glob(str(PKG_DIR / "src" / "*.[ch]")),
         str(PKG_DIR / "setup.py"),
     ]
     newest = max(os.path.getmtime(s) for s in sources)

@@ -135,9 +135,17 @@ int datetime_ns(modstate *st, PyObject *v, int64_t *ns, bool *aware) {
  * Columns
  * ------------------------------------------------------------------------------------- */
 
-static const char *const kind_names[CK_COUNT] = {
-    "int", "float", "bool", "str", "bytes", "pointer", "datetime_naive", "datetime_utc",
-    "duration", "json", "tuple", "list", "array", "any"};
+/* "int, float, ..., any": the column types of the runtime's table, for messages. */
+static void column_type_names(char *buf, size_t cap) {
+  size_t used = 0;
+  buf[0] = 0;
+  for (int t = 0; t < S3SINK_T_COUNT; t++) {
+    int n = PyOS_snprintf(buf + used, cap - used, "%s%s", t ? ", " : "",
+                          s3sink_column_type_info((s3sink_type)t)->name);
+    if (n < 0 || (size_t)n >= cap - used) break;
+    used += (size_t)n;
+  }
+}
 
 void schema_free(schema *sc) {
   for (Py_ssize_t i = 0; i < sc->n; i++) Py_XDECREF(sc->names ? sc->names[i] : NULL);
@@ -157,7 +165,7 @@ int schema_parse(modstate *st, PyObject *columns, schema *sc) {
   if (!seq) return -1;
   Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
   sc->names = PyMem_Calloc((size_t)n + 1, sizeof(PyObject *));
-  sc->kinds = PyMem_Calloc((size_t)n + 1, 1);
+  sc->kinds = PyMem_Calloc((size_t)n + 1, sizeof(s3sink_kind));
   sc->cols = PyMem_Calloc((size_t)n + 1, sizeof(s3sink_column));
   if (!sc->names || !sc->kinds || !sc->cols) {
     PyErr_NoMemory();
@@ -182,15 +190,14 @@ int schema_parse(modstate *st, PyObject *columns, schema *sc) {
       goto fail;
     const char *tname = PyUnicode_AsUTF8(type);
     if (!tname) goto fail;
-    int kind = -1;
-    for (int k = 0; k < CK_COUNT; k++)
-      if (strcmp(kind_names[k], tname) == 0) kind = k;
-    if (kind < 0) {
+    const s3sink_column_type *ctype = s3sink_column_type_info(s3sink_column_type_find(tname));
+    if (!ctype) {
       const char *cname = PyUnicode_AsUTF8(name);
+      char names[512];
+      column_type_names(names, sizeof names);
       if (cname)
-        raise_config(st, "column '%s' has type '%s', which the Python binding cannot convert "
-                         "(use int, float, bool, str, bytes, pointer, datetime_naive, "
-                         "datetime_utc, duration, json, tuple, list or array)", cname, tname);
+        raise_config(st, "column '%s' has unsupported type '%s': use one of %s", cname, tname,
+                     names);
       goto fail;
     }
     Py_INCREF(name);
@@ -204,9 +211,9 @@ int schema_parse(modstate *st, PyObject *columns, schema *sc) {
         raise_config(st, "column name '%s' is used twice", cname);
         goto fail;
       }
-    sc->kinds[i] = (unsigned char)kind;
+    sc->kinds[i] = ctype->kind;
     sc->cols[i].name = cname;
-    sc->cols[i].type = kind_names[kind];
+    sc->cols[i].type = ctype->name;
     sc->cols[i].optional = optional;
   }
   sc->n = n;
@@ -260,7 +267,7 @@ void rowbuf_free(rowbuf *rb) {
 
 static int bad_value(const schema *sc, Py_ssize_t i, PyObject *v, const char *want) {
   PyErr_Format(PyExc_TypeError, "column %R (%s) needs %s, got %.200s", sc->names[i],
-               kind_names[sc->kinds[i]], want, Py_TYPE(v)->tp_name);
+               sc->cols[i].type, want, Py_TYPE(v)->tp_name);
   return -1;
 }
 
@@ -269,7 +276,7 @@ static int column_context(const schema *sc, Py_ssize_t i) {
 #if PY_VERSION_HEX >= 0x030C0000
   PyObject *exc = PyErr_GetRaisedException();
   PyErr_Format(PyExc_TypeError, "cannot convert the value of column %R (%s)", sc->names[i],
-               kind_names[sc->kinds[i]]);
+               sc->cols[i].type);
   PyObject *outer = PyErr_GetRaisedException();
   PyException_SetCause(outer, Py_NewRef(exc));
   PyException_SetContext(outer, exc);
@@ -280,7 +287,7 @@ static int column_context(const schema *sc, Py_ssize_t i) {
   PyErr_NormalizeException(&t, &v, &tb);
   if (tb) PyException_SetTraceback(v, tb);
   PyErr_Format(PyExc_TypeError, "cannot convert the value of column %R (%s)", sc->names[i],
-               kind_names[sc->kinds[i]]);
+               sc->cols[i].type);
   PyObject *t2, *v2, *tb2;
   PyErr_Fetch(&t2, &v2, &tb2);
   PyErr_NormalizeException(&t2, &v2, &tb2);
@@ -295,28 +302,28 @@ static int column_context(const schema *sc, Py_ssize_t i) {
 }
 
 /* The kind an "any" column's value is written as: its own type, as the engine would. */
-static int kind_of_value(modstate *st, PyObject *v, colkind *kind) {
+static int kind_of_value(modstate *st, PyObject *v, s3sink_kind *kind) {
   PyObject *t;
   int r;
-  if (PyBool_Check(v)) *kind = CK_BOOL;
-  else if (PyLong_Check(v)) *kind = CK_INT;
-  else if (PyFloat_Check(v)) *kind = CK_FLOAT;
-  else if (PyUnicode_Check(v)) *kind = CK_STR;
-  else if (PyBytes_Check(v)) *kind = CK_BYTES;
+  if (PyBool_Check(v)) *kind = S3SINK_V_BOOL;
+  else if (PyLong_Check(v)) *kind = S3SINK_V_INT;
+  else if (PyFloat_Check(v)) *kind = S3SINK_V_FLOAT;
+  else if (PyUnicode_Check(v)) *kind = S3SINK_V_STR;
+  else if (PyBytes_Check(v)) *kind = S3SINK_V_BYTES;
   else if ((t = lazy_type(&st->pointer_type, "pathway.engine", "Pointer")) &&
            PyObject_TypeCheck(v, (PyTypeObject *)t))
-    *kind = CK_POINTER;
+    *kind = S3SINK_V_POINTER;
   else if ((r = PyObject_IsInstance(v, st->datetime_type)) != 0) {
     if (r < 0) return -1;
     PyObject *tz = PyObject_GetAttr(v, st->s_tzinfo);
     if (!tz) return -1;
-    *kind = tz == Py_None ? CK_DT_NAIVE : CK_DT_UTC;
+    *kind = tz == Py_None ? S3SINK_V_DATETIME_NAIVE : S3SINK_V_DATETIME_UTC;
     Py_DECREF(tz);
   } else if ((r = PyObject_IsInstance(v, st->timedelta_type)) != 0) {
     if (r < 0) return -1;
-    *kind = CK_DURATION;
+    *kind = S3SINK_V_DURATION;
   } else {
-    *kind = CK_JSON; /* Json, tuples, lists, arrays: JSON text */
+    *kind = S3SINK_V_JSON; /* Json, tuples, lists, arrays: JSON text */
   }
   return 0;
 }
@@ -329,11 +336,11 @@ static int convert_value(modstate *st, const schema *sc, Py_ssize_t i, PyObject 
     return 0;
   }
   arena *a = &rb->ar;
-  colkind kind = (colkind)sc->kinds[i];
-  if (kind == CK_ANY && kind_of_value(st, v, &kind) < 0) return column_context(sc, i);
+  s3sink_kind kind = sc->kinds[i];
+  if (kind == S3SINK_V_NULL && kind_of_value(st, v, &kind) < 0) return column_context(sc, i);
+  out->kind = kind;
   switch (kind) {
-  case CK_INT:
-    out->kind = S3SINK_V_INT;
+  case S3SINK_V_INT:
     if (PyLong_Check(v)) return long_to_i64(v, &out->u.i, "int column") < 0 ? column_context(sc, i) : 0;
     if (PyIndex_Check(v) && !PyFloat_Check(v)) {
       PyObject *x = PyNumber_Index(v);
@@ -343,8 +350,7 @@ static int convert_value(modstate *st, const schema *sc, Py_ssize_t i, PyObject 
       return rc < 0 ? column_context(sc, i) : 0;
     }
     return bad_value(sc, i, v, "an int");
-  case CK_FLOAT:
-    out->kind = S3SINK_V_FLOAT;
+  case S3SINK_V_FLOAT:
     if (PyFloat_Check(v)) {
       out->u.f = PyFloat_AS_DOUBLE(v);
       return 0;
@@ -355,15 +361,13 @@ static int convert_value(modstate *st, const schema *sc, Py_ssize_t i, PyObject 
       return 0;
     }
     return bad_value(sc, i, v, "a float");
-  case CK_BOOL:
-    out->kind = S3SINK_V_BOOL;
+  case S3SINK_V_BOOL:
     if (PyBool_Check(v)) {
       out->u.b = v == Py_True;
       return 0;
     }
     return bad_value(sc, i, v, "a bool");
-  case CK_STR: {
-    out->kind = S3SINK_V_STR;
+  case S3SINK_V_STR: {
     if (!PyUnicode_Check(v)) return bad_value(sc, i, v, "a str");
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(v, &n); /* cached in the str, which we hold */
@@ -372,8 +376,7 @@ static int convert_value(modstate *st, const schema *sc, Py_ssize_t i, PyObject 
     out->u.s.len = (size_t)n;
     return 0;
   }
-  case CK_BYTES:
-    out->kind = S3SINK_V_BYTES;
+  case S3SINK_V_BYTES:
     if (PyBytes_Check(v)) {
       out->u.s.ptr = PyBytes_AS_STRING(v);
       out->u.s.len = (size_t)PyBytes_GET_SIZE(v);
@@ -385,8 +388,7 @@ static int convert_value(modstate *st, const schema *sc, Py_ssize_t i, PyObject 
       return ar_put(a, PyByteArray_AS_STRING(v), out->u.s.len);
     }
     return bad_value(sc, i, v, "bytes");
-  case CK_POINTER: {
-    out->kind = S3SINK_V_POINTER;
+  case S3SINK_V_POINTER: {
     PyObject *s = PyUnicode_Check(v) ? Py_NewRef(v) : PyObject_Str(v); /* str(Pointer) */
     if (!s) return column_context(sc, i);
     Py_ssize_t n;
@@ -400,9 +402,8 @@ static int convert_value(modstate *st, const schema *sc, Py_ssize_t i, PyObject 
     Py_DECREF(s);
     return rc < 0 ? column_context(sc, i) : 0;
   }
-  case CK_DT_NAIVE:
-  case CK_DT_UTC: {
-    out->kind = kind == CK_DT_UTC ? S3SINK_V_DATETIME_UTC : S3SINK_V_DATETIME_NAIVE;
+  case S3SINK_V_DATETIME_NAIVE:
+  case S3SINK_V_DATETIME_UTC: {
     if (PyLong_Check(v)) return long_to_i64(v, &out->u.i, "datetime") < 0 ? column_context(sc, i) : 0;
     int r = PyObject_IsInstance(v, st->datetime_type);
     if (r < 0) return column_context(sc, i);
@@ -410,27 +411,23 @@ static int convert_value(modstate *st, const schema *sc, Py_ssize_t i, PyObject 
     bool aware;
     return datetime_ns(st, v, &out->u.i, &aware) < 0 ? column_context(sc, i) : 0;
   }
-  case CK_DURATION: {
-    out->kind = S3SINK_V_DURATION;
+  case S3SINK_V_DURATION: {
     if (PyLong_Check(v)) return long_to_i64(v, &out->u.i, "duration") < 0 ? column_context(sc, i) : 0;
     int r = PyObject_IsInstance(v, st->timedelta_type);
     if (r < 0) return column_context(sc, i);
     if (!r) return bad_value(sc, i, v, "a pandas.Timedelta or datetime.timedelta");
     return timedelta_ns(st, v, &out->u.i) < 0 ? column_context(sc, i) : 0;
   }
-  case CK_JSON:
-  case CK_TUPLE:
-  case CK_LIST:
-  case CK_ARRAY: {
-    out->kind = S3SINK_V_JSON;
+  case S3SINK_V_JSON: {
     size_t start = a->len;
     if (json_value(st, a, v) < 0) return column_context(sc, i);
     rb->offs[i] = start;
     out->u.s.len = a->len - start;
     return 0;
   }
-  default:
-    PyErr_SetString(PyExc_SystemError, "s3sink: bad column kind");
+  default: /* a kind this binding does not know: the runtime's table grew */
+    PyErr_Format(PyExc_SystemError, "s3sink: column %R has a value kind this binding cannot pass",
+                 sc->names[i]);
     return -1;
   }
 }

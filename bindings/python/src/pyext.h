@@ -122,16 +122,13 @@ int datetime_ns(modstate *st, PyObject *v, int64_t *ns, bool *aware);
  * Columns and rows (convert.c)
  * ------------------------------------------------------------------------------------- */
 
-typedef enum {
-  CK_INT, CK_FLOAT, CK_BOOL, CK_STR, CK_BYTES, CK_POINTER, CK_DT_NAIVE, CK_DT_UTC,
-  CK_DURATION, CK_JSON, CK_TUPLE, CK_LIST, CK_ARRAY, CK_ANY, CK_COUNT
-} colkind;
-
+/* Columns, their types from the runtime's table (s3sink_column_type_info). */
 typedef struct {
   Py_ssize_t n;
   PyObject **names;     /* strong, interned str */
-  unsigned char *kinds; /* colkind */
-  s3sink_column *cols;  /* name: UTF-8 of names[i]; type: the type's name */
+  s3sink_kind *kinds;   /* the kind of values the column's type passes; S3SINK_V_NULL for
+                           "any": each value's own */
+  s3sink_column *cols;  /* name: UTF-8 of names[i]; type: the table's (static) name */
 } schema;
 
 /* Parses a sequence of (name, type[, optional]). Raises ConfigError/TypeError. */

@@ -508,10 +508,10 @@ def _connect(
         insecure_tls=insecure_tls,
         ca_file=ca_file,
         create_bucket=create_bucket,
-        max_buffer_bytes=max_buffer_bytes or 0,
+        max_buffer_bytes=max_buffer_bytes,
         max_retry_ms=max_retry_ms,
         spool_dir=spool,
-        spool_max_bytes=spool_max_bytes or 0,
+        spool_max_bytes=spool_max_bytes,
         # the engine's thread only seals objects; the sink's own thread uploads them
         background_uploads=True,
     )

@@ -163,6 +163,7 @@ static int module_exec(PyObject *m) {
   INTERN(s_is_addition, "is_addition");
   INTERN(s_value, "value");
   INTERN(s_tzinfo, "tzinfo");
+  INTERN(s_columns, "columns");
 #undef INTERN
 
   PyObject *dt = PyImport_ImportModule("datetime");
@@ -208,6 +209,7 @@ static int module_clear(PyObject *m) {
   Py_CLEAR(st->s_is_addition);
   Py_CLEAR(st->s_value);
   Py_CLEAR(st->s_tzinfo);
+  Py_CLEAR(st->s_columns);
   Py_CLEAR(st->datetime_type);
   Py_CLEAR(st->timedelta_type);
   Py_CLEAR(st->json_type);
@@ -257,6 +259,16 @@ static PyMethodDef module_methods[] = {
     {"to_json", mod_to_json, METH_O,
      "to_json(value)\n--\n\nCompact JSON text of a value, with the engine's rules (what a "
      "tuple, list, array or Json column holds)."},
+    {"options", vocab_options, METH_NOARGS,
+     "options()\n--\n\nThe runtime's options, in order: dicts of name, type ('str', 'int' "
+     "or 'bool'), group ('target', 'output', 'transport', 'reliability', 'host'), min and "
+     "max (integers, else None), unlimited (None is accepted for no limit), default (as "
+     "users read it, or None) and doc."},
+    {"column_types", vocab_column_types, METH_NOARGS,
+     "column_types()\n--\n\nThe names of the column types, in the runtime's order."},
+    {"bundled", vocab_bundled, METH_O,
+     "bundled(kind)\n--\n\nThe names of the scripts bundled in the runtime, of kind "
+     "'format' or 'naming'."},
     {NULL, NULL, 0, NULL}};
 
 static PyModuleDef_Slot module_slots[] = {

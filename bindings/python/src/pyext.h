@@ -3,6 +3,7 @@
  * s3sink runtime (runtime/include/s3sink.h). What its files share:
  *
  *   module.c     module init and state, the exception classes, module functions
+ *   options.c    Writer options and the vocabulary functions, from the runtime's tables
  *   json.c       the per-call byte arena; Python values -> compact JSON text
  *   convert.c    datetime/timedelta -> ns, column schemas, a row dict -> s3sink values
  *   writer.c     the Writer type (wraps `s3sink *`)
@@ -40,7 +41,7 @@ typedef struct {
   PyTypeObject *FormatterType;
   PyObject *SinkError, *ConfigError, *ScriptError, *UploadError;
   /* interned names */
-  PyObject *s_key, *s_row, *s_time, *s_is_addition, *s_value, *s_tzinfo;
+  PyObject *s_key, *s_row, *s_time, *s_is_addition, *s_value, *s_tzinfo, *s_columns;
   /* stdlib types, imported at exec */
   PyObject *datetime_type, *timedelta_type;
   /* types of optional packages, looked up in sys.modules on first need (an object of
@@ -64,6 +65,20 @@ PyObject *raise_config(modstate *st, const char *fmt, ...);
 /* The types, created from their specs and added to the module; -1 with an exception. */
 int add_writer_type(PyObject *module, modstate *st);
 int add_formatter_type(PyObject *module, modstate *st);
+
+/* ---------------------------------------------------------------------------------------
+ * Options and the vocabulary (options.c)
+ * ------------------------------------------------------------------------------------- */
+
+/* Sets the options of cfg from a dict {name: value} by the runtime's option table; -1
+ * with TypeError or ConfigError. Strings are borrowed from the dict's values: keep it
+ * until s3sink_open. */
+int config_from_options(modstate *st, PyObject *options, s3sink_config *cfg);
+
+/* options(), column_types(), bundled(kind) */
+PyObject *vocab_options(PyObject *module, PyObject *ignored);
+PyObject *vocab_column_types(PyObject *module, PyObject *ignored);
+PyObject *vocab_bundled(PyObject *module, PyObject *kind);
 
 /* ---------------------------------------------------------------------------------------
  * A per-call byte arena: JSON texts and copied strings of one row. Starts on the stack.

@@ -62,111 +62,59 @@ static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds) {
     PyErr_SetString(st->SinkError, "Writer.__init__ called twice");
     return -1;
   }
-  char *kwlist[] = {"endpoint", "region", "bucket", "prefix", "virtual_hosted",
-                    "access_key", "secret_key", "session_token", "format", "naming",
-                    "write_interval_ms", "columns", "writer_id", "connect_timeout_ms",
-                    "request_timeout_ms", "insecure_tls", "ca_file", "create_bucket",
-                    "no_timer", "max_buffer_bytes", "background_uploads", "max_retry_ms",
-                    "spool_dir", "spool_max_bytes", NULL};
-  const char *endpoint = NULL, *region = NULL, *bucket = NULL, *prefix = NULL;
-  const char *access_key = NULL, *secret_key = NULL, *session_token = NULL;
-  const char *format = NULL, *naming = NULL, *writer_id = NULL, *ca_file = NULL;
-  const char *spool_dir = NULL;
-  int virtual_hosted = 0, insecure_tls = 0, create_bucket = 0, no_timer = 0, background = 0;
-  long long interval = 0, connect_timeout = 0, request_timeout = 0;
-  unsigned long long spool_max = 0;
-  Py_ssize_t max_buffer = 0;
-  PyObject *columns = NULL, *max_retry = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$zzzzpzzzzzLOzLLpzppnpOzK:Writer", kwlist,
-                                   &endpoint, &region, &bucket, &prefix, &virtual_hosted,
-                                   &access_key, &secret_key, &session_token, &format, &naming,
-                                   &interval, &columns, &writer_id, &connect_timeout,
-                                   &request_timeout, &insecure_tls, &ca_file, &create_bucket,
-                                   &no_timer, &max_buffer, &background, &max_retry,
-                                   &spool_dir, &spool_max))
+  if (PyTuple_GET_SIZE(args)) {
+    PyErr_SetString(PyExc_TypeError, "Writer() takes keyword arguments only");
     return -1;
+  }
+  /* a copy: it keeps the option strings alive until open, whatever the caller does */
+  PyObject *options = kwds ? PyDict_Copy(kwds) : PyDict_New();
+  if (!options) return -1;
+  PyObject *columns = PyDict_GetItemWithError(options, st->s_columns); /* borrowed */
   if (!columns) {
-    PyErr_SetString(PyExc_TypeError, "Writer() missing required keyword argument 'columns'");
+    if (!PyErr_Occurred())
+      PyErr_SetString(PyExc_TypeError, "Writer() missing required keyword argument 'columns'");
+    Py_DECREF(options);
     return -1;
   }
-  if (interval < 0) {
-    raise_config(st, "write_interval_ms is %lld: it must be 0 (default) or more", interval);
-    return -1;
-  }
-  if (connect_timeout < 0 || request_timeout < 0 || connect_timeout > LONG_MAX ||
-      request_timeout > LONG_MAX || max_buffer < 0) {
-    raise_config(st, "connect_timeout_ms, request_timeout_ms and max_buffer_bytes must not be negative");
-    return -1;
-  }
-  int64_t max_retry_ms = 0; /* the runtime's default */
-  if (max_retry == Py_None) {
-    max_retry_ms = -1; /* forever */
-  } else if (max_retry) {
-    long long v = PyLong_Check(max_retry) ? PyLong_AsLongLong(max_retry) : -2;
-    if (v == -1 && PyErr_Occurred()) return -1;
-    if (v < 1) {
-      raise_config(st, "max_retry_ms must be a positive number of milliseconds, or None to "
-                       "retry forever");
-      return -1;
-    }
-    max_retry_ms = v;
-  }
-  schema sc;
-  if (schema_parse(st, columns, &sc) < 0) return -1;
-
-  PyObject *desc = PyUnicode_FromFormat("bucket=%s prefix=%s format=%s", bucket ? bucket : "None",
-                                        prefix ? prefix : "", format ? format : "csv");
-  if (!desc) {
-    schema_free(&sc);
-    return -1;
-  }
+  Py_INCREF(columns);
   s3sink_config cfg;
   memset(&cfg, 0, sizeof cfg);
-  cfg.endpoint = endpoint;
-  cfg.region = region;
-  cfg.bucket = bucket;
-  cfg.prefix = prefix;
-  cfg.virtual_hosted = virtual_hosted;
-  cfg.access_key = access_key;
-  cfg.secret_key = secret_key;
-  cfg.session_token = session_token;
-  cfg.format = format;
-  cfg.naming = naming;
-  cfg.write_interval_ms = (int64_t)interval;
+  schema sc;
+  PyObject *desc = NULL;
+  int rc = -1;
+  if (PyDict_DelItem(options, st->s_columns) < 0 || config_from_options(st, options, &cfg) < 0 ||
+      schema_parse(st, columns, &sc) < 0)
+    goto done;
+  desc = PyUnicode_FromFormat("bucket=%s prefix=%s%s%s", cfg.bucket ? cfg.bucket : "None",
+                              cfg.prefix ? cfg.prefix : "", cfg.format ? " format=" : "",
+                              cfg.format ? cfg.format : "");
+  if (!desc) {
+    schema_free(&sc);
+    goto done;
+  }
   cfg.columns = sc.cols;
   cfg.ncolumns = (size_t)sc.n;
-  cfg.writer_id = writer_id;
-  cfg.connect_timeout_ms = (long)connect_timeout;
-  cfg.request_timeout_ms = (long)request_timeout;
-  cfg.insecure_tls = insecure_tls;
-  cfg.ca_file = ca_file;
-  cfg.create_bucket = create_bucket;
-  cfg.no_timer = no_timer;
-  cfg.background_uploads = background;
-  cfg.max_buffer_bytes = (size_t)max_buffer;
-  cfg.max_retry_ms = max_retry_ms;
-  cfg.spool_dir = spool_dir;
-  cfg.spool_max_bytes = (uint64_t)spool_max;
-
   s3sink *sink = NULL;
   s3sink_err err;
   memset(&err, 0, sizeof err);
-  int rc;
-  /* the strings stay alive: they belong to `args`/`kwds` and to sc */
   Py_BEGIN_ALLOW_THREADS
   rc = s3sink_open(&cfg, &sink, &err);
   Py_END_ALLOW_THREADS
   if (rc != S3SINK_OK) {
-    Py_DECREF(desc);
+    Py_CLEAR(desc);
     schema_free(&sc);
     set_sink_error(st, &err);
-    return -1;
+    rc = -1;
+    goto done;
   }
   self->sink = sink;
-  self->spooled = spool_dir != NULL;
+  self->spooled = cfg.spool_dir != NULL;
   self->sc = sc;
   Py_XSETREF(self->desc, desc);
-  return 0;
+done:
+  Py_DECREF(columns);
+  Py_DECREF(options);
+  return rc;
 }
 
 static PyObject *closed_error(WriterObject *self) {
@@ -646,19 +594,15 @@ static PyGetSetDef Writer_getset[] = {
     {NULL, NULL, NULL, NULL, NULL}};
 
 PyDoc_STRVAR(Writer_doc,
-"Writer(*, bucket, columns, endpoint=None, region=None, prefix='', virtual_hosted=False,\n"
-"       access_key=None, secret_key=None, session_token=None, format='csv',\n"
-"       naming='default', write_interval_ms=60000, writer_id=None,\n"
-"       connect_timeout_ms=10000, request_timeout_ms=120000, insecure_tls=False,\n"
-"       ca_file=None, create_bucket=False, no_timer=False, max_buffer_bytes=1 GiB,\n"
-"       background_uploads=False, max_retry_ms=300000, spool_dir=None,\n"
-"       spool_max_bytes=8 GiB)\n"
+"Writer(*, columns, **options)\n"
 "--\n\n"
 "A sink that buffers rows and uploads them as self-contained objects to an S3 bucket.\n\n"
-"``columns`` is a list of ``(name, type, optional)``, type one of int, float, bool, str,\n"
-"bytes, pointer, datetime_naive, datetime_utc, duration, json, tuple, list, array.\n"
-"Opening checks the bucket (HeadBucket) and lists the prefix. The writer has Pathway's\n"
-"ConnectorObserver methods: on_change, on_time_end, on_end.");
+"``columns`` is a list of ``(name, type[, optional])``, type one of column_types().\n"
+"The options are the runtime's, listed with their types, ranges, defaults and docs by\n"
+"options() (and docs/options.md). None leaves an option at its default, except where\n"
+"options() says ``unlimited``: there it means no limit. Opening checks the bucket\n"
+"(HeadBucket) and lists the prefix. The writer has Pathway's ConnectorObserver methods:\n"
+"on_change, on_time_end, on_end.");
 
 static PyType_Slot Writer_slots[] = {
     {Py_tp_doc, (void *)Writer_doc},

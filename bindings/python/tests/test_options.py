@@ -1,0 +1,88 @@
+"""The runtime's vocabulary in Python: Writer reads its options by the runtime's table,
+and options(), column_types() and bundled() expose the tables. No bucket needed: every
+case fails (or passes its options) before the network."""
+
+from __future__ import annotations
+
+import pytest
+
+import s3sink
+from s3sink import _s3sink
+
+COLS = [("a", "int")]
+PY_TYPES = {"str": str, "int": int, "bool": bool}
+
+
+def test_options_describe_every_option():
+    opts = _s3sink.options()
+    names = [o["name"] for o in opts]
+    assert len(names) == len(set(names)) and "write_interval_ms" in names
+    for o in opts:
+        assert set(o) == {"name", "type", "group", "min", "max", "unlimited", "default", "doc"}
+        assert o["type"] in PY_TYPES
+        assert o["group"] in ("target", "output", "transport", "reliability", "host")
+        assert o["doc"]
+        if o["type"] == "int":
+            assert o["min"] <= o["max"]
+        else:
+            assert o["min"] is None and o["max"] is None and not o["unlimited"]
+
+
+def test_column_types_and_bundled_scripts():
+    types = _s3sink.column_types()
+    assert types[0] == "int" and "any" in types and len(set(types)) == len(types)
+    for t in types:  # every type of the table is one the binding converts
+        s3sink.Formatter("json", [("v", t, True)]).row({"v": None}, 0)
+    assert "csv" in _s3sink.bundled("format") and "json" in _s3sink.bundled("format")
+    assert _s3sink.bundled("naming") == ("default",)
+    with pytest.raises(ValueError, match="'neither'"):
+        _s3sink.bundled("neither")
+
+
+def test_a_misspelt_option_gets_the_runtime_suggestion():
+    with pytest.raises(s3sink.ConfigError, match="unknown option 'write_intervl_ms': did you mean 'write_interval_ms'"):
+        s3sink.Writer(columns=COLS, write_intervl_ms=5)
+    with pytest.raises(s3sink.ConfigError, match="unknown option 'zzz': the options are endpoint, "):
+        s3sink.Writer(columns=COLS, zzz=1)
+
+
+@pytest.mark.parametrize("option", [o["name"] for o in _s3sink.options()])
+def test_values_of_another_type_are_refused_naming_the_option(option):
+    kind = next(o["type"] for o in _s3sink.options() if o["name"] == option)
+    wrong = {"str": 5, "int": "5", "bool": 1}[kind]
+    with pytest.raises(TypeError, match=f"option '{option}' must be {kind}"):
+        s3sink.Writer(columns=COLS, **{option: wrong})
+
+
+def test_bools_are_not_integers():
+    with pytest.raises(TypeError, match="write_interval_ms"):
+        s3sink.Writer(columns=COLS, write_interval_ms=True)
+
+
+def test_ranges_and_rules_are_the_runtime_s():
+    with pytest.raises(s3sink.ConfigError, match="write_interval_ms is 0: it must be 1 or more"):
+        s3sink.Writer(columns=COLS, write_interval_ms=0)
+    with pytest.raises(s3sink.ConfigError, match="writer_id 'a b' is not valid"):
+        s3sink.Writer(columns=COLS, writer_id="a b")
+    with pytest.raises(s3sink.ConfigError, match="starts with '/'"):
+        s3sink.Writer(columns=COLS, prefix="/p")
+    with pytest.raises(s3sink.ConfigError, match="NUL"):
+        s3sink.Writer(columns=COLS, bucket="b\0c")
+
+
+def test_none_is_not_given_or_no_limit():
+    unlimited = [o["name"] for o in _s3sink.options() if o["unlimited"]]
+    assert unlimited
+    limited = {o["name"]: None for o in _s3sink.options() if not o["unlimited"]}
+    # every option accepted: what stops the writer is the bucket nobody gave
+    with pytest.raises(s3sink.ConfigError, match="no bucket given"):
+        s3sink.Writer(columns=COLS, **limited, **{name: None for name in unlimited})
+    with pytest.raises(s3sink.ConfigError, match="or -1 for no limit"):
+        s3sink.Writer(columns=COLS, **{unlimited[0]: -2})
+
+
+def test_writer_takes_keywords_only():
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        s3sink.Writer(COLS)
+    with pytest.raises(TypeError, match="'columns'"):
+        s3sink.Writer(bucket="b")

@@ -419,10 +419,9 @@ class _S3Observer(_s3sink.Writer, pw.io.python.ConnectorObserver):
             failed = self.failed_uploads
             if failed > self._failures_logged:
                 self._failures_logged = failed
-                err = self.upload_error or self.timer_error
                 logger.warning(
                     "s3sink: %d upload attempt(s) failed so far; the rows are kept and "
-                    "retried. Last error: %s", failed, err,
+                    "retried. Last error: %s", failed, self.last_error,
                 )
 
 

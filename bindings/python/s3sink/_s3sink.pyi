@@ -96,7 +96,7 @@ class Writer:
     def on_time_end(self, time: int) -> bool:
         """Closes the minibatch (with a spool: once it is on disk) and applies the flush
         policy; True if an object was uploaded. A failed attempt that is retried does not
-        raise (see ``upload_error``); once uploads have stopped, raises the error."""
+        raise (see ``last_error``); once uploads have stopped, raises the error."""
     def on_end(self) -> None:
         """The same as close()."""
     def flush(self, forced: bool = False) -> bool:
@@ -127,9 +127,9 @@ class Writer:
     @property
     def last_key(self) -> str | None: ...
     @property
-    def timer_error(self) -> UploadError | None: ...
-    @property
-    def upload_error(self) -> UploadError | None: ...
+    def last_error(self) -> SinkError | None:
+        """The error of the last upload attempt, by any thread, if it failed (it is
+        retried until uploads stop); None once one succeeds."""
     @property
     def failure(self) -> SinkError | None: ...
     @property

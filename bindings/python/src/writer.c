@@ -20,12 +20,11 @@ typedef struct {
                                free it; so health never waits for an upload */
   schema sc;
   bool closed;
-  bool spooled;             /* opened with a spool_dir */
+  bool spooled;             /* opened with a spool */
   int64_t last_time;        /* time of the last row written */
   bool have_rows;
   s3sink_stats final_stats; /* snapshot taken by close */
   char *final_key;          /* PyMem_Raw, last key at close */
-  s3sink_err upload_err;    /* last failed upload made from on_time_end (code 0: none) */
   PyObject *desc;           /* str for repr: bucket, prefix, format (no credentials) */
 } WriterObject;
 
@@ -241,10 +240,10 @@ static bool retried(int rc, bool stopped) {
 PyDoc_STRVAR(Writer_on_time_end_doc,
 "on_time_end(time)\n--\n\n"
 "Closes the minibatch of ``time`` (with a spool, once it is on disk) and applies the\n"
-"flush policy: uploads the complete minibatches as one object if write_interval_ms has\n"
+"flush policy: uploads the complete minibatches as one object if the write interval has\n"
 "passed since the last upload. Returns True if an object was uploaded (or handed to the\n"
 "sink's thread). A failed attempt that is retried does not raise (its error is in\n"
-"``upload_error``); once uploads have stopped on an error, raises it.");
+"``last_error``); once uploads have stopped on an error, raises it.");
 
 static PyObject *Writer_on_time_end(WriterObject *self, PyObject *arg) {
   if (!PyLong_Check(arg)) {
@@ -257,19 +256,15 @@ static PyObject *Writer_on_time_end(WriterObject *self, PyObject *arg) {
   bool stopped;
   int rc = locked_flush(self, &time, false, &err, &stopped);
   if (rc == FLUSH_CLOSED) return closed_error(self);
-  if (retried(rc, stopped)) {
-    self->upload_err = err;
-    Py_RETURN_FALSE;
-  }
+  if (retried(rc, stopped)) Py_RETURN_FALSE;
   if (rc < 0) return set_sink_error(self->st, &err);
-  if (rc > 0) self->upload_err.code = 0;
   return PyBool_FromLong(rc > 0);
 }
 
 PyDoc_STRVAR(Writer_flush_doc,
 "flush(forced=False)\n--\n\n"
 "Applies the flush policy now; with ``forced``, uploads everything kept whatever the\n"
-"interval, retrying transient failures for up to max_retry_ms (and trying again after\n"
+"interval, retrying transient failures within the retry budget (and trying again after\n"
 "uploads had stopped on an error). Returns True if an object was uploaded; raises\n"
 "UploadError if the upload failed (the rows are kept).");
 
@@ -291,11 +286,7 @@ static PyObject *Writer_flush(WriterObject *self, PyObject *const *args, Py_ssiz
   bool stopped;
   int rc = locked_flush(self, NULL, forced, &err, &stopped);
   if (rc == FLUSH_CLOSED) return closed_error(self);
-  if (rc < 0) {
-    if (rc == S3SINK_EHTTP || rc == S3SINK_ES3) self->upload_err = err;
-    return set_sink_error(self->st, &err);
-  }
-  if (rc > 0) self->upload_err.code = 0;
+  if (rc < 0) return set_sink_error(self->st, &err);
   return PyBool_FromLong(rc > 0);
 }
 
@@ -334,11 +325,7 @@ static PyObject *do_close(WriterObject *self, unsigned flags) {
   PyThread_release_lock(self->lock);
   Py_END_ALLOW_THREADS
   if (rc == 1) Py_RETURN_NONE; /* another thread closed it */
-  if (rc < 0) {
-    if (err.code == S3SINK_EHTTP || err.code == S3SINK_ES3) self->upload_err = err;
-    return set_sink_error(self->st, &err);
-  }
-  self->upload_err.code = 0;
+  if (rc < 0) return set_sink_error(self->st, &err);
   Py_RETURN_NONE;
 }
 
@@ -348,7 +335,7 @@ PyDoc_STRVAR(Writer_close_doc,
 "and releases the sink. Raises UploadError if the final upload fails; the rows are then\n"
 "kept and close() may be called again. Closing a closed writer does nothing.\n\n"
 "For a host that stops mid-stream: ``drop_unfinished`` drops the rows written since the\n"
-"last on_time_end (the host sends them again), and ``leave_spooled`` (with a spool_dir)\n"
+"last on_time_end (the host sends them again), and ``leave_spooled`` (with a spool)\n"
 "uploads nothing: every kept row stays in the spool for the next writer on it.");
 
 static PyObject *Writer_close(WriterObject *self, PyObject *args, PyObject *kwds) {
@@ -469,17 +456,12 @@ static PyObject *sink_error_property(WriterObject *self, int (*fn)(s3sink *, s3s
   return make_sink_error(self->st, &err);
 }
 
-static PyObject *Writer_get_timer_error(WriterObject *self, void *Py_UNUSED(closure)) {
+static PyObject *Writer_get_last_error(WriterObject *self, void *Py_UNUSED(closure)) {
   return sink_error_property(self, s3sink_last_error);
 }
 
 static PyObject *Writer_get_failure(WriterObject *self, void *Py_UNUSED(closure)) {
   return sink_error_property(self, s3sink_failure);
-}
-
-static PyObject *Writer_get_upload_error(WriterObject *self, void *Py_UNUSED(closure)) {
-  if (self->upload_err.code == 0) Py_RETURN_NONE;
-  return make_sink_error(self->st, &self->upload_err);
 }
 
 static PyObject *Writer_get_closed(WriterObject *self, void *Py_UNUSED(closure)) {
@@ -518,7 +500,7 @@ static void Writer_finalize(WriterObject *self) {
   PyObject *t, *v, *tb;
   PyErr_Fetch(&t, &v, &tb);
 #endif
-  s3sink_err failure;
+  s3sink_err failure; /* what stopped uploads, or else the last failed attempt */
   bool stopped = s3sink_failure(self->sink, &failure) != S3SINK_OK;
   PyObject *r = stopped && !self->spooled ? NULL : do_close(self, S3SINK_LEAVE_SPOOLED);
   if (r) {
@@ -527,12 +509,12 @@ static void Writer_finalize(WriterObject *self) {
     PyErr_Clear();
     s3sink_stats s;
     s3sink_get_stats(self->sink, &s);
-    const char *msg = stopped ? failure.msg : self->upload_err.code ? self->upload_err.msg : "";
+    if (!stopped && s3sink_last_error(self->sink, &failure) == S3SINK_OK) failure.msg[0] = 0;
     discard_sink(self);
     if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
                          "s3sink.Writer was garbage-collected unclosed and its final upload "
                          "failed: %llu buffered rows were dropped. %s",
-                         (unsigned long long)s.buffered_rows, msg) < 0)
+                         (unsigned long long)s.buffered_rows, failure.msg) < 0)
       PyErr_WriteUnraisable((PyObject *)self);
   }
 #if PY_VERSION_HEX >= 0x030C0000
@@ -581,14 +563,13 @@ static PyGetSetDef Writer_getset[] = {
      "Number of failed upload attempts (their rows were kept).", NULL},
     {"last_key", (getter)Writer_get_last_key, NULL,
      "Key of the last object uploaded (or found under the prefix at open), or None.", NULL},
-    {"timer_error", (getter)Writer_get_timer_error, NULL,
-     "UploadError of the last upload attempt if it failed (it is retried), else None.", NULL},
+    {"last_error", (getter)Writer_get_last_error, NULL,
+     "The error of the last upload attempt, by any thread (the sink's timer, on_time_end, "
+     "flush, close), if it failed; None once one succeeds. A failed attempt is retried "
+     "until uploads stop (see failure).", NULL},
     {"failure", (getter)Writer_get_failure, NULL,
-     "The error that stopped uploads (permanent, or transient past max_retry_ms), else None. "
-     "The rows are kept; flush(True) or close() tries again.", NULL},
-    {"upload_error", (getter)Writer_get_upload_error, NULL,
-     "UploadError of the last failed upload attempted by on_time_end/flush/close, cleared "
-     "by a successful one, else None.", NULL},
+     "The error that stopped uploads (permanent, or transient past the retry budget), else "
+     "None. The rows are kept; flush(True) or close() tries again.", NULL},
     {"closed", (getter)Writer_get_closed, NULL, "True once closed.", NULL},
     {"columns", (getter)Writer_get_columns, NULL, "The columns: (name, type, optional).", NULL},
     {NULL, NULL, NULL, NULL, NULL}};

@@ -12,17 +12,50 @@ static const char *python_type(s3sink_option_type t) {
 }
 
 static int wrong_type(const s3sink_option *o, PyObject *value) {
+  const char *also = o->unlimited ? " or None (no limit)"
+                     : o->type == S3SINK_OPTION_STRING ? " or os.PathLike" : "";
   PyErr_Format(PyExc_TypeError, "option '%s' must be %s%s, not %.100s", o->name,
-               python_type(o->type), o->unlimited ? " or None (no limit)" : "",
-               Py_TYPE(value)->tp_name);
+               python_type(o->type), also, Py_TYPE(value)->tp_name);
   return -1;
 }
 
-/* Sets option `name` of cfg from `value`: None is "not given", except for an option with
- * no limit, where it is that (-1). A string is borrowed from `value`. -1 with an
- * exception: TypeError for a value of the wrong type, ConfigError with the runtime's
- * message for a name or value it refuses. */
-static int set_option(modstate *st, s3sink_config *cfg, const char *name, PyObject *value) {
+/* The text of a string option's value (borrowed from the dict): a str, or the str of a
+ * path object, which replaces it in the dict so that the text lives as long as the dict
+ * (the key set does not change, so an iteration of the dict goes on). NULL with an
+ * exception. */
+static const char *option_text(modstate *st, PyObject *options, PyObject *key,
+                               const s3sink_option *o, PyObject *value) {
+  if (!PyUnicode_Check(value)) {
+    PyObject *path = PyOS_FSPath(value); /* new: str or bytes, or NULL */
+    int rc = path && PyUnicode_Check(path) ? PyDict_SetItem(options, key, path) : -1;
+    Py_XDECREF(path);
+    if (rc < 0) {
+      PyErr_Clear();
+      wrong_type(o, value);
+      return NULL;
+    }
+    value = path; /* the dict holds it now */
+  }
+  Py_ssize_t n;
+  const char *s = PyUnicode_AsUTF8AndSize(value, &n); /* cached in the str */
+  if (s && strlen(s) != (size_t)n) {
+    raise_config(st, "option '%s' holds a NUL character", o->name);
+    return NULL;
+  }
+  return s;
+}
+
+/* Sets the option named by `key` of cfg from its value in `options`: None is "not given",
+ * except for an option with no limit, where it is that (-1). A string stays borrowed from
+ * the dict. -1 with an exception: TypeError for a value of the wrong type, ConfigError
+ * with the runtime's message for a name or value it refuses. */
+static int set_option(modstate *st, s3sink_config *cfg, PyObject *options, PyObject *key,
+                      PyObject *value) {
+  const char *name = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+  if (!name) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "option names must be str");
+    return -1;
+  }
   const s3sink_option *o = s3sink_option_find(name);
   s3sink_err err;
   memset(&err, 0, sizeof err);
@@ -33,15 +66,9 @@ static int set_option(modstate *st, s3sink_config *cfg, const char *name, PyObje
     if (o->type != S3SINK_OPTION_INT || !o->unlimited) return 0;
     rc = s3sink_config_set_int(cfg, name, -1, &err);
   } else if (o->type == S3SINK_OPTION_STRING) {
-    if (!PyUnicode_Check(value)) return wrong_type(o, value);
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(value, &n); /* cached in the str */
-    if (!s) return -1;
-    if (strlen(s) != (size_t)n) {
-      raise_config(st, "option '%s' holds a NUL character", name);
-      return -1;
-    }
-    rc = s3sink_config_set_string(cfg, name, s, &err);
+    const char *text = option_text(st, options, key, o, value);
+    if (!text) return -1;
+    rc = s3sink_config_set_string(cfg, name, text, &err);
   } else if (o->type == S3SINK_OPTION_INT) {
     if (!PyLong_Check(value) || PyBool_Check(value)) return wrong_type(o, value);
     int64_t v;
@@ -61,14 +88,8 @@ static int set_option(modstate *st, s3sink_config *cfg, const char *name, PyObje
 int config_from_options(modstate *st, PyObject *options, s3sink_config *cfg) {
   Py_ssize_t pos = 0;
   PyObject *key, *value;
-  while (PyDict_Next(options, &pos, &key, &value)) {
-    const char *name = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
-    if (!name) {
-      if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "option names must be str");
-      return -1;
-    }
-    if (set_option(st, cfg, name, value) < 0) return -1;
-  }
+  while (PyDict_Next(options, &pos, &key, &value))
+    if (set_option(st, cfg, options, key, value) < 0) return -1;
   return 0;
 }
 

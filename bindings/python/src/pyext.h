@@ -71,8 +71,8 @@ int add_formatter_type(PyObject *module, modstate *st);
  * ------------------------------------------------------------------------------------- */
 
 /* Sets the options of cfg from a dict {name: value} by the runtime's option table; -1
- * with TypeError or ConfigError. Strings are borrowed from the dict's values: keep it
- * until s3sink_open. */
+ * with TypeError or ConfigError. Strings are borrowed from the dict's values (a path
+ * object is replaced by its str there): keep the dict until s3sink_open. */
 int config_from_options(modstate *st, PyObject *options, s3sink_config *cfg);
 
 /* options(), column_types(), bundled(kind) */

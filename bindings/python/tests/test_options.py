@@ -4,10 +4,16 @@ case fails (or passes its options) before the network."""
 
 from __future__ import annotations
 
+import ast
+import re
+import typing
+from pathlib import Path
+
 import pytest
 
 import s3sink
 from s3sink import _s3sink
+from s3sink._options import SinkOptions, Text, WriterOptions
 
 COLS = [("a", "int")]
 PY_TYPES = {"str": str, "int": int, "bool": bool}
@@ -86,3 +92,60 @@ def test_writer_takes_keywords_only():
         s3sink.Writer(COLS)
     with pytest.raises(TypeError, match="'columns'"):
         s3sink.Writer(bucket="b")
+
+
+# --- the types that spell the options for type checkers -------------------------------------
+
+PKG = Path(s3sink.__file__).parent
+SRC = Path(__file__).resolve().parents[1] / "src"
+WRITER_GROUPS = ("output", "transport", "reliability")
+
+
+def expected_hint(o: dict) -> object:
+    return {"str": Text, "int": int, "bool": bool}[o["type"]] | None
+
+
+def test_option_types_match_the_table():
+    opts = {o["name"]: o for o in _s3sink.options()}
+    sink = typing.get_type_hints(SinkOptions)
+    assert set(sink) == set(opts), "SinkOptions must list every option of the runtime"
+    assert {name: sink[name] for name in opts} == {name: expected_hint(o) for name, o in opts.items()}
+    # the Pathway writers: format is a parameter of its own; target and host options are not theirs
+    writer = {name for name, o in opts.items() if o["group"] in WRITER_GROUPS} - {"format"}
+    assert set(typing.get_type_hints(WriterOptions)) == writer
+    assert set(_pathway_writer_options()) == writer
+    assert not SinkOptions.__required_keys__ and not WriterOptions.__required_keys__
+
+
+def _pathway_writer_options() -> tuple[str, ...]:
+    from s3sink import _pathway
+
+    return _pathway._WRITER_OPTIONS
+
+
+def test_stub_declares_writer_and_vocabulary_from_the_table():
+    tree = ast.parse((PKG / "_s3sink.pyi").read_text())
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    init = next(f for f in classes["Writer"].body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
+    assert [a.arg for a in init.args.kwonlyargs] == ["columns"] and init.args.args[1:] == []
+    assert ast.unparse(init.args.kwarg.annotation) == "Unpack[SinkOptions]"
+    column_type = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "ColumnType")
+    assert tuple(ast.literal_eval(e) for e in column_type.value.slice.elts) == _s3sink.column_types()
+    option_info = {a.target.id for a in classes["OptionInfo"].body if isinstance(a, ast.AnnAssign)}
+    assert option_info == set(_s3sink.options()[0])
+
+
+def test_pathway_writers_take_the_writer_options():
+    import pathway as pw
+
+    for fn in (pw.io.s3.write, pw.io.s3.write_to_digital_ocean, pw.io.s3.write_to_wasabi, pw.io.minio.write):
+        hints = typing.get_type_hints(fn, include_extras=True)
+        assert typing.get_args(hints["options"]) == (WriterOptions,), fn
+
+
+def test_the_extension_includes_only_public_runtime_headers():
+    for source in sorted(SRC.glob("*.[ch]")):
+        text = source.read_text()
+        assert set(re.findall(r'^#include "([^"]+)"', text, re.M)) <= {"pyext.h", "s3sink.h", "s3sink_text.h"}, source.name
+        system = set(re.findall(r"^#include <([^>]+)>", text, re.M))
+        assert system <= {"Python.h", "pythread.h", "limits.h", "stdbool.h", "stdint.h", "string.h"}, source.name

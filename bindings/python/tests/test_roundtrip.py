@@ -306,7 +306,7 @@ def test_user_format_and_naming_scripts(s3, bucket, minio_settings, tmp_path):
         'return { name = function(ctx) return string.format("%sbatch-%06d.%s", ctx.prefix, ctx.sequence, ctx.extension) end }'
     )
     t = pw.debug.table_from_markdown(UPDATES)
-    pw.io.minio.write(t, "custom", str(fmt), minio_settings=minio_settings, naming=str(naming), write_interval_ms=600_000)
+    pw.io.minio.write(t, "custom", str(fmt), minio_settings=minio_settings, naming=naming, write_interval_ms=600_000)
     run()
     ((key, body),) = objects(s3, bucket, "custom/")
     assert key == "custom/batch-000000.txt"

@@ -34,6 +34,10 @@ def test_options_describe_every_option():
             assert o["min"] is None and o["max"] is None and not o["unlimited"]
 
 
+def test_the_package_exports_the_vocabulary():
+    assert (s3sink.options, s3sink.column_types, s3sink.bundled) == (_s3sink.options, _s3sink.column_types, _s3sink.bundled)
+
+
 def test_column_types_and_bundled_scripts():
     types = _s3sink.column_types()
     assert types[0] == "int" and "any" in types and len(set(types)) == len(types)

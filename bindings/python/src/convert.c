@@ -47,24 +47,38 @@ int long_to_i64(PyObject *v, int64_t *out, const char *what) {
   return 0;
 }
 
-int timedelta_ns(modstate *st, PyObject *v, int64_t *ns) {
-  PyObject *val = PyObject_GetAttr(v, st->s_value);
-  if (val && PyLong_Check(val)) {
-    int rc = long_to_i64(val, ns, "duration");
-    Py_DECREF(val);
-    return rc;
+/* The exact nanoseconds a pandas Timestamp or Timedelta keeps in `.value`: 1 with *ns set,
+ * 0 if v has no integer `value` (the standard library's types), -1 with an exception. */
+static int pandas_value(modstate *st, PyObject *v, int64_t *ns, const char *what) {
+  PyObject *val = PyObject_GetAttr(v, st->s_value); /* new, or NULL */
+  if (!val || !PyLong_Check(val)) {
+    Py_XDECREF(val);
+    PyErr_Clear(); /* no such attribute (the standard library's types): not an error */
+    return 0;
   }
-  Py_XDECREF(val);
-  PyErr_Clear();
-  long long part[3];
-  const char *names[3] = {"days", "seconds", "microseconds"};
-  for (int i = 0; i < 3; i++) {
+  int rc = long_to_i64(val, ns, what);
+  Py_DECREF(val);
+  return rc < 0 ? -1 : 1;
+}
+
+/* The integer attributes `names` of v into out[]; -1 with an exception. */
+static int int_attrs(PyObject *v, const char *const *names, int n, long long *out) {
+  for (int i = 0; i < n; i++) {
     PyObject *x = PyObject_GetAttrString(v, names[i]);
     if (!x) return -1;
-    part[i] = PyLong_AsLongLong(x);
+    out[i] = PyLong_AsLongLong(x);
     Py_DECREF(x);
-    if (part[i] == -1 && PyErr_Occurred()) return -1;
+    if (out[i] == -1 && PyErr_Occurred()) return -1;
   }
+  return 0;
+}
+
+int timedelta_ns(modstate *st, PyObject *v, int64_t *ns) {
+  int exact = pandas_value(st, v, ns, "duration");
+  if (exact) return exact < 0 ? -1 : 0;
+  static const char *const names[3] = {"days", "seconds", "microseconds"};
+  long long part[3];
+  if (int_attrs(v, names, 3, part) < 0) return -1;
   /* int64 nanoseconds span about +-106751 days */
   if (part[0] < -106751 || part[0] > 106751) {
     PyErr_SetString(PyExc_OverflowError, "duration does not fit in 64-bit nanoseconds");
@@ -84,26 +98,16 @@ int datetime_ns(modstate *st, PyObject *v, int64_t *ns, bool *aware) {
   if (!tz) return -1;
   *aware = tz != Py_None;
   Py_DECREF(tz);
-  PyObject *val = PyObject_GetAttr(v, st->s_value);
-  if (val && PyLong_Check(val)) {
-    int rc = long_to_i64(val, ns, "datetime");
-    Py_DECREF(val);
-    return rc;
-  }
-  Py_XDECREF(val);
-  PyErr_Clear();
-  const char *names[7] = {"year", "month", "day", "hour", "minute", "second", "microsecond"};
-  long f[7];
-  for (int i = 0; i < 7; i++) {
-    PyObject *x = PyObject_GetAttrString(v, names[i]);
-    if (!x) return -1;
-    f[i] = PyLong_AsLong(x);
-    Py_DECREF(x);
-    if (f[i] == -1 && PyErr_Occurred()) return -1;
-  }
+  int exact = pandas_value(st, v, ns, "datetime");
+  if (exact) return exact < 0 ? -1 : 0;
+  static const char *const names[7] = {"year", "month", "day", "hour", "minute", "second",
+                                       "microsecond"};
+  long long f[7];
+  if (int_attrs(v, names, 7, f) < 0) return -1;
   /* int64 nanoseconds reach the years 1677..2262 */
   if (f[0] < 1677 || f[0] > 2262) {
-    PyErr_Format(PyExc_OverflowError, "datetime of year %ld does not fit in 64-bit nanoseconds", f[0]);
+    PyErr_Format(PyExc_OverflowError, "datetime of year %lld does not fit in 64-bit nanoseconds",
+                 f[0]);
     return -1;
   }
   int64_t secs = s3sink_text_days_from_civil(f[0], (int)f[1], (int)f[2]) * 86400 + f[3] * 3600 +

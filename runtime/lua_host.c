@@ -182,7 +182,7 @@ static int build_safe_env(lua_State *L) {
   }
   lua_setfield(L, env, "os");
   lua_pop(L, 1);
-  s3sink_push_fmtlib(L);
+  numfmt_push_lib(L);
   lua_setfield(L, env, "fmt");
   return luaL_ref(L, LUA_REGISTRYINDEX);
 }

@@ -1,5 +1,5 @@
 /* numfmt.c - value text exactly as Pathway's engine writes it (numbers, datetimes, CSV and
- * JSON cells) and the `fmt` library that format scripts call. See numfmt.h and
+ * JSON cells) and the `fmt` library that format scripts call. See s3sink_text.h and
  * docs/value-text.md for the rules followed here. */
 #include <float.h>
 #include <math.h>
@@ -16,7 +16,7 @@
  * Integers
  * -------------------------------------------------------------------------------------- */
 
-size_t s3sink_fmt_int(char *buf, int64_t v) {
+size_t s3sink_text_int(char *buf, int64_t v) {
   char tmp[24];
   size_t n = 0, len = 0;
   /* negate in unsigned arithmetic so INT64_MIN works */
@@ -149,7 +149,7 @@ static int short_decimal(double v, char *dig, int *exp10) {
     double m = floor(p + 0.5);
     if (m / pow10[k] == v) {
       char tmp[24];
-      int n = (int)s3sink_fmt_int(tmp, (int64_t)m);
+      int n = (int)s3sink_text_int(tmp, (int64_t)m);
       memcpy(dig, tmp, (size_t)n);
       *exp10 = n - 1 - k;
       return n;
@@ -171,7 +171,7 @@ static int shortest_digits(double v, char *dig, int *exp10) {
     /* an integer below 2^53: every integer near it is a double, so its own digits are
      * the shortest that read back */
     char tmp[24];
-    n = (int)s3sink_fmt_int(tmp, (int64_t)v);
+    n = (int)s3sink_text_int(tmp, (int64_t)v);
     memcpy(dig, tmp, (size_t)n);
     *exp10 = n - 1;
   } else if (v < DBL_MIN) {
@@ -273,7 +273,7 @@ static size_t write_finite(char *buf, double v, int lo, bool plus, bool ties_up)
     } else if (plus) {
       buf[len++] = '+';
     }
-    len += s3sink_fmt_int(buf + len, e);
+    len += s3sink_text_int(buf + len, e);
   }
   buf[len] = '\0';
   return len;
@@ -285,14 +285,14 @@ static size_t put(char *buf, const char *s) {
   return n;
 }
 
-size_t s3sink_fmt_float_rust(char *buf, double v) {
+size_t s3sink_text_float_csv(char *buf, double v) {
   if (isnan(v)) return put(buf, "NaN");
   if (isinf(v)) return put(buf, v < 0 ? "-inf" : "inf");
   if (v == 0) return put(buf, signbit(v) ? "-0.0" : "0.0");
   return write_finite(buf, v, -4, false, true);
 }
 
-size_t s3sink_fmt_float_json(char *buf, double v) {
+size_t s3sink_text_float_json(char *buf, double v) {
   if (!isfinite(v)) return put(buf, "null");
   if (v == 0) return put(buf, signbit(v) ? "-0.0" : "0.0");
   return write_finite(buf, v, -5, true, false);
@@ -323,7 +323,7 @@ static void put_digits(char *p, int64_t v, int width) {
   }
 }
 
-size_t s3sink_fmt_datetime(char *buf, int64_t ns, bool utc) {
+size_t s3sink_text_datetime(char *buf, int64_t ns, bool utc) {
   const int64_t ns_per_day = INT64_C(86400000000000);
   int64_t days = ns / ns_per_day, rem = ns % ns_per_day;
   if (rem < 0) { /* floor division: times before 1970 count back from midnight */
@@ -361,7 +361,7 @@ size_t s3sink_fmt_datetime(char *buf, int64_t ns, bool utc) {
 static void add_base64(luaL_Buffer *b, const unsigned char *s, size_t n) {
   while (n) {
     size_t chunk = n > 768 ? 768 : n; /* 768 bytes in, 1024 chars out */
-    luaL_addsize(b, s3sink_base64(s, chunk, luaL_prepbuffsize(b, 1024)));
+    luaL_addsize(b, s3sink_text_base64(s, chunk, luaL_prepbuffsize(b, 1024)));
     s += chunk;
     n -= chunk;
   }
@@ -373,7 +373,7 @@ static void add_json_string(luaL_Buffer *b, const char *s, size_t n) {
   size_t run = 0;
   char e[6];
   for (size_t i = 0; i < n; i++) {
-    size_t el = s3sink_json_escape((unsigned char)s[i], e);
+    size_t el = s3sink_text_json_escape((unsigned char)s[i], e);
     if (!el) continue;
     luaL_addlstring(b, s + run, i - run);
     luaL_addlstring(b, e, el);
@@ -503,7 +503,7 @@ static coltype check_coltype(lua_State *L, int idx, int col, const char *fn) {
 
 /* CSV cell text before quoting, with the quote character `q` doubled when q != 0. */
 static void add_csv_cell(luaL_Buffer *b, const cell *c, char q) {
-  char num[S3SINK_NUMBUF];
+  char num[S3SINK_TEXT_NUMBUF];
   size_t n;
   if (c->null) {
     luaL_addlstring(b, "None", 4);
@@ -511,13 +511,13 @@ static void add_csv_cell(luaL_Buffer *b, const cell *c, char q) {
   }
   switch (c->t) {
   case T_INT:
-  case T_DURATION: n = s3sink_fmt_int(num, c->i); break;
-  case T_FLOAT: n = s3sink_fmt_float_rust(num, c->f); break;
+  case T_DURATION: n = s3sink_text_int(num, c->i); break;
+  case T_FLOAT: n = s3sink_text_float_csv(num, c->f); break;
   case T_BOOL:
     luaL_addstring(b, c->b ? "True" : "False");
     return;
   case T_DT_NAIVE:
-  case T_DT_UTC: n = s3sink_fmt_datetime(num, c->i, c->t == T_DT_UTC); break;
+  case T_DT_UTC: n = s3sink_text_datetime(num, c->i, c->t == T_DT_UTC); break;
   case T_BYTES: add_base64(b, (const unsigned char *)c->s, c->len); return;
   default: /* str, pointer and the JSON texts: raw */
     if (q)
@@ -530,7 +530,7 @@ static void add_csv_cell(luaL_Buffer *b, const cell *c, char q) {
 }
 
 static void add_json_value(luaL_Buffer *b, const cell *c) {
-  char num[S3SINK_NUMBUF];
+  char num[S3SINK_TEXT_NUMBUF];
   size_t n;
   if (c->null) {
     luaL_addlstring(b, "null", 4);
@@ -538,14 +538,14 @@ static void add_json_value(luaL_Buffer *b, const cell *c) {
   }
   switch (c->t) {
   case T_INT:
-  case T_DURATION: n = s3sink_fmt_int(num, c->i); break;
-  case T_FLOAT: n = s3sink_fmt_float_json(num, c->f); break;
+  case T_DURATION: n = s3sink_text_int(num, c->i); break;
+  case T_FLOAT: n = s3sink_text_float_json(num, c->f); break;
   case T_BOOL:
     luaL_addstring(b, c->b ? "true" : "false");
     return;
   case T_DT_NAIVE:
   case T_DT_UTC:
-    n = s3sink_fmt_datetime(num, c->i, c->t == T_DT_UTC);
+    n = s3sink_text_datetime(num, c->i, c->t == T_DT_UTC);
     luaL_addchar(b, '"');
     luaL_addlstring(b, num, n);
     luaL_addchar(b, '"');
@@ -576,26 +576,26 @@ static lua_Integer check_int(lua_State *L, int arg) {
 }
 
 static int l_int(lua_State *L) {
-  char buf[S3SINK_NUMBUF];
-  lua_pushlstring(L, buf, s3sink_fmt_int(buf, check_int(L, 1)));
+  char buf[S3SINK_TEXT_NUMBUF];
+  lua_pushlstring(L, buf, s3sink_text_int(buf, check_int(L, 1)));
   return 1;
 }
 
 static int l_float(lua_State *L) {
-  char buf[S3SINK_NUMBUF];
-  lua_pushlstring(L, buf, s3sink_fmt_float_rust(buf, luaL_checknumber(L, 1)));
+  char buf[S3SINK_TEXT_NUMBUF];
+  lua_pushlstring(L, buf, s3sink_text_float_csv(buf, luaL_checknumber(L, 1)));
   return 1;
 }
 
 static int l_json_float(lua_State *L) {
-  char buf[S3SINK_NUMBUF];
-  lua_pushlstring(L, buf, s3sink_fmt_float_json(buf, luaL_checknumber(L, 1)));
+  char buf[S3SINK_TEXT_NUMBUF];
+  lua_pushlstring(L, buf, s3sink_text_float_json(buf, luaL_checknumber(L, 1)));
   return 1;
 }
 
 static int l_datetime(lua_State *L) {
-  char buf[S3SINK_NUMBUF];
-  lua_pushlstring(L, buf, s3sink_fmt_datetime(buf, check_int(L, 1), lua_toboolean(L, 2)));
+  char buf[S3SINK_TEXT_NUMBUF];
+  lua_pushlstring(L, buf, s3sink_text_datetime(buf, check_int(L, 1), lua_toboolean(L, 2)));
   return 1;
 }
 
@@ -690,7 +690,7 @@ static int l_csv_row(lua_State *L) {
   size_t seplen;
   const char *sep = luaL_optlstring(L, 5, ",", &seplen);
   int n = row_count(L, 1, 2, "csv_row");
-  char num[S3SINK_NUMBUF];
+  char num[S3SINK_TEXT_NUMBUF];
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   for (int i = 1; i <= n; i++) {
@@ -702,11 +702,11 @@ static int l_csv_row(lua_State *L) {
     luaL_addlstring(&b, sep, seplen);
   }
   luaL_addchar(&b, '"');
-  luaL_addlstring(&b, num, s3sink_fmt_int(num, time));
+  luaL_addlstring(&b, num, s3sink_text_int(num, time));
   luaL_addchar(&b, '"');
   luaL_addlstring(&b, sep, seplen);
   luaL_addchar(&b, '"');
-  luaL_addlstring(&b, num, s3sink_fmt_int(num, diff));
+  luaL_addlstring(&b, num, s3sink_text_int(num, diff));
   luaL_addlstring(&b, "\"\n", 2);
   luaL_pushresult(&b);
   return 1;
@@ -721,7 +721,7 @@ static int l_json_row(lua_State *L) {
   int n = row_count(L, 1, 3, "json_row");
   if (lua_rawlen(L, 2) != (lua_Unsigned)n)
     luaL_error(L, "json_row: %d names for %d column types", (int)lua_rawlen(L, 2), n);
-  char num[S3SINK_NUMBUF];
+  char num[S3SINK_TEXT_NUMBUF];
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addchar(&b, '{');
@@ -739,15 +739,15 @@ static int l_json_row(lua_State *L) {
     luaL_addchar(&b, ',');
   }
   luaL_addlstring(&b, "\"diff\":", 7);
-  luaL_addlstring(&b, num, s3sink_fmt_int(num, diff));
+  luaL_addlstring(&b, num, s3sink_text_int(num, diff));
   luaL_addlstring(&b, ",\"time\":", 8);
-  luaL_addlstring(&b, num, s3sink_fmt_int(num, time));
+  luaL_addlstring(&b, num, s3sink_text_int(num, time));
   luaL_addlstring(&b, "}\n", 2);
   luaL_pushresult(&b);
   return 1;
 }
 
-int s3sink_push_fmtlib(lua_State *L) {
+int numfmt_push_lib(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"int", l_int},
       {"float", l_float},
@@ -768,7 +768,7 @@ int s3sink_push_fmtlib(lua_State *L) {
   return 1;
 }
 
-int64_t s3sink_days_from_civil(int64_t y, int m, int d) {
+int64_t s3sink_text_days_from_civil(int64_t y, int m, int d) {
   y -= m <= 2;
   int64_t era = (y >= 0 ? y : y - 399) / 400;
   int64_t yoe = y - era * 400;
@@ -777,7 +777,7 @@ int64_t s3sink_days_from_civil(int64_t y, int m, int d) {
   return era * 146097 + doe - 719468;
 }
 
-bool s3sink_parse_utc(const char *s, int64_t *out) {
+bool s3sink_text_parse_utc(const char *s, int64_t *out) {
   static const int width[6] = {4, 2, 2, 2, 2, 2};
   static const char dashed[6] = {'-', '-', 'T', ':', ':', 0};
   static const char basic[6] = {0, 0, 'T', 0, 0, 0};
@@ -797,11 +797,11 @@ bool s3sink_parse_utc(const char *s, int64_t *out) {
   if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > mdays[v[1] - 1] || v[3] > 23 || v[4] > 59 ||
       v[5] > 60)
     return false;
-  *out = s3sink_days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
+  *out = s3sink_text_days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 + v[4] * 60 + v[5];
   return true;
 }
 
-size_t s3sink_base64(const unsigned char *s, size_t n, char *out) {
+size_t s3sink_text_base64(const unsigned char *s, size_t n, char *out) {
   static const char alphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   size_t k = 0, i = 0;
@@ -822,7 +822,7 @@ size_t s3sink_base64(const unsigned char *s, size_t n, char *out) {
   return k;
 }
 
-size_t s3sink_json_escape(unsigned char c, char out[6]) {
+size_t s3sink_text_json_escape(unsigned char c, char out[6]) {
   static const char hex[] = "0123456789abcdef";
   if (c >= 0x20 && c != '"' && c != '\\') return 0;
   out[0] = '\\';

@@ -1019,7 +1019,7 @@ done:
 static int64_t server_time(s3client *c, const s3error *e) {
   if (e && e->server_time[0]) {
     int64_t t;
-    if (s3sink_parse_utc(e->server_time, &t)) return t;
+    if (s3sink_text_parse_utc(e->server_time, &t)) return t;
   }
   if (c->date[0]) {
     time_t t = curl_getdate(c->date, NULL);

@@ -14,8 +14,8 @@
 
 #include "lua_signer.h"
 #include "lua_util.h"
-#include "numfmt.h"
 #include "s3sink.h"
+#include "s3sink_text.h"
 
 #define RESULT_MT "s3sink.sigv4_result"
 #define DEFAULT_EXPIRES 3600
@@ -38,7 +38,7 @@ static int64_t time_field(lua_State *L, int t, const char *fn) {
     if (!isint) luaL_error(L, "%s: field 'time' must be whole seconds", fn);
     now = (int64_t)v;
   } else if (ty == LUA_TSTRING) {
-    if (!s3sink_parse_utc(lua_tostring(L, -1), &now))
+    if (!s3sink_text_parse_utc(lua_tostring(L, -1), &now))
       luaL_error(L, "%s: field 'time' must look like \"20150830T123600Z\" or "
                     "\"2015-08-30T12:36:00Z\"", fn);
   } else {

@@ -128,7 +128,7 @@ class BuildExt(build_ext):
 
 
 def _extension() -> Extension:
-    sources = ["src/_s3sink.c"]  # + the runtime's, added by BuildExt
+    sources = sorted(glob.glob("src/*.c", root_dir=HERE))  # + the runtime's, added by BuildExt
 
     cflags = _pkg_config("--cflags")
     libs = _pkg_config("--libs") + BUILD["EXTRA_LIBS"]

@@ -2,15 +2,19 @@
 
 With Pathway installed, ``import s3sink`` adds to Pathway:
 
-- ``pw.io.s3.write(table, path, format, *, aws_s3_settings=None, write_interval_ms=60000, ...)``
-- ``pw.io.s3.write_to_digital_ocean(table, path, do_s3_settings, format, ...)``
-- ``pw.io.s3.write_to_wasabi(table, path, wasabi_s3_settings, format, ...)``
-- ``pw.io.minio.write(table, path, format, *, minio_settings, write_interval_ms=60000, ...)``
+- ``pw.io.s3.write(table, path, format, *, aws_s3_settings=None, name=None, sort_by=None, **options)``
+- ``pw.io.s3.write_to_digital_ocean(table, path, do_s3_settings, format, *, ..., **options)``
+- ``pw.io.s3.write_to_wasabi(table, path, wasabi_s3_settings, format, *, ..., **options)``
+- ``pw.io.minio.write(table, path, format, *, minio_settings, ..., **options)``
 
 (unless Pathway already defines them). The same functions are importable explicitly:
 ``from s3sink.s3 import write`` and ``from s3sink.minio import write``. Set
 ``S3SINK_NO_INSTALL=1`` to keep ``import s3sink`` from touching Pathway; call
 :func:`install` later to attach them.
+
+The options are the runtime's: :func:`options` describes each (type, group, range,
+default, documentation), :func:`column_types` and :func:`bundled` name the column types
+and the bundled scripts.
 
 Without Pathway, :class:`Writer` is the sink itself: ``Writer(bucket=..., columns=[...])``
 then ``on_change`` / ``on_time_end`` / ``close``.
@@ -30,7 +34,10 @@ from ._s3sink import (
     SinkError,
     UploadError,
     Writer,
+    bundled,
+    column_types,
     format_float,
+    options,
     to_json,
 )
 
@@ -43,8 +50,11 @@ __all__ = [
     "SinkError",
     "UploadError",
     "Writer",
+    "bundled",
+    "column_types",
     "format_float",
     "install",
+    "options",
     "to_json",
     "__version__",
 ]

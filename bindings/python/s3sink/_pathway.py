@@ -15,11 +15,12 @@ import atexit
 import configparser
 import logging
 import os
-import re
+import sys
+import textwrap
 import threading
 import weakref
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 
 import pathway as pw
 from pathway.internals import dtype as dt
@@ -28,6 +29,12 @@ from pathway.io.minio import MinIOSettings
 from pathway.io.s3 import DigitalOceanS3Settings, WasabiS3Settings
 
 from . import _s3sink
+from ._options import Text, WriterOptions
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # Pathway depends on typing_extensions
+    from typing_extensions import Unpack
 
 logger = logging.getLogger("s3sink")
 
@@ -39,9 +46,6 @@ __all__ = [
 ]
 
 _S3_PREFIXES = ("s3://", "s3a://")
-_BUNDLED_FORMATS = ("csv", "json")
-_RESERVED_COLUMNS = ("time", "diff")
-_WRITER_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # aws-region (the crate behind Pathway's readers) maps these region names to
 # DigitalOcean Spaces and Wasabi hosts when no endpoint is given
 _DO_REGIONS = frozenset({"nyc3", "ams3", "sgp1", "fra1", "sfo2", "sfo3", "syd1", "blr1", "lon1", "tor1"})
@@ -94,11 +98,6 @@ def _split_path(path: str) -> tuple[str | None, str]:
 
 
 def _normalize_prefix(prefix: str) -> str:
-    if prefix.startswith("/"):
-        raise ValueError(
-            f"path: the key prefix {prefix!r} starts with '/'; S3 keys have no leading "
-            "slash (use 's3://bucket/prefix' or 'prefix')"
-        )
     # the path names a "directory": objects go *under* it, so that a reader of
     # s3://bucket/out/run1 never mixes in out/run10/...
     if prefix and not prefix.endswith("/"):
@@ -249,8 +248,6 @@ def _resolve_target(path: str, settings: Any, param: str) -> _Target:
             f"path: no bucket given; use 's3://bucket/prefix' or set the bucket in {param} "
             f"(got path {path!r})"
         )
-    if "/" in bucket:
-        raise ValueError(f"{param}: bucket name {bucket!r} contains '/'")
 
     if endpoint:
         virtual_hosted = not path_style
@@ -277,22 +274,19 @@ def _resolve_target(path: str, settings: Any, param: str) -> _Target:
 # What to write: format, naming, columns
 
 
-def _script_path(value: Any, param: str, builtins: tuple[str, ...], what: str) -> str:
+def _script(value: Any, kind: str) -> Any:
+    """A format or naming script (``kind``): a bundled name stays as it is, the path of a
+    script becomes absolute, and a path that is not there is refused now. Anything else
+    goes to the runtime, which says what it takes."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
-    if not isinstance(value, str):
-        raise TypeError(f"{param} must be a str, not {type(value).__name__}")
-    if value in builtins:
+    if not isinstance(value, str) or value in _s3sink.bundled(kind):
         return value
-    looks_like_path = value.endswith(".lua") or "/" in value or os.sep in value
-    if not looks_like_path:
-        raise ValueError(
-            f"Unknown {param}: {value!r}. Only {', '.join(builtins)} or the path of a Lua "
-            f"{what} script (a file ending in .lua) are supported"
-        )
-    if not os.path.isfile(value):
-        raise ValueError(f"{param}: the Lua {what} script {value!r} does not exist")
-    return os.path.abspath(value)
+    if os.path.isfile(value):
+        return os.path.abspath(value)
+    if value.endswith(".lua") or "/" in value or os.sep in value:
+        raise ValueError(f"{kind}: the Lua {kind} script {value!r} does not exist")
+    return value
 
 
 def _s3sink_type(t: dt.DType, column: str, nested: bool = False) -> tuple[str, bool]:
@@ -351,45 +345,23 @@ def _columns(table: pw.Table) -> list[tuple[str, str, bool]]:
         raise TypeError(f"table must be a pathway Table, not {type(table).__name__}")
     cols = []
     for name, col in table.schema.columns().items():
-        if name in _RESERVED_COLUMNS:
-            raise ValueError(
-                f"table: column {name!r} clashes with the {name!r} field that the output "
-                f"adds to every row; rename it (e.g. table.rename({{{name!r}: "
-                f"'{name}_'}}))"
-            )
         stype, optional = _s3sink_type(col.dtype, name)
         cols.append((name, stype, optional))
     return cols
 
 
-def _positive_ms(value: Any, param: str, unit: str = "milliseconds") -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{param} must be an int number of {unit}, not {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{param} must be positive, got {value}")
-    return value
-
-
-def _spool_folder(spool_dir: Any) -> str | None:
+def _spool_folder(spool_dir: Any) -> Any:
     """The spool folder of this process. Every process of a multi-process run builds the
     writer (only the first gets rows), and a folder serves one writer at a time, so the
     other processes each get a sub-folder of their own."""
-    if spool_dir is None:
-        return None
     if isinstance(spool_dir, os.PathLike):
         spool_dir = os.fspath(spool_dir)
     if not isinstance(spool_dir, str) or not spool_dir:
-        raise TypeError(f"spool_dir must be a folder path (str), not {spool_dir!r}")
+        return spool_dir  # None (no spool), or a value the runtime refuses
     process = os.environ.get("PATHWAY_PROCESS_ID", "0")
     if process != "0":
         spool_dir = os.path.join(spool_dir, f"process-{process}")
     return os.path.abspath(spool_dir)
-
-
-def _optional_bool(value: Any, param: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{param} must be a bool, not {type(value).__name__}")
-    return value
 
 
 # ---------------------------------------------------------------------------------------
@@ -419,10 +391,9 @@ class _S3Observer(_s3sink.Writer, pw.io.python.ConnectorObserver):
             failed = self.failed_uploads
             if failed > self._failures_logged:
                 self._failures_logged = failed
-                err = self.upload_error or self.timer_error
                 logger.warning(
                     "s3sink: %d upload attempt(s) failed so far; the rows are kept and "
-                    "retried. Last error: %s", failed, err,
+                    "retried. Last error: %s", failed, self.last_error,
                 )
 
 
@@ -452,66 +423,51 @@ def _close_live_writers() -> None:
             logger.error("s3sink: final upload at exit failed, buffered rows are lost: %s", e)
 
 
+# The writers' keyword options: the runtime's of these groups, but for format, a parameter
+# of its own as in Pathway's writers. The target comes from the path and the settings, and
+# the host's options are the writers' to set.
+_WRITER_GROUPS = ("output", "transport", "reliability")
+_OPTIONS = {o["name"]: o for o in _s3sink.options()}
+_WRITER_OPTIONS = tuple(
+    name for name, o in _OPTIONS.items() if o["group"] in _WRITER_GROUPS and name != "format"
+)
+
+
+def _writer_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The keyword options of a writer call, for the Writer. Refused here are only the
+    runtime's options the writers set themselves; the runtime checks every other name
+    (a misspelt one gets its suggestion) and every value."""
+    for name in options:
+        if name in _OPTIONS and name not in _WRITER_OPTIONS:
+            source = "the path and the settings" if _OPTIONS[name]["group"] == "target" else "the writer"
+            raise TypeError(f"{name} is not an option of this writer: it is set by {source}")
+    options = dict(options)
+    if "naming" in options:
+        options["naming"] = _script(options["naming"], "naming")
+    if "spool_dir" in options:
+        options["spool_dir"] = _spool_folder(options["spool_dir"])
+    ca_file = options.get("ca_file")
+    if isinstance(ca_file, (str, os.PathLike)) and not os.path.isfile(ca_file):
+        raise ValueError(f"ca_file: {os.fspath(ca_file)!r} does not exist")
+    return options
+
+
 def _connect(
     table: pw.Table,
     target: _Target,
-    *,
     format: Any,
-    write_interval_ms: Any,
     name: str | None,
     sort_by: Iterable[Any] | None,
-    naming: Any,
-    writer_id: str | None,
-    create_bucket: bool,
-    connect_timeout_ms: Any,
-    request_timeout_ms: Any,
-    max_buffer_bytes: int | None,
-    max_retry_ms: int | None,
-    spool_dir: str | os.PathLike[str] | None,
-    spool_max_bytes: int | None,
-    ca_file: str | None,
-    insecure_tls: bool,
+    options: dict[str, Any],
 ) -> None:
     columns = _columns(table)
-    fmt = _script_path(format, "format", _BUNDLED_FORMATS, "format")
-    naming_path = _script_path(naming, "naming", ("default",), "naming")
-    interval = _positive_ms(write_interval_ms, "write_interval_ms")
-    connect_ms = _positive_ms(connect_timeout_ms, "connect_timeout_ms")
-    request_ms = _positive_ms(request_timeout_ms, "request_timeout_ms")
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a str or None, not {type(name).__name__}")
-    if writer_id is not None and (
-        not isinstance(writer_id, str) or not _WRITER_ID_RE.fullmatch(writer_id)
-    ):
-        raise ValueError(f"writer_id must be 1 to 64 characters from A-Z a-z 0-9 . _ -, got {writer_id!r}")
-    if max_buffer_bytes is not None:
-        _positive_ms(max_buffer_bytes, "max_buffer_bytes", "bytes")
-    if max_retry_ms is not None:
-        _positive_ms(max_retry_ms, "max_retry_ms")
-    if spool_max_bytes is not None:
-        _positive_ms(spool_max_bytes, "spool_max_bytes", "bytes")
-    spool = _spool_folder(spool_dir)
-    if ca_file is not None and not os.path.isfile(ca_file):
-        raise ValueError(f"ca_file: {ca_file!r} does not exist")
-    create_bucket = _optional_bool(create_bucket, "create_bucket")
-    insecure_tls = _optional_bool(insecure_tls, "insecure_tls")
-
     observer = _S3Observer(
         **target.writer_kwargs(),
-        format=fmt,
-        naming=naming_path,
-        write_interval_ms=interval,
+        format=_script(format, "format"),
         columns=columns,
-        writer_id=writer_id,
-        connect_timeout_ms=connect_ms,
-        request_timeout_ms=request_ms,
-        insecure_tls=insecure_tls,
-        ca_file=ca_file,
-        create_bucket=create_bucket,
-        max_buffer_bytes=max_buffer_bytes or 0,
-        max_retry_ms=max_retry_ms,
-        spool_dir=spool,
-        spool_max_bytes=spool_max_bytes or 0,
+        **_writer_options(options),
         # the engine's thread only seals objects; the sink's own thread uploads them
         background_uploads=True,
     )
@@ -525,69 +481,47 @@ def _connect(
 # ---------------------------------------------------------------------------------------
 # Public functions
 
-_COMMON_ARGS_DOC = """
-        write_interval_ms: Minimum time between two uploads, in milliseconds. Rows are
-            buffered in memory; once this much time has passed since the last upload,
-            the complete minibatches buffered are uploaded as one new object (on the next
-            minibatch, or by the sink's timer while the stream is idle). The end of the
-            stream uploads whatever is left.
+
+def _option_doc(o: dict[str, Any]) -> str:
+    """An option's entry in the writers' docstrings, from the runtime's table."""
+    text, default = o["doc"], o["default"]
+    if o["unlimited"]:
+        text += " None (or -1): no limit."
+    if default is not None:  # as Python spells it
+        python = {"bool": default.capitalize(), "str": repr(default)}.get(o["type"], default)
+        text += f" Default: {python}."
+    return textwrap.fill(
+        f"{o['name']}: {text}", width=88, initial_indent=" " * 8, subsequent_indent=" " * 12
+    )
+
+
+_COMMON_ARGS_DOC = f"""
         name: A unique name for the connector. If provided, this name will be used in
             logs and monitoring dashboards.
         sort_by: If specified, the output will be sorted in ascending order based on the
             values of the given columns within each minibatch. When multiple columns are
             provided, the corresponding value tuples will be compared lexicographically.
-        naming: Object naming policy: ``"default"`` (keys
-            ``<prefix><UTC time>-<sequence>[-<writer_id>].<ext>``, increasing, never
-            reused) or the path of a Lua naming script.
-        writer_id: Optional id (``[A-Za-z0-9._-]{1,64}``) put in the object keys.
-        create_bucket: Create the bucket if it does not exist.
-        connect_timeout_ms: Connection timeout of each request.
-        request_timeout_ms: Total timeout of each request.
-        max_buffer_bytes: Memory budget for buffered rows (default 1 GiB). When uploads
-            fall behind, writing waits for them (backpressure); a minibatch larger than
-            the budget is split across consecutive objects.
-        max_retry_ms: How long transient upload failures (connection errors, timeouts,
-            HTTP 5xx, throttling) are retried, with exponential backoff and jitter,
-            before the run fails with the error (default 300000; None retries
-            forever). Permanent errors (access denied, no such bucket) fail the run at
-            once. Either way every acknowledged row is kept (in the spool, if any).
-        spool_dir: A folder for the crash-safe spool: every minibatch is on disk
-            (fsync) before Pathway's callback returns, uploads read from there, and a
-            restarted run uploads what a crashed one left, exactly once. Use one
-            folder per writer. Without it, rows not uploaded yet are lost if the
-            process dies.
-        spool_max_bytes: Disk budget of the spool (default 8 GiB); then writing waits
-            for uploads.
-        ca_file: CA bundle to verify the endpoint's TLS certificate with.
-        insecure_tls: Do not verify TLS certificates (testing only).
+{_option_doc({**_OPTIONS["format"], "default": None})}
+{chr(10).join(_option_doc(_OPTIONS[n]) for n in _WRITER_OPTIONS)}
 
     Each object is self-contained and byte-for-byte what ``pw.io.fs.write`` writes for
     the same rows and format: CSV objects start with the header, every row carries the
-    ``time`` and ``diff`` of the change. Objects are never overwritten or deleted, so
+    ``time`` and ``diff`` of the change. Rows are buffered in memory (and in the spool,
+    with ``spool_dir``); the complete minibatches are uploaded as one new object on the
+    first minibatch after ``write_interval_ms``, by the sink's timer while the stream is
+    idle, and at the end of the stream. Objects are never overwritten or deleted, so
     ``pw.io.s3.read(..., mode="streaming")`` picks each of them up exactly once.
     Without explicit credentials, the standard AWS environment variables
     (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``) and then the
     shared credentials file for ``AWS_PROFILE`` are used, as the AWS tools do; failing
-    those, requests are anonymous.
+    those, requests are anonymous. A failed upload keeps its rows and is retried; once
+    uploads stop on an error (permanent, or past ``max_retry_ms``), the run fails with it.
 
     Without ``spool_dir``, rows buffered when the process dies are lost; with
     persistence, Pathway may already count them as delivered (up to one
     ``write_interval_ms`` of data plus the upload). With ``spool_dir``, nothing
     acknowledged is lost.
 """
-
-
-# the keyword options every writer passes on to _connect, by name
-_OPTIONS = (
-    "write_interval_ms", "name", "sort_by", "naming", "writer_id", "create_bucket",
-    "connect_timeout_ms", "request_timeout_ms", "max_buffer_bytes", "max_retry_ms",
-    "spool_dir", "spool_max_bytes", "ca_file", "insecure_tls",
-)
-
-
-def _options(scope: dict[str, Any]) -> dict[str, Any]:
-    """The writer options among a writer function's arguments (its ``locals()``)."""
-    return {k: scope[k] for k in _OPTIONS}
 
 
 def _target_of(path: str, settings: Any, param: str, cls: type | None = None) -> _Target:
@@ -600,23 +534,12 @@ def _target_of(path: str, settings: Any, param: str, cls: type | None = None) ->
 def write(
     table: pw.Table,
     path: str,
-    format: Literal["csv", "json"] | str,
+    format: Text,
     *,
     aws_s3_settings: AnySettings | None = None,
-    write_interval_ms: int = 60_000,
     name: str | None = None,
     sort_by: Iterable[Any] | None = None,
-    naming: str = "default",
-    writer_id: str | None = None,
-    create_bucket: bool = False,
-    connect_timeout_ms: int = 10_000,
-    request_timeout_ms: int = 120_000,
-    max_buffer_bytes: int | None = None,
-    max_retry_ms: int | None = 300_000,
-    spool_dir: str | os.PathLike[str] | None = None,
-    spool_max_bytes: int | None = None,
-    ca_file: str | None = None,
-    insecure_tls: bool = False,
+    **options: Unpack[WriterOptions],
 ) -> None:
     """Writes the stream of changes of ``table`` to objects in an S3 bucket.
 
@@ -624,35 +547,23 @@ def write(
         table: The table to write.
         path: ``s3://<bucket>/<prefix>``, or a prefix when the bucket is in the
             settings. Objects are written under ``<prefix>/``.
-        format: ``"csv"``, ``"json"`` (JSON Lines) or the path of a Lua format script.
         aws_s3_settings: Connection settings: ``pw.io.s3.AwsS3Settings``, or
             ``MinIOSettings``, ``DigitalOceanS3Settings``, ``WasabiS3Settings``. Without
             them the bucket is on AWS, its region from ``AWS_REGION`` or detected.
     """
     target = _target_of(path, aws_s3_settings, "aws_s3_settings")
-    _connect(table, target, format=format, **_options(locals()))
+    _connect(table, target, format, name, sort_by, options)
 
 
 def write_to_digital_ocean(
     table: pw.Table,
     path: str,
     do_s3_settings: DigitalOceanS3Settings,
-    format: Literal["csv", "json"] | str,
+    format: Text,
     *,
-    write_interval_ms: int = 60_000,
     name: str | None = None,
     sort_by: Iterable[Any] | None = None,
-    naming: str = "default",
-    writer_id: str | None = None,
-    create_bucket: bool = False,
-    connect_timeout_ms: int = 10_000,
-    request_timeout_ms: int = 120_000,
-    max_buffer_bytes: int | None = None,
-    max_retry_ms: int | None = 300_000,
-    spool_dir: str | os.PathLike[str] | None = None,
-    spool_max_bytes: int | None = None,
-    ca_file: str | None = None,
-    insecure_tls: bool = False,
+    **options: Unpack[WriterOptions],
 ) -> None:
     """Writes the stream of changes of ``table`` to objects in a DigitalOcean Spaces
     bucket; the counterpart of ``pw.io.s3.read_from_digital_ocean``.
@@ -662,32 +573,20 @@ def write_to_digital_ocean(
         path: A prefix (or ``s3://<bucket>/<prefix>``); the bucket of ``do_s3_settings``
             is used.
         do_s3_settings: ``pw.io.s3.DigitalOceanS3Settings`` with the bucket and region.
-        format: ``"csv"``, ``"json"`` or the path of a Lua format script.
     """
     target = _target_of(path, do_s3_settings, "do_s3_settings", DigitalOceanS3Settings)
-    _connect(table, target, format=format, **_options(locals()))
+    _connect(table, target, format, name, sort_by, options)
 
 
 def write_to_wasabi(
     table: pw.Table,
     path: str,
     wasabi_s3_settings: WasabiS3Settings,
-    format: Literal["csv", "json"] | str,
+    format: Text,
     *,
-    write_interval_ms: int = 60_000,
     name: str | None = None,
     sort_by: Iterable[Any] | None = None,
-    naming: str = "default",
-    writer_id: str | None = None,
-    create_bucket: bool = False,
-    connect_timeout_ms: int = 10_000,
-    request_timeout_ms: int = 120_000,
-    max_buffer_bytes: int | None = None,
-    max_retry_ms: int | None = 300_000,
-    spool_dir: str | os.PathLike[str] | None = None,
-    spool_max_bytes: int | None = None,
-    ca_file: str | None = None,
-    insecure_tls: bool = False,
+    **options: Unpack[WriterOptions],
 ) -> None:
     """Writes the stream of changes of ``table`` to objects in a Wasabi bucket; the
     counterpart of ``pw.io.s3.read_from_wasabi``.
@@ -697,32 +596,20 @@ def write_to_wasabi(
         path: A prefix (or ``s3://<bucket>/<prefix>``); the bucket of
             ``wasabi_s3_settings`` is used.
         wasabi_s3_settings: ``pw.io.s3.WasabiS3Settings`` with the bucket and region.
-        format: ``"csv"``, ``"json"`` or the path of a Lua format script.
     """
     target = _target_of(path, wasabi_s3_settings, "wasabi_s3_settings", WasabiS3Settings)
-    _connect(table, target, format=format, **_options(locals()))
+    _connect(table, target, format, name, sort_by, options)
 
 
 def minio_write(
     table: pw.Table,
     path: str,
-    format: Literal["csv", "json"] | str,
+    format: Text,
     *,
     minio_settings: MinIOSettings,
-    write_interval_ms: int = 60_000,
     name: str | None = None,
     sort_by: Iterable[Any] | None = None,
-    naming: str = "default",
-    writer_id: str | None = None,
-    create_bucket: bool = False,
-    connect_timeout_ms: int = 10_000,
-    request_timeout_ms: int = 120_000,
-    max_buffer_bytes: int | None = None,
-    max_retry_ms: int | None = 300_000,
-    spool_dir: str | os.PathLike[str] | None = None,
-    spool_max_bytes: int | None = None,
-    ca_file: str | None = None,
-    insecure_tls: bool = False,
+    **options: Unpack[WriterOptions],
 ) -> None:
     """Writes the stream of changes of ``table`` to objects in a MinIO bucket; the
     counterpart of ``pw.io.minio.read``.
@@ -731,15 +618,14 @@ def minio_write(
         table: The table to write.
         path: A prefix (or ``s3://<bucket>/<prefix>``); the bucket of ``minio_settings``
             is used.
-        format: ``"csv"``, ``"json"`` or the path of a Lua format script.
         minio_settings: ``pw.io.minio.MinIOSettings`` (endpoint, bucket, keys).
     """
     target = _target_of(path, minio_settings, "minio_settings", MinIOSettings)
-    _connect(table, target, format=format, **_options(locals()))
+    _connect(table, target, format, name, sort_by, options)
 
 
 for _f in (write, write_to_digital_ocean, write_to_wasabi, minio_write):
-    _f.__doc__ = (_f.__doc__ or "").rstrip() + "\n" + _COMMON_ARGS_DOC
+    _f.__doc__ = (_f.__doc__ or "").rstrip() + _COMMON_ARGS_DOC
 minio_write.__name__ = minio_write.__qualname__ = "write"
 del _f
 

@@ -4,6 +4,10 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypedDict
 
+from typing_extensions import Unpack
+
+from ._options import SinkOptions
+
 __version__: str
 
 ColumnType = Literal[
@@ -59,44 +63,18 @@ class Writer:
     """A sink: buffers rows and uploads them as self-contained objects.
 
     Opening checks the bucket (HeadBucket, or creates it with ``create_bucket``) and lists
-    the prefix, so object keys continue after those of an earlier run. All arguments are
-    keyword-only; ``bucket`` and ``columns`` are required, 0/None means the default.
+    the prefix, so object keys continue after those of an earlier run. ``columns`` and
+    the options are keyword-only; the options are the runtime's (``options()``), and None
+    leaves one at its default (for ``max_retry_ms``: retries forever).
     """
 
-    def __init__(
-        self,
-        *,
-        bucket: str,
-        columns: Sequence[Column],
-        endpoint: str | None = None,
-        region: str | None = None,
-        prefix: str | None = None,
-        virtual_hosted: bool = False,
-        access_key: str | None = None,
-        secret_key: str | None = None,
-        session_token: str | None = None,
-        format: str | None = None,
-        naming: str | None = None,
-        write_interval_ms: int = 0,
-        writer_id: str | None = None,
-        connect_timeout_ms: int = 0,
-        request_timeout_ms: int = 0,
-        insecure_tls: bool = False,
-        ca_file: str | None = None,
-        create_bucket: bool = False,
-        no_timer: bool = False,
-        max_buffer_bytes: int = 0,
-        background_uploads: bool = False,
-        max_retry_ms: int | None = 300000,
-        spool_dir: str | None = None,
-        spool_max_bytes: int = 0,
-    ) -> None: ...
+    def __init__(self, *, columns: Sequence[Column], **options: Unpack[SinkOptions]) -> None: ...
     def on_change(self, key: Any, row: Mapping[str, Any], time: int, is_addition: bool) -> None:
         """Buffers one change (``row``: column name -> value, in column order)."""
     def on_time_end(self, time: int) -> bool:
         """Closes the minibatch (with a spool: once it is on disk) and applies the flush
         policy; True if an object was uploaded. A failed attempt that is retried does not
-        raise (see ``upload_error``); once uploads have stopped, raises the error."""
+        raise (see ``last_error``); once uploads have stopped, raises the error."""
     def on_end(self) -> None:
         """The same as close()."""
     def flush(self, forced: bool = False) -> bool:
@@ -127,9 +105,9 @@ class Writer:
     @property
     def last_key(self) -> str | None: ...
     @property
-    def timer_error(self) -> UploadError | None: ...
-    @property
-    def upload_error(self) -> UploadError | None: ...
+    def last_error(self) -> SinkError | None:
+        """The error of the last upload attempt, by any thread, if it failed (it is
+        retried until uploads stop); None once one succeeds."""
     @property
     def failure(self) -> SinkError | None: ...
     @property
@@ -148,6 +126,27 @@ class Formatter:
     @property
     def content_type(self) -> str: ...
 
+class OptionInfo(TypedDict):
+    """An option of the runtime, as ``options()`` describes it."""
+
+    name: str
+    type: Literal["str", "int", "bool"]
+    group: Literal["target", "output", "transport", "reliability", "host"]
+    min: int | None
+    """Integers: the accepted range; None for other types."""
+    max: int | None
+    unlimited: bool
+    """None (or -1) is accepted too and means no limit."""
+    default: str | None
+    """The default as users read it, or None."""
+    doc: str
+
+def options() -> tuple[OptionInfo, ...]:
+    """The runtime's options, in order."""
+def column_types() -> tuple[ColumnType, ...]:
+    """The names of the column types, in the runtime's order."""
+def bundled(kind: Literal["format", "naming"]) -> tuple[str, ...]:
+    """The names of the scripts bundled in the runtime."""
 def strerror(code: int) -> str: ...
 def format_float(value: float, style: Literal["json", "csv"] = "json") -> str: ...
 def to_json(value: Any) -> str: ...

@@ -34,7 +34,7 @@ def _ensure_built() -> None:
     ]
     sources = [
         *(str(ROOT / p) for g in globs for p in glob.glob(g, root_dir=ROOT)),
-        *glob.glob(str(PKG_DIR / "src" / "*.c")),
+        *glob.glob(str(PKG_DIR / "src" / "*.[ch]")),
         str(PKG_DIR / "setup.py"),
         buildmk.BUILD_MK,
         buildmk.__file__,

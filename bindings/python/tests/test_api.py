@@ -102,7 +102,7 @@ AWS = pw.io.s3.AwsS3Settings(bucket_name="b", region="us-east-1", access_key="k"
         (dict(aws_s3_settings="s3://b"), TypeError, "aws_s3_settings"),
         (dict(path="prefix", aws_s3_settings=pw.io.s3.AwsS3Settings(region="us-east-1")), ValueError, "bucket"),
         (dict(path="s3://", aws_s3_settings=pw.io.s3.AwsS3Settings(region="us-east-1")), ValueError, "bucket"),
-        (dict(path="/abs"), ValueError, "path"),
+        (dict(path="/abs"), ValueError, "starts with '/'"),
         (dict(path=5), TypeError, "path"),
     ],
 )
@@ -111,6 +111,30 @@ def test_bad_arguments(kwargs, exc, match):
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         pw.io.s3.write(small_table(), args.pop("path"), args.pop("format"), **args)
+
+
+def test_options_are_the_runtime_s():
+    t = small_table()
+    with pytest.raises(s3sink.ConfigError, match="unknown option 'write_intervall_ms': did you mean 'write_interval_ms'"):
+        pw.io.s3.write(t, "s3://b/p", "csv", aws_s3_settings=AWS, write_intervall_ms=10)
+    with pytest.raises(TypeError, match="bucket is not an option of this writer: it is set by the path and the settings"):
+        pw.io.s3.write(t, "s3://b/p", "csv", aws_s3_settings=AWS, bucket="c")
+    with pytest.raises(TypeError, match="no_timer is not an option of this writer: it is set by the writer"):
+        pw.io.s3.write(t, "s3://b/p", "csv", aws_s3_settings=AWS, no_timer=True)
+    # every option the writers take is documented, from the runtime's table
+    for name in _pathway._WRITER_OPTIONS:
+        assert f"        {name}: " in pw.io.minio.write.__doc__
+
+
+def test_bundled_script_names_come_from_the_runtime(monkeypatch, tmp_path):
+    assert _pathway._script("json", "format") == "json"
+    monkeypatch.setattr(_pathway._s3sink, "bundled", lambda kind: ("csv", "json", "tsv"))
+    assert _pathway._script("tsv", "format") == "tsv"  # a formats/tsv.lua of the runtime
+    script = tmp_path / "mine.lua"
+    script.write_text("return {}")
+    assert _pathway._script(script, "naming") == str(script)  # PathLike, made absolute
+    with pytest.raises(ValueError, match="does not exist"):
+        _pathway._script(tmp_path / "missing.lua", "format")
 
 
 def test_table_must_be_a_table():

@@ -133,7 +133,7 @@ def test_storage_down_with_a_small_budget(own_minio, minio):
         while not stop.is_set():
             t0 = time.monotonic()
             st = writer.stats
-            writer.failure, writer.timer_error  # noqa: B018 - health must not block
+            writer.failure, writer.last_error  # noqa: B018 - health must not block
             seen["slowest_health"] = max(seen["slowest_health"], time.monotonic() - t0)
             seen["buffered"] = max(seen["buffered"], st["buffered_bytes"])
             time.sleep(0.01)

@@ -306,7 +306,7 @@ def test_user_format_and_naming_scripts(s3, bucket, minio_settings, tmp_path):
         'return { name = function(ctx) return string.format("%sbatch-%06d.%s", ctx.prefix, ctx.sequence, ctx.extension) end }'
     )
     t = pw.debug.table_from_markdown(UPDATES)
-    pw.io.minio.write(t, "custom", str(fmt), minio_settings=minio_settings, naming=str(naming), write_interval_ms=600_000)
+    pw.io.minio.write(t, "custom", str(fmt), minio_settings=minio_settings, naming=naming, write_interval_ms=600_000)
     run()
     ((key, body),) = objects(s3, bucket, "custom/")
     assert key == "custom/batch-000000.txt"
@@ -355,3 +355,20 @@ def test_digital_ocean_and_wasabi_counterparts_reach_their_hosts(monkeypatch):
         ("https://ams3.digitaloceanspaces.com", "ams3", "space", "out/", True, "json"),
         ("https://s3.eu-central-1.wasabisys.com", "eu-central-1", "wb", "out/", True, "csv"),
     ]
+
+
+@pytest.mark.parametrize("limit", [{"max_object_rows": 3}, {"max_object_bytes": 60}])
+def test_objects_roll_at_max_object_rows_or_bytes(limit, s3, bucket, minio_settings):
+    """An option added to the runtime's table reaches the Pathway writers untouched: an
+    object holding max_object_rows rows (or max_object_bytes bytes) is uploaded at the end
+    of its minibatch, long before write_interval_ms; every row once."""
+    rows = "\n".join(f"{i} | {2 * (i // 2 + 1)} | 1" for i in range(10))
+    t = pw.debug.table_from_markdown("k | __time__ | __diff__\n" + rows)
+    pw.io.minio.write(t, "rolled", "json", minio_settings=minio_settings,
+                      write_interval_ms=600_000, **limit)
+    run()
+    bodies = [body.decode().splitlines() for _, body in objects(s3, bucket, "rolled/")]
+    assert sorted(json.loads(line)["k"] for lines in bodies for line in lines) == list(range(10))
+    # minibatches of two rows: an object is sealed once it holds 4 (>= 3 rows, or >= 60
+    # bytes at about 26 bytes a row); the end of the stream uploads the last 2
+    assert [len(lines) for lines in bodies] == [4, 4, 2]

@@ -130,10 +130,10 @@ def test_close_raises_when_the_final_upload_fails_and_keeps_the_rows(s3, bucket,
     assert isinstance(ei.value, OSError)
     assert not w.closed
     assert w.stats["buffered_rows"] == 1 and w.stats["failed_uploads"] == 1
-    assert isinstance(w.upload_error, s3sink.UploadError)
+    assert isinstance(w.last_error, s3sink.UploadError)
     s3.create_bucket(Bucket=bucket)
     w.close()
-    assert w.closed and w.upload_error is None
+    assert w.closed and w.last_error is None
     assert [b for _, b in objects(s3, bucket)] == [b'"a","b","time","diff"\n"1","kept","2","1"\n']
 
 
@@ -146,9 +146,9 @@ def test_on_time_end_keeps_quiet_about_retried_failures_and_raises_once_uploads_
     time.sleep(0.01)
     assert w.on_time_end(2) is False  # transient: the rows are kept and retried
     assert w.failed_uploads == 1 and w.failure is None
-    assert w.upload_error.s3_code == "SlowDown"
+    assert w.last_error.s3_code == "SlowDown"
     assert w.flush(forced=True) is True
-    assert w.upload_error is None
+    assert w.last_error is None
 
     proxy.rule = always(respond(403, "AccessDenied"), method="PUT")
     w.on_change(None, {"a": 2, "b": None}, 4, True)
@@ -170,17 +170,17 @@ def test_on_time_end_keeps_quiet_about_retried_failures_and_raises_once_uploads_
     ]
 
 
-def test_timer_error_is_exposed_and_retried(s3, bucket, proxied_kwargs, proxy):
+def test_last_error_of_the_timer_is_exposed_and_retried(s3, bucket, proxied_kwargs, proxy):
     w = s3sink.Writer(**proxied_kwargs, columns=COLS, write_interval_ms=300)
-    assert w.timer_error is None
+    assert w.last_error is None
     proxy.rule = first(2, respond(503, "SlowDown"), method="PUT")
     w.on_change(None, {"a": 1, "b": None}, 2, True)
     w.on_time_end(2)
-    assert wait_for(lambda: w.timer_error is not None, timeout=15)
-    assert isinstance(w.timer_error, s3sink.UploadError)
-    assert w.timer_error.s3_code == "SlowDown"
+    assert wait_for(lambda: w.last_error is not None, timeout=15)
+    assert isinstance(w.last_error, s3sink.UploadError)
+    assert w.last_error.s3_code == "SlowDown"
     assert wait_for(lambda: w.stats["objects"] == 1, timeout=15)
-    assert w.timer_error is None and w.failure is None
+    assert w.last_error is None and w.failure is None
     assert w.failed_uploads == 2
     w.close()
     assert len(keys(s3, bucket)) == 1

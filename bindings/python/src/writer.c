@@ -1,0 +1,609 @@
+/*
+ * writer.c - the Writer type: wraps `s3sink *` as a Pathway ConnectorObserver-shaped
+ * object whose on_change(key, row, time, is_addition) converts the row in C (convert.c)
+ * and hands it to the runtime, which formats it (Lua) and buffers it. Calls that may wait
+ * on the network or for room run with the GIL released, under the writer's lock.
+ */
+#include "pyext.h"
+
+#include <pythread.h>
+
+#include <limits.h>
+
+typedef struct {
+  PyObject_HEAD
+  modstate *st;             /* the type keeps the module, hence the state, alive */
+  s3sink *sink;             /* NULL before init and after close */
+  PyThread_type_lock lock;  /* serializes the calls that write, flush or close (they may
+                               wait for uploads) against each other */
+  PyThread_type_lock state; /* held briefly: to read `sink` for health properties, and to
+                               free it; so health never waits for an upload */
+  schema sc;
+  bool closed;
+  bool spooled;             /* opened with a spool */
+  int64_t last_time;        /* time of the last row written */
+  bool have_rows;
+  s3sink_stats final_stats; /* snapshot taken by close */
+  char *final_key;          /* PyMem_Raw, last key at close */
+  PyObject *desc;           /* str for repr: bucket, prefix, format (no credentials) */
+} WriterObject;
+
+static void acquire(PyThread_type_lock lock) {
+  if (!PyThread_acquire_lock(lock, NOWAIT_LOCK)) {
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(lock, WAIT_LOCK);
+    Py_END_ALLOW_THREADS
+  }
+}
+
+static PyObject *Writer_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+  (void)args;
+  (void)kwds;
+  WriterObject *w = (WriterObject *)type->tp_alloc(type, 0);
+  if (!w) return NULL;
+  w->st = module_state_of(type);
+  if (!w->st) {
+    Py_DECREF(w);
+    return NULL;
+  }
+  w->lock = PyThread_allocate_lock();
+  w->state = PyThread_allocate_lock();
+  if (!w->lock || !w->state) {
+    Py_DECREF(w);
+    return PyErr_NoMemory();
+  }
+  return (PyObject *)w;
+}
+
+static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds) {
+  modstate *st = self->st;
+  if (self->sink || self->closed) {
+    PyErr_SetString(st->SinkError, "Writer.__init__ called twice");
+    return -1;
+  }
+  if (PyTuple_GET_SIZE(args)) {
+    PyErr_SetString(PyExc_TypeError, "Writer() takes keyword arguments only");
+    return -1;
+  }
+  /* a copy: it keeps the option strings alive until open, whatever the caller does */
+  PyObject *options = kwds ? PyDict_Copy(kwds) : PyDict_New();
+  if (!options) return -1;
+  PyObject *columns = PyDict_GetItemWithError(options, st->s_columns); /* borrowed */
+  if (!columns) {
+    if (!PyErr_Occurred())
+      PyErr_SetString(PyExc_TypeError, "Writer() missing required keyword argument 'columns'");
+    Py_DECREF(options);
+    return -1;
+  }
+  Py_INCREF(columns);
+  s3sink_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  schema sc;
+  PyObject *desc = NULL;
+  int rc = -1;
+  if (PyDict_DelItem(options, st->s_columns) < 0 || config_from_options(st, options, &cfg) < 0 ||
+      schema_parse(st, columns, &sc) < 0)
+    goto done;
+  desc = PyUnicode_FromFormat("bucket=%s prefix=%s%s%s", cfg.bucket ? cfg.bucket : "None",
+                              cfg.prefix ? cfg.prefix : "", cfg.format ? " format=" : "",
+                              cfg.format ? cfg.format : "");
+  if (!desc) {
+    schema_free(&sc);
+    goto done;
+  }
+  cfg.columns = sc.cols;
+  cfg.ncolumns = (size_t)sc.n;
+  s3sink *sink = NULL;
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  Py_BEGIN_ALLOW_THREADS
+  rc = s3sink_open(&cfg, &sink, &err);
+  Py_END_ALLOW_THREADS
+  if (rc != S3SINK_OK) {
+    Py_CLEAR(desc);
+    schema_free(&sc);
+    set_sink_error(st, &err);
+    rc = -1;
+    goto done;
+  }
+  self->sink = sink;
+  self->spooled = cfg.spool_dir != NULL;
+  self->sc = sc;
+  Py_XSETREF(self->desc, desc);
+done:
+  Py_DECREF(columns);
+  Py_DECREF(options);
+  return rc;
+}
+
+static PyObject *closed_error(WriterObject *self) {
+  PyErr_SetString(self->st->SinkError, self->closed ? "the writer is closed" : "the writer is not open");
+  return NULL;
+}
+
+/* Parses (key, row, time, is_addition), positional or keyword. */
+static int parse_change_args(WriterObject *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames, PyObject *argv[4]) {
+  modstate *st = self->st;
+  PyObject *names[4] = {st->s_key, st->s_row, st->s_time, st->s_is_addition};
+  argv[0] = argv[1] = argv[2] = argv[3] = NULL;
+  if (nargs > 4) {
+    PyErr_Format(PyExc_TypeError, "on_change() takes 4 arguments (%zd given)", nargs);
+    return -1;
+  }
+  for (Py_ssize_t i = 0; i < nargs; i++) argv[i] = args[i];
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  for (Py_ssize_t j = 0; j < nkw; j++) {
+    PyObject *kw = PyTuple_GET_ITEM(kwnames, j);
+    int idx = -1;
+    for (int k = 0; k < 4 && idx < 0; k++)
+      if (kw == names[k]) idx = k;
+    for (int k = 0; k < 4 && idx < 0; k++)
+      if (PyUnicode_Compare(kw, names[k]) == 0) idx = k;
+    if (idx < 0) {
+      PyErr_Format(PyExc_TypeError, "on_change() got an unexpected keyword argument %R", kw);
+      return -1;
+    }
+    if (argv[idx]) {
+      PyErr_Format(PyExc_TypeError, "on_change() got multiple values for argument %R", kw);
+      return -1;
+    }
+    argv[idx] = args[nargs + j];
+  }
+  for (int k = 0; k < 4; k++)
+    if (!argv[k]) {
+      PyErr_Format(PyExc_TypeError, "on_change() missing required argument %R", names[k]);
+      return -1;
+    }
+  return 0;
+}
+
+PyDoc_STRVAR(Writer_on_change_doc,
+"on_change(key, row, time, is_addition)\n--\n\n"
+"Buffers one change: ``row`` is a dict of the column values (in column order), ``time``\n"
+"the engine time, ``is_addition`` False for a retraction. ``key`` is ignored.");
+
+static PyObject *Writer_on_change(WriterObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames) {
+  PyObject *argv[4];
+  if (parse_change_args(self, args, nargs, kwnames, argv) < 0) return NULL;
+  if (!self->sink) return closed_error(self);
+  int64_t time;
+  if (!PyLong_Check(argv[2])) {
+    PyErr_Format(PyExc_TypeError, "time must be an int, not %.100s", Py_TYPE(argv[2])->tp_name);
+    return NULL;
+  }
+  if (long_to_i64(argv[2], &time, "time") < 0) return NULL;
+  int add = PyObject_IsTrue(argv[3]);
+  if (add < 0) return NULL;
+
+  rowbuf rb;
+  if (rowbuf_init(&rb, self->sc.n) < 0) return NULL;
+  if (convert_row(self->st, &self->sc, argv[1], &rb) < 0) {
+    rowbuf_free(&rb);
+    return NULL;
+  }
+  s3sink_err err;
+  err.code = 0;
+  int rc;
+  acquire(self->lock);
+  if (!self->sink) { /* closed by another thread meanwhile */
+    PyThread_release_lock(self->lock);
+    rowbuf_free(&rb);
+    return closed_error(self);
+  }
+  rc = s3sink_try_write(self->sink, rb.vals, (size_t)self->sc.n, time, add ? 1 : -1, &err);
+  if (rc == S3SINK_EAGAIN) { /* over budget: wait for uploads (backpressure), without the GIL */
+    Py_BEGIN_ALLOW_THREADS
+    rc = s3sink_write_held(self->sink, &err);
+    Py_END_ALLOW_THREADS
+  }
+  if (rc == S3SINK_OK) {
+    self->last_time = time;
+    self->have_rows = true;
+  }
+  PyThread_release_lock(self->lock);
+  rowbuf_free(&rb);
+  if (rc != S3SINK_OK) return set_sink_error(self->st, &err);
+  Py_RETURN_NONE;
+}
+
+/* Ends the minibatch of *time_end (if given), then applies the flush policy, with the
+ * GIL released and the writer's lock held. Returns s3sink_flush's result, or
+ * FLUSH_CLOSED if the writer is (or got) closed; *stopped tells whether uploads have
+ * stopped on an error (as opposed to a failed attempt that is retried). */
+#define FLUSH_CLOSED (INT_MIN)
+static int locked_flush(WriterObject *self, const int64_t *time_end, bool forced,
+                        s3sink_err *err, bool *stopped) {
+  memset(err, 0, sizeof *err);
+  *stopped = false;
+  if (!self->sink) return FLUSH_CLOSED;
+  int rc = FLUSH_CLOSED;
+  Py_BEGIN_ALLOW_THREADS
+  PyThread_acquire_lock(self->lock, WAIT_LOCK);
+  if (self->sink) {
+    rc = time_end ? s3sink_time_end(self->sink, *time_end, err) : S3SINK_OK;
+    if (rc == S3SINK_OK) rc = s3sink_flush(self->sink, forced, err);
+    *stopped = rc < 0 && s3sink_failure(self->sink, NULL) != S3SINK_OK;
+  }
+  PyThread_release_lock(self->lock);
+  Py_END_ALLOW_THREADS
+  return rc;
+}
+
+/* An upload attempt failed but its rows are kept and it is retried: not an error for
+ * the caller of on_time_end. */
+static bool retried(int rc, bool stopped) {
+  return !stopped && (rc == S3SINK_EHTTP || rc == S3SINK_ES3);
+}
+
+PyDoc_STRVAR(Writer_on_time_end_doc,
+"on_time_end(time)\n--\n\n"
+"Closes the minibatch of ``time`` (with a spool, once it is on disk) and applies the\n"
+"flush policy: uploads the complete minibatches as one object if the write interval has\n"
+"passed since the last upload. Returns True if an object was uploaded (or handed to the\n"
+"sink's thread). A failed attempt that is retried does not raise (its error is in\n"
+"``last_error``); once uploads have stopped on an error, raises it.");
+
+static PyObject *Writer_on_time_end(WriterObject *self, PyObject *arg) {
+  if (!PyLong_Check(arg)) {
+    PyErr_Format(PyExc_TypeError, "time must be an int, not %.100s", Py_TYPE(arg)->tp_name);
+    return NULL;
+  }
+  int64_t time;
+  if (long_to_i64(arg, &time, "time") < 0) return NULL;
+  s3sink_err err;
+  bool stopped;
+  int rc = locked_flush(self, &time, false, &err, &stopped);
+  if (rc == FLUSH_CLOSED) return closed_error(self);
+  if (retried(rc, stopped)) Py_RETURN_FALSE;
+  if (rc < 0) return set_sink_error(self->st, &err);
+  return PyBool_FromLong(rc > 0);
+}
+
+PyDoc_STRVAR(Writer_flush_doc,
+"flush(forced=False)\n--\n\n"
+"Applies the flush policy now; with ``forced``, uploads everything kept whatever the\n"
+"interval, retrying transient failures within the retry budget (and trying again after\n"
+"uploads had stopped on an error). Returns True if an object was uploaded; raises\n"
+"UploadError if the upload failed (the rows are kept).");
+
+static PyObject *Writer_flush(WriterObject *self, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames) {
+  int forced = 0;
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  if (nargs + nkw > 1) {
+    PyErr_SetString(PyExc_TypeError, "flush() takes at most 1 argument");
+    return NULL;
+  }
+  if (nkw && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "forced") != 0) {
+    PyErr_Format(PyExc_TypeError, "flush() got an unexpected keyword argument %R",
+                 PyTuple_GET_ITEM(kwnames, 0));
+    return NULL;
+  }
+  if (nargs + nkw == 1 && (forced = PyObject_IsTrue(args[0])) < 0) return NULL;
+  s3sink_err err;
+  bool stopped;
+  int rc = locked_flush(self, NULL, forced, &err, &stopped);
+  if (rc == FLUSH_CLOSED) return closed_error(self);
+  if (rc < 0) return set_sink_error(self->st, &err);
+  return PyBool_FromLong(rc > 0);
+}
+
+/* Ends the sink with s3sink_finish's flags and frees it. Returns 0, or -1 with the error
+ * in *err and the sink still open. Called with the GIL released and the lock held; the
+ * final stats and key replace the sink under `state`, so health readers see one or the
+ * other. */
+static int close_locked(WriterObject *self, unsigned flags, s3sink_err *err) {
+  s3sink *s = self->sink;
+  if (s3sink_finish(s, flags, err) != S3SINK_OK) return -1;
+  char key[1100];
+  s3sink_last_key(s, key, sizeof key);
+  size_t n = strlen(key);
+  char *copy = PyMem_RawMalloc(n + 1);
+  if (copy) memcpy(copy, key, n + 1);
+  PyThread_acquire_lock(self->state, WAIT_LOCK);
+  s3sink_get_stats(s, &self->final_stats);
+  PyMem_RawFree(self->final_key);
+  self->final_key = copy;
+  self->sink = NULL;
+  self->closed = true;
+  PyThread_release_lock(self->state);
+  s3sink_free(s);
+  return 0;
+}
+
+static PyObject *do_close(WriterObject *self, unsigned flags) {
+  if (!self->sink) Py_RETURN_NONE; /* closed already (or never opened): nothing to do */
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  int rc = 0;
+  Py_BEGIN_ALLOW_THREADS
+  PyThread_acquire_lock(self->lock, WAIT_LOCK);
+  if (self->sink) rc = close_locked(self, flags, &err);
+  else rc = 1;
+  PyThread_release_lock(self->lock);
+  Py_END_ALLOW_THREADS
+  if (rc == 1) Py_RETURN_NONE; /* another thread closed it */
+  if (rc < 0) return set_sink_error(self->st, &err);
+  Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(Writer_close_doc,
+"close(*, drop_unfinished=False, leave_spooled=False)\n--\n\n"
+"Uploads everything still buffered (an unfinished minibatch too), stops the sink's thread\n"
+"and releases the sink. Raises UploadError if the final upload fails; the rows are then\n"
+"kept and close() may be called again. Closing a closed writer does nothing.\n\n"
+"For a host that stops mid-stream: ``drop_unfinished`` drops the rows written since the\n"
+"last on_time_end (the host sends them again), and ``leave_spooled`` (with a spool)\n"
+"uploads nothing: every kept row stays in the spool for the next writer on it.");
+
+static PyObject *Writer_close(WriterObject *self, PyObject *args, PyObject *kwds) {
+  char *kwlist[] = {"drop_unfinished", "leave_spooled", NULL};
+  int drop = 0, leave = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$pp:close", kwlist, &drop, &leave)) return NULL;
+  return do_close(self, (drop ? S3SINK_DROP_UNFINISHED : 0u) | (leave ? S3SINK_LEAVE_SPOOLED : 0u));
+}
+
+/* Frees the sink without uploading; `state` keeps health readers off it meanwhile. */
+static void discard_sink(WriterObject *self) {
+  acquire(self->state);
+  s3sink *sink = self->sink;
+  if (sink) {
+    s3sink_get_stats(sink, &self->final_stats);
+    self->closed = true;
+  }
+  self->sink = NULL;
+  PyThread_release_lock(self->state);
+  if (!sink) return;
+  Py_BEGIN_ALLOW_THREADS
+  s3sink_free(sink);
+  Py_END_ALLOW_THREADS
+}
+
+PyDoc_STRVAR(Writer_discard_doc,
+"discard()\n--\n\n"
+"Releases the sink without uploading: rows in memory are lost, complete minibatches in\n"
+"a spool stay there for the next writer on it.");
+
+static PyObject *Writer_discard(WriterObject *self, PyObject *Py_UNUSED(ignored)) {
+  acquire(self->lock);
+  discard_sink(self);
+  PyThread_release_lock(self->lock);
+  Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(Writer_interrupt_doc,
+"interrupt()\n--\n\n"
+"Makes an on_change that waits for room (backpressure) raise at once, its row not\n"
+"accepted, and every later one too: for a host shutting down while its thread waits.");
+
+static PyObject *Writer_interrupt(WriterObject *self, PyObject *Py_UNUSED(ignored)) {
+  acquire(self->state);
+  if (self->sink) s3sink_interrupt(self->sink);
+  PyThread_release_lock(self->state);
+  Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(Writer_on_end_doc,
+"on_end()\n--\n\n"
+"End of the stream: the same as close().");
+
+static PyObject *Writer_on_end(WriterObject *self, PyObject *Py_UNUSED(ignored)) {
+  return do_close(self, 0);
+}
+
+static PyObject *Writer_enter(WriterObject *self, PyObject *Py_UNUSED(ignored)) {
+  return Py_NewRef(self);
+}
+
+static PyObject *Writer_exit(WriterObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  (void)args;
+  (void)nargs;
+  return do_close(self, 0);
+}
+
+/* Health: the sink's counters, or those taken at close; never waits for an upload. */
+static bool read_stats(WriterObject *self, s3sink_stats *s) {
+  acquire(self->state);
+  bool known = self->sink != NULL || self->closed;
+  if (self->sink) s3sink_get_stats(self->sink, s);
+  else *s = self->final_stats;
+  PyThread_release_lock(self->state);
+  return known;
+}
+
+static PyObject *Writer_get_stats(WriterObject *self, void *Py_UNUSED(closure)) {
+  s3sink_stats s;
+  if (!read_stats(self, &s)) return closed_error(self);
+  return Py_BuildValue("{sKsKsKsKsKsKsLsKsK}", "objects", (unsigned long long)s.objects,
+                       "rows", (unsigned long long)s.rows, "bytes", (unsigned long long)s.bytes,
+                       "buffered_rows", (unsigned long long)s.buffered_rows, "buffered_bytes",
+                       (unsigned long long)s.buffered_bytes, "failed_uploads",
+                       (unsigned long long)s.failed_uploads, "last_write_ms",
+                       (long long)s.last_write_ms, "pending_objects",
+                       (unsigned long long)s.pending_objects, "spool_bytes",
+                       (unsigned long long)s.spool_bytes);
+}
+
+static PyObject *Writer_get_failed_uploads(WriterObject *self, void *Py_UNUSED(closure)) {
+  s3sink_stats s;
+  memset(&s, 0, sizeof s);
+  read_stats(self, &s);
+  return PyLong_FromUnsignedLongLong((unsigned long long)s.failed_uploads);
+}
+
+static PyObject *Writer_get_last_key(WriterObject *self, void *Py_UNUSED(closure)) {
+  char key[1100];
+  key[0] = 0;
+  acquire(self->state);
+  if (self->sink) s3sink_last_key(self->sink, key, sizeof key);
+  else if (self->final_key) PyOS_snprintf(key, sizeof key, "%s", self->final_key);
+  PyThread_release_lock(self->state);
+  if (!key[0]) Py_RETURN_NONE;
+  return PyUnicode_DecodeUTF8(key, (Py_ssize_t)strlen(key), "replace");
+}
+
+/* An error the sink reports (fn: s3sink_last_error or s3sink_failure), or None. */
+static PyObject *sink_error_property(WriterObject *self, int (*fn)(s3sink *, s3sink_err *)) {
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  int rc = S3SINK_OK;
+  acquire(self->state);
+  if (self->sink) rc = fn(self->sink, &err);
+  PyThread_release_lock(self->state);
+  if (rc == S3SINK_OK) Py_RETURN_NONE;
+  return make_sink_error(self->st, &err);
+}
+
+static PyObject *Writer_get_last_error(WriterObject *self, void *Py_UNUSED(closure)) {
+  return sink_error_property(self, s3sink_last_error);
+}
+
+static PyObject *Writer_get_failure(WriterObject *self, void *Py_UNUSED(closure)) {
+  return sink_error_property(self, s3sink_failure);
+}
+
+static PyObject *Writer_get_closed(WriterObject *self, void *Py_UNUSED(closure)) {
+  return PyBool_FromLong(self->sink == NULL);
+}
+
+static PyObject *Writer_get_columns(WriterObject *self, void *Py_UNUSED(closure)) {
+  PyObject *list = PyList_New(self->sc.n);
+  if (!list) return NULL;
+  for (Py_ssize_t i = 0; i < self->sc.n; i++) {
+    PyObject *t = Py_BuildValue("(OsO)", self->sc.names[i], self->sc.cols[i].type,
+                                self->sc.cols[i].optional ? Py_True : Py_False);
+    if (!t) {
+      Py_DECREF(list);
+      return NULL;
+    }
+    PyList_SET_ITEM(list, i, t);
+  }
+  return list;
+}
+
+static PyObject *Writer_repr(WriterObject *self) {
+  const char *state = self->sink ? "open" : self->closed ? "closed" : "not open";
+  if (self->desc) return PyUnicode_FromFormat("<%s %U (%s)>", Py_TYPE(self)->tp_name, self->desc, state);
+  return PyUnicode_FromFormat("<%s (%s)>", Py_TYPE(self)->tp_name, state);
+}
+
+/* A writer nobody closed: with a spool its rows stay there for the next writer (no
+ * network); else it uploads them, unless uploads had stopped on an error already. Rows
+ * that cannot be uploaded are dropped with a warning. */
+static void Writer_finalize(WriterObject *self) {
+  if (!self->sink) return;
+#if PY_VERSION_HEX >= 0x030C0000
+  PyObject *saved = PyErr_GetRaisedException();
+#else
+  PyObject *t, *v, *tb;
+  PyErr_Fetch(&t, &v, &tb);
+#endif
+  s3sink_err failure; /* what stopped uploads, or else the last failed attempt */
+  bool stopped = s3sink_failure(self->sink, &failure) != S3SINK_OK;
+  PyObject *r = stopped && !self->spooled ? NULL : do_close(self, S3SINK_LEAVE_SPOOLED);
+  if (r) {
+    Py_DECREF(r);
+  } else {
+    PyErr_Clear();
+    s3sink_stats s;
+    s3sink_get_stats(self->sink, &s);
+    if (!stopped && s3sink_last_error(self->sink, &failure) == S3SINK_OK) failure.msg[0] = 0;
+    discard_sink(self);
+    if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                         "s3sink.Writer was garbage-collected unclosed and its final upload "
+                         "failed: %llu buffered rows were dropped. %s",
+                         (unsigned long long)s.buffered_rows, failure.msg) < 0)
+      PyErr_WriteUnraisable((PyObject *)self);
+  }
+#if PY_VERSION_HEX >= 0x030C0000
+  PyErr_SetRaisedException(saved);
+#else
+  PyErr_Restore(t, v, tb);
+#endif
+}
+
+static void Writer_dealloc(WriterObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) return; /* resurrected */
+  if (self->sink) { /* finalizer could not run (e.g. at shutdown) */
+    s3sink_free(self->sink);
+    self->sink = NULL;
+  }
+  schema_free(&self->sc);
+  if (self->lock) PyThread_free_lock(self->lock);
+  if (self->state) PyThread_free_lock(self->state);
+  PyMem_RawFree(self->final_key);
+  Py_CLEAR(self->desc);
+  tp->tp_free((PyObject *)self);
+  Py_DECREF(tp);
+}
+
+static PyMethodDef Writer_methods[] = {
+    {"on_change", (PyCFunction)(void (*)(void))Writer_on_change, METH_FASTCALL | METH_KEYWORDS,
+     Writer_on_change_doc},
+    {"on_time_end", (PyCFunction)Writer_on_time_end, METH_O, Writer_on_time_end_doc},
+    {"on_end", (PyCFunction)Writer_on_end, METH_NOARGS, Writer_on_end_doc},
+    {"flush", (PyCFunction)(void (*)(void))Writer_flush, METH_FASTCALL | METH_KEYWORDS,
+     Writer_flush_doc},
+    {"close", (PyCFunction)(void (*)(void))Writer_close, METH_VARARGS | METH_KEYWORDS,
+     Writer_close_doc},
+    {"discard", (PyCFunction)Writer_discard, METH_NOARGS, Writer_discard_doc},
+    {"interrupt", (PyCFunction)Writer_interrupt, METH_NOARGS, Writer_interrupt_doc},
+    {"__enter__", (PyCFunction)Writer_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))Writer_exit, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef Writer_getset[] = {
+    {"stats", (getter)Writer_get_stats, NULL,
+     "Counters: objects, rows, bytes (uploaded), buffered_rows, buffered_bytes, "
+     "failed_uploads, last_write_ms.", NULL},
+    {"failed_uploads", (getter)Writer_get_failed_uploads, NULL,
+     "Number of failed upload attempts (their rows were kept).", NULL},
+    {"last_key", (getter)Writer_get_last_key, NULL,
+     "Key of the last object uploaded (or found under the prefix at open), or None.", NULL},
+    {"last_error", (getter)Writer_get_last_error, NULL,
+     "The error of the last upload attempt, by any thread (the sink's timer, on_time_end, "
+     "flush, close), if it failed; None once one succeeds. A failed attempt is retried "
+     "until uploads stop (see failure).", NULL},
+    {"failure", (getter)Writer_get_failure, NULL,
+     "The error that stopped uploads (permanent, or transient past the retry budget), else "
+     "None. The rows are kept; flush(True) or close() tries again.", NULL},
+    {"closed", (getter)Writer_get_closed, NULL, "True once closed.", NULL},
+    {"columns", (getter)Writer_get_columns, NULL, "The columns: (name, type, optional).", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+PyDoc_STRVAR(Writer_doc,
+"Writer(*, columns, **options)\n"
+"--\n\n"
+"A sink that buffers rows and uploads them as self-contained objects to an S3 bucket.\n\n"
+"``columns`` is a list of ``(name, type[, optional])``, type one of column_types().\n"
+"The options are the runtime's, listed with their types, ranges, defaults and docs by\n"
+"options() (and docs/options.md). None leaves an option at its default, except where\n"
+"options() says ``unlimited``: there it means no limit. Opening checks the bucket\n"
+"(HeadBucket) and lists the prefix. The writer has Pathway's ConnectorObserver methods:\n"
+"on_change, on_time_end, on_end.");
+
+static PyType_Slot Writer_slots[] = {
+    {Py_tp_doc, (void *)Writer_doc},
+    {Py_tp_new, Writer_new},
+    {Py_tp_init, Writer_init},
+    {Py_tp_dealloc, Writer_dealloc},
+    {Py_tp_finalize, Writer_finalize},
+    {Py_tp_repr, Writer_repr},
+    {Py_tp_methods, Writer_methods},
+    {Py_tp_getset, Writer_getset},
+    {0, NULL}};
+
+static PyType_Spec Writer_spec = {
+    .name = "s3sink._s3sink.Writer",
+    .basicsize = sizeof(WriterObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Writer_slots,
+};
+
+int add_writer_type(PyObject *module, modstate *st) {
+  st->WriterType = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Writer_spec, NULL);
+  return st->WriterType ? PyModule_AddType(module, st->WriterType) : -1;
+}

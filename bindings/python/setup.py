@@ -151,6 +151,7 @@ def _extension() -> Extension:
     return Extension(
         "s3sink._s3sink",
         sources=sources,
+        depends=sorted(glob.glob("src/*.h", root_dir=HERE)),
         include_dirs=[
             PUBLIC_INCLUDE,
             RUNTIME,

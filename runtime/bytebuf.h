@@ -4,6 +4,7 @@
 #define S3SINK_BYTEBUF_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -16,9 +16,11 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "ascii.h"
 #include "bytebuf.h"
 #include "numfmt.h"
 #include "s3client.h"
+#include "uri.h"
 
 #define DEFAULT_REGION "us-east-1"
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
@@ -77,32 +79,9 @@ static char *xstrndup(const char *s, size_t n) {
   return p;
 }
 
-static char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
-
-static bool ieq_n(const char *a, const char *b, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  return true;
-}
-
-static bool is_unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '_' || c == '.' || c == '~';
-}
-
-/* Appends s URI-encoded (uppercase hex); '/' kept when keep_slash. */
+/* Appends s URI-encoded as the signer encodes it; '/' kept when keep_slash. */
 static bool append_encoded(bytebuf *b, const char *s, bool keep_slash) {
-  static const char hex[] = "0123456789ABCDEF";
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (is_unreserved(ch) || (keep_slash && ch == '/')) {
-      if (!bytebuf_append(b, s, 1)) return false;
-    } else {
-      char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-      if (!bytebuf_append(b, e, 3)) return false;
-    }
-  }
-  return true;
+  return uri_encode(b, s, strlen(s), keep_slash);
 }
 
 static bool append_str(bytebuf *b, const char *s) { return bytebuf_append(b, s, strlen(s)); }
@@ -306,15 +285,15 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   size_t len = size * n;
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (after a 1xx) */
     c->date[0] = c->request_id[0] = c->bucket_region[0] = c->etag[0] = c->identity[0] = '\0';
-  } else if (len > 5 && ieq_n(p, "date:", 5)) {
+  } else if (len > 5 && ascii_ieq_n(p, "date:", 5)) {
     header_value(p, len, 5, c->date, sizeof c->date);
-  } else if (len > 17 && ieq_n(p, "x-amz-request-id:", 17)) {
+  } else if (len > 17 && ascii_ieq_n(p, "x-amz-request-id:", 17)) {
     header_value(p, len, 17, c->request_id, sizeof c->request_id);
-  } else if (len > 5 && ieq_n(p, "etag:", 5)) {
+  } else if (len > 5 && ascii_ieq_n(p, "etag:", 5)) {
     header_value(p, len, 5, c->etag, sizeof c->etag);
-  } else if (len > 20 && ieq_n(p, "x-amz-bucket-region:", 20)) {
+  } else if (len > 20 && ascii_ieq_n(p, "x-amz-bucket-region:", 20)) {
     header_value(p, len, 20, c->bucket_region, sizeof c->bucket_region);
-  } else if (len > sizeof IDENTITY_HEADER && ieq_n(p, IDENTITY_HEADER ":", sizeof IDENTITY_HEADER)) {
+  } else if (len > sizeof IDENTITY_HEADER && ascii_ieq_n(p, IDENTITY_HEADER ":", sizeof IDENTITY_HEADER)) {
     header_value(p, len, sizeof IDENTITY_HEADER, c->identity, sizeof c->identity);
   }
   return len;
@@ -391,9 +370,9 @@ static int parse_endpoint(s3client *c, const char *ep, s3sink_err *err) {
   const char *sep = strstr(ep, "://");
   if (sep) {
     size_t n = (size_t)(sep - ep);
-    if (n == 4 && ieq_n(ep, "http", 4))
+    if (n == 4 && ascii_ieq_n(ep, "http", 4))
       scheme = "http";
-    else if (!(n == 5 && ieq_n(ep, "https", 5)))
+    else if (!(n == 5 && ascii_ieq_n(ep, "https", 5)))
       return s3sink_seterr(err, S3SINK_EINVAL,
                            "endpoint '%s' has an unsupported scheme: use http:// or https://", ep);
     p = sep + 3;
@@ -1122,7 +1101,7 @@ static int hash_body(s3client *c, const s3body *b, char sha_hex[65], char md5_b6
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned int dl = 0;
   if (rc == S3SINK_OK && ok && EVP_DigestFinal_ex(sha, d, &dl) == 1 && dl == 32) {
-    for (unsigned i = 0; i < 32; i++) snprintf(sha_hex + 2 * i, 3, "%02x", d[i]);
+    ascii_hex(d, 32, sha_hex);
     md5_b64[0] = '\0';
     if (md5 && (EVP_DigestFinal_ex(md5, d, &dl) != 1 || dl != 16)) ok = false;
     else if (md5) EVP_EncodeBlock((unsigned char *)md5_b64, d, 16);

@@ -31,8 +31,10 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "ascii.h"
 #include "bytebuf.h"
-#include "s3client.h"
+#include "error.h"
+#include "uri.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -77,51 +79,14 @@ static char *sb_take(sb *s) {
 
 static void sb_free(sb *s) { bytebuf_free(&s->b); }
 
-
 /* ---------------------------------------------------------------------------------------
  * Character classes and URI encoding (locale independent).
  * ------------------------------------------------------------------------------------- */
 
-static bool is_unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '_' || c == '.' || c == '~';
-}
-
-static int hexval(unsigned char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-static const char HEX_UPPER[] = "0123456789ABCDEF";
-static const char HEX_LOWER[] = "0123456789abcdef";
-
-static void sb_pct(sb *s, unsigned char c) {
-  char e[3] = {'%', HEX_UPPER[c >> 4], HEX_UPPER[c & 15]};
-  sb_put(s, e, 3);
-}
-
 /* Strict encoding: unreserved kept, every other byte %XX (uppercase). */
 static void sb_encode(sb *s, const char *p, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)p[i];
-    if (is_unreserved(c))
-      sb_putc(s, (char)c);
-    else
-      sb_pct(s, c);
-  }
+  if (!s->failed && !uri_encode(&s->b, p, n, false)) s->failed = true;
 }
-
-static void hex_encode(const unsigned char *in, size_t n, char *out) {
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = HEX_LOWER[in[i] >> 4];
-    out[2 * i + 1] = HEX_LOWER[in[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
-static char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
 
 static bool has_ctl(const char *s) {
   for (; *s; s++)
@@ -174,7 +139,7 @@ static bool sha256(crypto *c, const void *p, size_t n, unsigned char out[32]) {
 static bool sha256_hex(crypto *c, const void *p, size_t n, char out[65]) {
   unsigned char d[32];
   if (!sha256(c, p, n, d)) return false;
-  hex_encode(d, 32, out);
+  ascii_hex(d, 32, out);
   return true;
 }
 
@@ -195,14 +160,15 @@ static bool hmac(crypto *c, const void *key, size_t keylen, const void *p, size_
 static void canonical_uri_s3(sb *s, const char *path) {
   for (size_t i = 0; path[i]; i++) {
     unsigned char c = (unsigned char)path[i];
-    if (is_unreserved(c) || c == '/')
-      sb_putc(s, (char)c);
-    else if (c == '%' && hexval((unsigned char)path[i + 1]) >= 0 &&
-             hexval((unsigned char)path[i + 2]) >= 0) {
+    if (c == '%' && ascii_hexval((unsigned char)path[i + 1]) >= 0 &&
+        ascii_hexval((unsigned char)path[i + 2]) >= 0) {
       sb_put(s, path + i, 3);
       i += 2;
-    } else
-      sb_pct(s, c);
+    } else if (c == '/') {
+      sb_putc(s, '/');
+    } else {
+      sb_encode(s, path + i, 1);
+    }
   }
 }
 
@@ -304,10 +270,10 @@ static char *requote(const char *p, size_t n) {
   sb_init(&s);
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)p[i];
-    if (c == '%' && i + 2 < n && hexval((unsigned char)p[i + 1]) >= 0 &&
-        hexval((unsigned char)p[i + 2]) >= 0) {
-      c = (unsigned char)(hexval((unsigned char)p[i + 1]) * 16 +
-                          hexval((unsigned char)p[i + 2]));
+    if (c == '%' && i + 2 < n && ascii_hexval((unsigned char)p[i + 1]) >= 0 &&
+        ascii_hexval((unsigned char)p[i + 2]) >= 0) {
+      c = (unsigned char)(ascii_hexval((unsigned char)p[i + 1]) * 16 +
+                          ascii_hexval((unsigned char)p[i + 2]));
       i += 2;
     } else if (c == '+') {
       c = ' ';
@@ -434,19 +400,13 @@ static int chdr_cmp(const void *a, const void *b) {
   return (x->order > y->order) - (x->order < y->order);
 }
 
-static bool ieq(const char *a, const char *b) {
-  for (; *a && *b; a++, b++)
-    if (ascii_lower(*a) != ascii_lower(*b)) return false;
-  return *a == *b;
-}
-
 /* Hop-by-hop or volatile headers that proxies and transports may change. */
 static bool is_skipped_header(const char *name) {
   static const char *const names[] = {"user-agent", "expect",  "connection",
                                       "transfer-encoding", "x-amzn-trace-id",
                                       "authorization", NULL};
   for (const char *const *n = names; *n; n++)
-    if (ieq(name, *n)) return true;
+    if (ascii_ieq(name, *n)) return true;
   return false;
 }
 
@@ -511,7 +471,7 @@ static int check_input(const s3sink_sigv4_request *req, const s3sink_sigv4_param
     if (!h->value || has_ctl(h->value))
       return s3sink_seterr(err, S3SINK_EINVAL,
                            "sigv4: header '%s' has no value or holds control characters", h->name);
-    if (ieq(h->name, "host")) host = true;
+    if (ascii_ieq(h->name, "host")) host = true;
   }
   if (!host) return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: the headers must include Host");
   return S3SINK_OK;
@@ -568,9 +528,9 @@ static int sign(const s3sink_sigv4_request *req, const s3sink_sigv4_params *p, b
   /* Headers: the caller's (minus skipped ones and those we set), then ours. */
   for (size_t i = 0; i < req->nheaders; i++) {
     const char *name = req->headers[i].name;
-    if (is_skipped_header(name) || ieq(name, "x-amz-date") ||
-        (token && ieq(name, "x-amz-security-token")) ||
-        (add_sha && ieq(name, "x-amz-content-sha256")))
+    if (is_skipped_header(name) || ascii_ieq(name, "x-amz-date") ||
+        (token && ascii_ieq(name, "x-amz-security-token")) ||
+        (add_sha && ascii_ieq(name, "x-amz-content-sha256")))
       continue;
     if (!hlist_push(&hl, name, req->headers[i].value)) goto oom;
   }
@@ -693,7 +653,7 @@ static int sign(const s3sink_sigv4_request *req, const s3sink_sigv4_params *p, b
     goto done;
   }
   char sig_hex[65];
-  hex_encode(sig, 32, sig_hex);
+  ascii_hex(sig, 32, sig_hex);
 
   /* Results. */
   out->signature = strdup(sig_hex);

@@ -41,6 +41,17 @@ static inline bool bytebuf_append(bytebuf *b, const void *p, size_t n) {
   return true;
 }
 
+static inline bool bytebuf_append_str(bytebuf *b, const char *s) {
+  return bytebuf_append(b, s, strlen(s));
+}
+
+/* NUL-terminates the contents (the NUL is not counted in len). */
+static inline bool bytebuf_terminate(bytebuf *b) {
+  if (!bytebuf_reserve(b, 1)) return false;
+  b->data[b->len] = '\0';
+  return true;
+}
+
 static inline void bytebuf_free(bytebuf *b) {
   free(b->data);
   b->data = NULL;

@@ -20,6 +20,7 @@
 #include "bytebuf.h"
 #include "numfmt.h"
 #include "s3client.h"
+#include "s3xml.h"
 #include "uri.h"
 
 #define DEFAULT_REGION "us-east-1"
@@ -93,14 +94,6 @@ static bool terminate(bytebuf *b) {
   return true;
 }
 
-/* Bounded substring search. */
-static const char *find(const char *s, const char *end, const char *needle) {
-  size_t n = strlen(needle);
-  for (; s && s < end && (size_t)(end - s) >= n; s++)
-    if (*s == needle[0] && memcmp(s, needle, n) == 0) return s;
-  return NULL;
-}
-
 /* Replaces every occurrence of secret in buf (NUL-terminated, capacity cap) by "***". */
 static void scrub(char *buf, size_t cap, const char *secret) {
   if (!secret) return;
@@ -126,133 +119,6 @@ static int finish_err(s3client *c, s3sink_err *err, int code) {
     }
   }
   return code;
-}
-
-/* ---------------------------------------------------------------------------------------
- * Minimal XML: element text with entity decoding.
- * ------------------------------------------------------------------------------------- */
-
-static bool put_utf8(bytebuf *b, unsigned long cp) {
-  char u[4];
-  size_t n;
-  if (cp < 0x80) {
-    u[0] = (char)cp;
-    n = 1;
-  } else if (cp < 0x800) {
-    u[0] = (char)(0xC0 | (cp >> 6));
-    u[1] = (char)(0x80 | (cp & 0x3F));
-    n = 2;
-  } else if (cp < 0x10000) {
-    u[0] = (char)(0xE0 | (cp >> 12));
-    u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    u[2] = (char)(0x80 | (cp & 0x3F));
-    n = 3;
-  } else {
-    u[0] = (char)(0xF0 | (cp >> 18));
-    u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    u[3] = (char)(0x80 | (cp & 0x3F));
-    n = 4;
-  }
-  return bytebuf_append(b, u, n);
-}
-
-/* Decodes XML text p[0..n) into out (reset first, NUL-terminated). False on ENOMEM or on a
- * malformed entity. */
-static bool xml_text(const char *p, size_t n, bytebuf *out) {
-  out->len = 0;
-  const char *end = p + n;
-  while (p < end) {
-    if (*p != '&') {
-      const char *amp = memchr(p, '&', (size_t)(end - p));
-      size_t run = amp ? (size_t)(amp - p) : (size_t)(end - p);
-      if (!bytebuf_append(out, p, run)) return false;
-      p += run;
-      continue;
-    }
-    const char *semi = memchr(p, ';', (size_t)(end - p));
-    if (!semi || semi - p > 12) return false;
-    size_t len = (size_t)(semi - p - 1);
-    const char *name = p + 1;
-    static const struct {
-      const char *name;
-      char ch;
-    } named[] = {{"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}};
-    bool done = false;
-    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
-      if (strlen(named[i].name) == len && memcmp(name, named[i].name, len) == 0) {
-        if (!bytebuf_append(out, &named[i].ch, 1)) return false;
-        done = true;
-        break;
-      }
-    }
-    if (!done) {
-      if (len < 2 || name[0] != '#') return false;
-      bool hex = name[1] == 'x' || name[1] == 'X';
-      const char *d = name + (hex ? 2 : 1);
-      if (d == semi) return false;
-      unsigned long cp = 0;
-      for (; d < semi; d++) {
-        int v;
-        if (*d >= '0' && *d <= '9')
-          v = *d - '0';
-        else if (hex && *d >= 'a' && *d <= 'f')
-          v = *d - 'a' + 10;
-        else if (hex && *d >= 'A' && *d <= 'F')
-          v = *d - 'A' + 10;
-        else
-          return false;
-        cp = cp * (hex ? 16 : 10) + (unsigned long)v;
-        if (cp > 0x10FFFF) return false;
-      }
-      if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-      if (!put_utf8(out, cp)) return false;
-    }
-    p = semi + 1;
-  }
-  return terminate(out);
-}
-
-/* Finds the first <tag ...>text</tag> (or <tag/>) within [s, end); attributes allowed.
- * Sets the raw text range and, if asked, the position after the element. */
-static bool xml_find(const char *s, const char *end, const char *tag, const char **ts,
-                     const char **te, const char **after) {
-  char open[72], close[72];
-  snprintf(open, sizeof open, "<%s", tag);
-  snprintf(close, sizeof close, "</%s>", tag);
-  size_t olen = strlen(open);
-  const char *o = s;
-  while ((o = find(o, end, open)) != NULL) {
-    const char *q = o + olen;
-    if (q < end && (*q == '>' || *q == '/' || *q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
-      break;
-    o = q;
-  }
-  if (!o) return false;
-  const char *gt = memchr(o + olen, '>', (size_t)(end - (o + olen)));
-  if (!gt) return false;
-  if (gt[-1] == '/') { /* <tag/> */
-    *ts = *te = gt + 1;
-    if (after) *after = gt + 1;
-    return true;
-  }
-  const char *c = find(gt + 1, end, close);
-  if (!c) return false;
-  *ts = gt + 1;
-  *te = c;
-  if (after) *after = c + strlen(close);
-  return true;
-}
-
-/* Decoded text of <tag> into dst (truncated to cap); empty if absent or malformed. */
-static void xml_copy(const char *s, const char *end, const char *tag, char *dst, size_t cap) {
-  const char *ts, *te;
-  dst[0] = '\0';
-  if (!xml_find(s, end, tag, &ts, &te, NULL)) return;
-  bytebuf tmp;
-  bytebuf_init(&tmp, 1 << 20);
-  if (xml_text(ts, (size_t)(te - ts), &tmp)) snprintf(dst, cap, "%s", tmp.data);
-  bytebuf_free(&tmp);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -742,12 +608,12 @@ static void parse_s3error(s3client *c, s3error *e) {
   if (!c->resp.len) return;
   const char *s = c->resp.data, *end = s + c->resp.len;
   const char *ts, *te, *after;
-  if (!xml_find(s, end, "Error", &ts, &te, &after)) return;
-  xml_copy(ts, te, "Code", e->code, sizeof e->code);
-  xml_copy(ts, te, "Message", e->message, sizeof e->message);
-  xml_copy(ts, te, "RequestId", e->request_id, sizeof e->request_id);
-  xml_copy(ts, te, "Region", e->region, sizeof e->region);
-  xml_copy(ts, te, "ServerTime", e->server_time, sizeof e->server_time);
+  if (!s3xml_find(s, end, "Error", &ts, &te, &after)) return;
+  s3xml_copy(ts, te, "Code", e->code, sizeof e->code);
+  s3xml_copy(ts, te, "Message", e->message, sizeof e->message);
+  s3xml_copy(ts, te, "RequestId", e->request_id, sizeof e->request_id);
+  s3xml_copy(ts, te, "Region", e->region, sizeof e->region);
+  s3xml_copy(ts, te, "ServerTime", e->server_time, sizeof e->server_time);
 }
 
 static bool code_is(const s3error *e, const char *code) { return strcmp(e->code, code) == 0; }
@@ -1263,7 +1129,7 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   *next = NULL;
   const char *s = page->data ? page->data : "", *end = s + page->len;
   const char *ts, *te, *after;
-  if (!xml_find(s, end, "ListBucketResult", &ts, &te, NULL))
+  if (!s3xml_find(s, end, "ListBucketResult", &ts, &te, NULL))
     return finish_err(c, err, s3sink_seterr(err, S3SINK_ES3,
                                             "ListObjectsV2 of bucket '%s' at %s returned no "
                                             "ListBucketResult: is the endpoint an S3 server?",
@@ -1275,16 +1141,16 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   int rc = S3SINK_OK;
   const char *p = ts;
   const char *cs, *ce;
-  while (xml_find(p, lend, "Contents", &cs, &ce, &after)) {
+  while (s3xml_find(p, lend, "Contents", &cs, &ce, &after)) {
     const char *ks, *ke, *ss, *se;
-    if (!xml_find(cs, ce, "Key", &ks, &ke, NULL) || !xml_text(ks, (size_t)(ke - ks), &key) ||
+    if (!s3xml_find(cs, ce, "Key", &ks, &ke, NULL) || !s3xml_text(ks, (size_t)(ke - ks), &key) ||
         strlen(key.data) != key.len) {
       rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned an "
                          "entry without a readable <Key>", c->bucket, c->endpoint);
       break;
     }
     int64_t size = -1;
-    if (xml_find(cs, ce, "Size", &ss, &se, NULL) && xml_text(ss, (size_t)(se - ss), &num) &&
+    if (s3xml_find(cs, ce, "Size", &ss, &se, NULL) && s3xml_text(ss, (size_t)(se - ss), &num) &&
         num.len > 0 && num.len < 20) {
       size = 0;
       for (size_t i = 0; i < num.len && size >= 0; i++)
@@ -1301,11 +1167,11 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   }
   if (rc == S3SINK_OK) {
     char trunc[8];
-    xml_copy(ts, lend, "IsTruncated", trunc, sizeof trunc);
+    s3xml_copy(ts, lend, "IsTruncated", trunc, sizeof trunc);
     if (strcmp(trunc, "true") == 0) {
       const char *ns, *ne;
-      if (!xml_find(ts, lend, "NextContinuationToken", &ns, &ne, NULL) || ns == ne ||
-          !xml_text(ns, (size_t)(ne - ns), &key)) {
+      if (!s3xml_find(ts, lend, "NextContinuationToken", &ns, &ne, NULL) || ns == ne ||
+          !s3xml_text(ns, (size_t)(ne - ns), &key)) {
         rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s is truncated "
                            "but has no NextContinuationToken", c->bucket, c->endpoint);
       } else {

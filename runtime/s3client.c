@@ -20,6 +20,7 @@
 #include "bytebuf.h"
 #include "numfmt.h"
 #include "s3client.h"
+#include "s3errors.h"
 #include "s3xml.h"
 #include "uri.h"
 
@@ -595,133 +596,21 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
   return finish_err(c, err, S3SINK_EHTTP);
 }
 
-typedef struct s3error {
-  char code[64];
-  char message[512];
-  char request_id[128];
-  char region[64];
-  char server_time[40];
-} s3error;
-
-static void parse_s3error(s3client *c, s3error *e) {
-  memset(e, 0, sizeof *e);
-  if (!c->resp.len) return;
-  const char *s = c->resp.data, *end = s + c->resp.len;
-  const char *ts, *te, *after;
-  if (!s3xml_find(s, end, "Error", &ts, &te, &after)) return;
-  s3xml_copy(ts, te, "Code", e->code, sizeof e->code);
-  s3xml_copy(ts, te, "Message", e->message, sizeof e->message);
-  s3xml_copy(ts, te, "RequestId", e->request_id, sizeof e->request_id);
-  s3xml_copy(ts, te, "Region", e->region, sizeof e->region);
-  s3xml_copy(ts, te, "ServerTime", e->server_time, sizeof e->server_time);
-}
-
-static bool code_is(const s3error *e, const char *code) { return strcmp(e->code, code) == 0; }
-
-/* Whether sending the same request again may succeed: the server is busy or failing,
- * throttles, timed out, or the body was damaged in transit. Everything else (access,
- * credentials, a missing bucket, a bad request) needs a change of settings. */
-static bool transient_s3_error(long status, const s3error *e) {
-  static const char *const codes[] = {
-      "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "OperationAborted",
-      "ConditionalRequestConflict", "XAmzContentSHA256Mismatch", "BadDigest", "IncompleteBody",
-      "RequestTimeTooSkewed", NULL};
-  if (status >= 500 || status == 429 || status == 408) return true;
-  for (const char *const *c = codes; *c; c++)
-    if (code_is(e, *c)) return true;
-  return false;
+static void parse_error(s3client *c, s3errors_doc *e) {
+  s3errors_parse(c->resp.data, c->resp.len, e);
 }
 
 /* Fills err from an S3 error response (already parsed into e). */
-static int s3_error(s3client *c, const request *r, long status, const s3error *e,
+static int s3_error(s3client *c, const request *r, long status, const s3errors_doc *e,
                     s3sink_err *err) {
   char what[512];
   describe(c, r, what, sizeof what);
-  const char *op = op_name(r->op);
-  const char *ep = c->endpoint;
-  const char *msg = e->message[0] ? e->message : "no message";
-
-  if (code_is(e, "NoSuchBucket"))
-    s3sink_seterr(err, S3SINK_ES3, "bucket '%s' does not exist at %s: create it or set create_bucket",
-                  c->bucket, ep);
-  else if (code_is(e, "NoSuchKey"))
-    s3sink_seterr(err, S3SINK_ES3, "object '%.300s' does not exist in bucket '%s' at %s",
-                  r->key ? r->key : "", c->bucket, ep);
-  else if (code_is(e, "InvalidAccessKeyId"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "the access key was rejected by %s (InvalidAccessKeyId: %s): check the "
-                  "credentials (access_key)", ep, msg);
-  else if (code_is(e, "SignatureDoesNotMatch"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "the secret key was rejected by %s (SignatureDoesNotMatch): check the "
-                  "credentials (secret_key; also region, and that no proxy rewrites requests)", ep);
-  else if (code_is(e, "InvalidToken") || code_is(e, "ExpiredToken") ||
-           code_is(e, "InvalidTokenId") || code_is(e, "TokenRefreshRequired") ||
-           code_is(e, "ExpiredTokenException"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "the session token was rejected by %s (%s: %s): refresh the temporary "
-                  "credentials (session_token with its access_key and secret_key)",
-                  ep, e->code, msg);
-  else if (code_is(e, "AccessDenied") || code_is(e, "AllAccessDisabled"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "access denied for %s of %s at %s (%s): check the credentials and that their "
-                  "policy allows %s", op, what, ep, msg, op);
-  else if (code_is(e, "PreconditionFailed") || (status == 412 && r->op == OP_PUT_OBJECT))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "object '%.300s' already exists in bucket '%s' at %s (If-None-Match): it was "
-                  "not overwritten; use another key or prefix", r->key ? r->key : "", c->bucket, ep);
-  else if (code_is(e, "RequestTimeTooSkewed"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "the local clock differs too much from the server's at %s (%s), even after "
-                  "correcting it once: fix the system clock (NTP)", ep, msg);
-  else if (code_is(e, "AuthorizationHeaderMalformed") || code_is(e, "AuthorizationQueryParametersError") ||
-           code_is(e, "InvalidRegion") || code_is(e, "IllegalLocationConstraintException"))
-    s3sink_seterr(err, S3SINK_ES3, "%s rejected region '%s' (%s: %s): set region%s%s%s", ep,
-                  c->region, e->code, msg, e->region[0] ? " to '" : " to the bucket's region",
-                  e->region, e->region[0] ? "'" : "");
-  else if (code_is(e, "PermanentRedirect") || code_is(e, "TemporaryRedirect") ||
-           status == 301 || status == 307)
-    s3sink_seterr(err, S3SINK_ES3,
-                  "bucket '%s' is not served by %s in region '%s'%s%s%s: set region (and "
-                  "endpoint) to the bucket's", c->bucket, ep, c->region,
-                  c->bucket_region[0] ? " (it is in '" : "", c->bucket_region,
-                  c->bucket_region[0] ? "')" : "");
-  else if (code_is(e, "BucketAlreadyExists"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "bucket '%s' already exists and belongs to someone else: choose another bucket name",
-                  c->bucket);
-  else if (code_is(e, "InvalidBucketName"))
-    s3sink_seterr(err, S3SINK_ES3, "bucket name '%s' is invalid for %s (%s): choose a valid name",
-                  c->bucket, ep, msg);
-  else if (code_is(e, "XAmzContentSHA256Mismatch") || code_is(e, "BadDigest") ||
-           code_is(e, "InvalidDigest") || code_is(e, "IncompleteBody"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "%s of %s was corrupted in transit (%s: %s): retry; check proxies that "
-                  "modify request bodies", op, what, e->code, msg);
-  else if (code_is(e, "EntityTooLarge"))
-    s3sink_seterr(err, S3SINK_ES3, "%s of %s is too large for %s (%s): lower write_interval_ms "
-                  "or max_buffer_bytes", op, what, ep, msg);
-  else if (status >= 500)
-    s3sink_seterr(err, S3SINK_ES3,
-                  "%s of %s at %s failed with HTTP %ld (%s: %s): the server is unavailable or "
-                  "overloaded; retry later", op, what, ep, status, e->code[0] ? e->code : "no code", msg);
-  else if (e->code[0])
-    s3sink_seterr(err, S3SINK_ES3, "%s of %s at %s failed: %s (%s, HTTP %ld)", op, what, ep, msg,
-                  e->code, status);
-  else {
-    /* Not an S3 error document: show the beginning of the body, printable bytes only. */
-    char snippet[160];
-    size_t n = 0;
-    for (size_t i = 0; i < c->resp.len && n < sizeof snippet - 1; i++) {
-      unsigned char ch = (unsigned char)c->resp.data[i];
-      snippet[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : ' ';
-    }
-    snippet[n] = '\0';
-    s3sink_seterr(err, S3SINK_ES3, "%s of %s at %s failed with HTTP %ld%s%s%s: is the endpoint an "
-                  "S3 server?", op, what, ep, status, n ? " (\"" : "", snippet, n ? "\")" : "");
-  }
+  s3errors_ctx ctx = {.op = op_name(r->op), .what = what, .key = r->key, .bucket = c->bucket,
+                      .region = c->region, .endpoint = c->endpoint,
+                      .bucket_region = c->bucket_region, .body = c->resp.data,
+                      .body_len = c->resp.len};
+  s3errors_describe(&ctx, status, e, err);
   if (err) {
-    err->transient = transient_s3_error(status, e);
     err->http_status = status;
     snprintf(err->s3_code, sizeof err->s3_code, "%s", e->code);
     snprintf(err->request_id, sizeof err->request_id, "%s",
@@ -861,7 +750,7 @@ done:
 }
 
 /* Server time from <ServerTime> or the Date header; -1 if neither is usable. */
-static int64_t server_time(s3client *c, const s3error *e) {
+static int64_t server_time(s3client *c, const s3errors_doc *e) {
   if (e && e->server_time[0]) {
     int64_t t;
     if (s3sink_parse_utc(e->server_time, &t)) return t;
@@ -883,8 +772,8 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
     if (rc) return finish_err(c, err, rc);
     if (status >= 200 && status < 300) return S3SINK_OK;
 
-    s3error e;
-    parse_s3error(c, &e);
+    s3errors_doc e;
+    parse_error(c, &e);
     if (r->op == OP_HEAD_BUCKET) {
       /* HEAD responses have no body. */
       if (status == 404) {
@@ -898,8 +787,8 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
         long pst = 0;
         s3sink_err perr;
         if (perform(c, &probe, &pst, &perr) == S3SINK_OK && pst >= 300) {
-          s3error pe;
-          parse_s3error(c, &pe);
+          s3errors_doc pe;
+          parse_error(c, &pe);
           if (pe.code[0]) {
             e = pe;
             status = pst;
@@ -911,7 +800,7 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
       /* Clock skew: adopt the server's time and sign again, once. */
       int64_t now = (int64_t)time(NULL);
       int64_t st = server_time(c, &e);
-      bool skewed = code_is(&e, "RequestTimeTooSkewed") ||
+      bool skewed = strcmp(e.code, "RequestTimeTooSkewed") == 0 ||
                     (r->op == OP_HEAD_BUCKET && !e.code[0] && status == 403 && st >= 0 &&
                      llabs((long long)(st - (now + c->clock_offset))) > SKEW_LIMIT_S);
       if (skewed && st >= 0) {

@@ -18,6 +18,7 @@
 
 #include "ascii.h"
 #include "bytebuf.h"
+#include "endpoint.h"
 #include "numfmt.h"
 #include "s3client.h"
 #include "s3errors.h"
@@ -37,15 +38,12 @@
 
 struct s3client {
   CURL *curl;
-  char *scheme;   /* "http" or "https" */
-  char *host;     /* Host header: "127.0.0.1:9000", "bucket.s3.amazonaws.com" */
-  char *endpoint; /* for messages: "http://127.0.0.1:9000" */
+  endpoint ep;
   char *region;
   char *bucket;
   char *access_key;
   char *secret_key;
   char *session_token;
-  bool virtual_hosted;
   bool anonymous;
   EVP_MD *md5;    /* NULL if the provider lacks MD5 (FIPS): no Content-MD5 then */
   EVP_MD *sha256;
@@ -79,20 +77,6 @@ static char *xstrndup(const char *s, size_t n) {
     p[n] = '\0';
   }
   return p;
-}
-
-/* Appends s URI-encoded as the signer encodes it; '/' kept when keep_slash. */
-static bool append_encoded(bytebuf *b, const char *s, bool keep_slash) {
-  return uri_encode(b, s, strlen(s), keep_slash);
-}
-
-static bool append_str(bytebuf *b, const char *s) { return bytebuf_append(b, s, strlen(s)); }
-
-/* NUL-terminates b (not counted in len). */
-static bool terminate(bytebuf *b) {
-  if (!bytebuf_reserve(b, 1)) return false;
-  b->data[b->len] = '\0';
-  return true;
 }
 
 /* Replaces every occurrence of secret in buf (NUL-terminated, capacity cap) by "***". */
@@ -212,133 +196,10 @@ static int on_seek(void *ud, curl_off_t offset, int origin) {
  * Construction
  * ------------------------------------------------------------------------------------- */
 
-static bool valid_bucket(const char *b) {
-  size_t n = strlen(b);
-  if (n < 1 || n > 255) return false;
-  for (; *b; b++) {
-    char ch = *b;
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-          ch == '.' || ch == '-' || ch == '_'))
-      return false;
-  }
-  return true;
-}
-
-static bool valid_host_char(char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-         ch == '.' || ch == '-' || ch == '_';
-}
-
-/* Splits endpoint into scheme, hostname and port and fills c->scheme, c->host and
- * c->endpoint. */
-static int parse_endpoint(s3client *c, const char *ep, s3sink_err *err) {
-  const char *scheme = "https";
-  const char *p = ep;
-  const char *sep = strstr(ep, "://");
-  if (sep) {
-    size_t n = (size_t)(sep - ep);
-    if (n == 4 && ascii_ieq_n(ep, "http", 4))
-      scheme = "http";
-    else if (!(n == 5 && ascii_ieq_n(ep, "https", 5)))
-      return s3sink_seterr(err, S3SINK_EINVAL,
-                           "endpoint '%s' has an unsupported scheme: use http:// or https://", ep);
-    p = sep + 3;
-  }
-  size_t alen = strcspn(p, "/?#");
-  const char *rest = p + alen;
-  if (!(rest[0] == '\0' || (rest[0] == '/' && rest[1] == '\0')))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "endpoint '%s' must be scheme://host[:port] without a path or query", ep);
-  if (alen == 0)
-    return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has no host", ep);
-  if (memchr(p, '@', alen))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "endpoint must not hold user information ('user@'); pass credentials "
-                         "as access_key and secret_key");
-  const char *hs = p, *he, *port = NULL;
-  size_t port_len = 0;
-  if (*p == '[') {
-    const char *rb = memchr(p, ']', alen);
-    if (!rb) return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an unterminated IPv6 address", ep);
-    for (const char *q = p + 1; q < rb; q++)
-      if (!((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f') || (*q >= 'A' && *q <= 'F') ||
-            *q == ':' || *q == '.'))
-        return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid IPv6 address", ep);
-    he = rb + 1;
-    if (he < p + alen) {
-      if (*he != ':') return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' is malformed", ep);
-      port = he + 1;
-      port_len = (size_t)(p + alen - port);
-    }
-  } else {
-    const char *colon = memchr(p, ':', alen);
-    he = colon ? colon : p + alen;
-    if (colon) {
-      port = colon + 1;
-      port_len = (size_t)(p + alen - port);
-    }
-    if (he == hs) return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has no host", ep);
-    for (const char *q = hs; q < he; q++)
-      if (!valid_host_char(*q))
-        return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid host name", ep);
-  }
-  long portnum = 0;
-  if (port) {
-    if (port_len == 0 || port_len > 5)
-      return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid port", ep);
-    for (size_t i = 0; i < port_len; i++) {
-      if (port[i] < '0' || port[i] > '9')
-        return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid port", ep);
-      portnum = portnum * 10 + (port[i] - '0');
-    }
-    if (portnum < 1 || portnum > 65535)
-      return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid port", ep);
-  }
-  bool default_port = !port || (portnum == 80 && scheme[4] == '\0') ||
-                      (portnum == 443 && scheme[4] == 's');
-  char portbuf[8] = "";
-  if (!default_port) snprintf(portbuf, sizeof portbuf, ":%ld", portnum);
-
-  bytebuf h;
-  bytebuf_init(&h, 4096);
-  bool ok = true;
-  if (c->virtual_hosted) ok = append_str(&h, c->bucket) && append_str(&h, ".");
-  ok = ok && bytebuf_append(&h, hs, (size_t)(he - hs)) && append_str(&h, portbuf) && terminate(&h);
-  bytebuf e;
-  bytebuf_init(&e, 4096);
-  ok = ok && append_str(&e, scheme) && append_str(&e, "://") &&
-       bytebuf_append(&e, hs, (size_t)(he - hs)) && append_str(&e, portbuf) && terminate(&e);
-  c->scheme = xstrdup(scheme);
-  if (!ok || !c->scheme) {
-    bytebuf_free(&h);
-    bytebuf_free(&e);
-    return s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
-  }
-  c->host = h.data;
-  c->endpoint = e.data;
-  return S3SINK_OK;
-}
-
-static bool valid_region(const char *r) {
-  if (!*r || strlen(r) > 63) return false;
-  for (; *r; r++)
-    if (!valid_host_char(*r)) return false;
-  return true;
-}
-
-int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
-  if (!out) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_new: out is NULL");
-  *out = NULL;
-  if (!cfg) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_new: config is NULL");
-  if (!cfg->bucket || !*cfg->bucket)
-    return s3sink_seterr(err, S3SINK_EINVAL, "bucket is required");
-  if (!valid_bucket(cfg->bucket))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "bucket name '%.255s' is invalid: use letters, digits, '.', '-' (3 to 63 "
-                         "characters for S3)", cfg->bucket);
-  const char *region = cfg->region && *cfg->region ? cfg->region : DEFAULT_REGION;
-  if (!valid_region(region))
-    return s3sink_seterr(err, S3SINK_EINVAL, "region '%.63s' is invalid, e.g. \"us-east-1\"", region);
+/* Checks the settings that need no allocation, before anything is set up. */
+static int check_config(const s3client_config *cfg, const char *region, s3sink_err *err) {
+  int rc = endpoint_check_names(cfg->bucket, region, err);
+  if (rc) return rc;
   bool anonymous = !cfg->access_key || !*cfg->access_key;
   if (!anonymous && (!cfg->secret_key || !*cfg->secret_key))
     return s3sink_seterr(err, S3SINK_EINVAL,
@@ -358,16 +219,25 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
         return s3sink_seterr(err, S3SINK_EINVAL, "session_token holds control characters");
   if (cfg->connect_timeout_ms < 0 || cfg->request_timeout_ms < 0)
     return s3sink_seterr(err, S3SINK_EINVAL, "timeouts must be >= 0 (0: default)");
+  return S3SINK_OK;
+}
+
+int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
+  if (!out) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_new: out is NULL");
+  *out = NULL;
+  if (!cfg) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_new: config is NULL");
+  const char *region = cfg->region && *cfg->region ? cfg->region : DEFAULT_REGION;
+  int rc = check_config(cfg, region, err);
+  if (rc) return rc;
 
   s3client *c = calloc(1, sizeof *c);
   if (!c) return s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
   bytebuf_init(&c->resp, SIZE_MAX);
-  c->virtual_hosted = cfg->virtual_hosted;
-  c->anonymous = anonymous;
+  c->anonymous = !cfg->access_key || !*cfg->access_key;
   c->bucket = xstrdup(cfg->bucket);
   c->region = xstrdup(region);
   if (!c->bucket || !c->region) goto oom;
-  if (!anonymous) {
+  if (!c->anonymous) {
     c->access_key = xstrdup(cfg->access_key);
     c->secret_key = xstrdup(cfg->secret_key);
     if (!c->access_key || !c->secret_key) goto oom;
@@ -375,19 +245,6 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
       c->session_token = xstrdup(cfg->session_token);
       if (!c->session_token) goto oom;
     }
-  }
-
-  int rc;
-  if (cfg->endpoint && *cfg->endpoint) {
-    rc = parse_endpoint(c, cfg->endpoint, err);
-  } else {
-    char def[128];
-    snprintf(def, sizeof def, "https://s3.%s.amazonaws.com", c->region);
-    rc = parse_endpoint(c, def, err);
-  }
-  if (rc) {
-    s3client_free(c);
-    return rc;
   }
 
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -398,6 +255,12 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
   if (!c->curl) {
     curl_global_cleanup();
     goto oom;
+  }
+  /* after libcurl's initialization: its URL parser reads the endpoint */
+  rc = endpoint_parse(&c->ep, cfg->endpoint, c->region, c->bucket, cfg->virtual_hosted, err);
+  if (rc) {
+    s3client_free(c);
+    return rc;
   }
   c->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
   c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -466,9 +329,7 @@ void s3client_free(s3client *c) {
   }
   EVP_MD_free(c->md5);
   EVP_MD_free(c->sha256);
-  free(c->scheme);
-  free(c->host);
-  free(c->endpoint);
+  endpoint_free(&c->ep);
   free(c->region);
   free(c->bucket);
   free(c->access_key);
@@ -546,7 +407,7 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
   if (cc == CURLE_WRITE_ERROR && c->resp_oom)
     return s3sink_seterr(err, S3SINK_ENOMEM,
                          "the response of %s of %s from %s is over %zu bytes (or memory ran out)",
-                         op_name(r->op), what, c->endpoint, c->resp.max);
+                         op_name(r->op), what, c->ep.origin, c->resp.max);
   if (cc == CURLE_ABORTED_BY_CALLBACK && c->up_errno)
     return s3sink_seterr(err, S3SINK_EINVAL, "cannot read the body of %s of %s from its file: %s",
                          op_name(r->op), what, strerror(c->up_errno));
@@ -556,18 +417,18 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY:
     s3sink_seterr(err, S3SINK_EHTTP, "cannot resolve the host of %s: %s; check the endpoint",
-                  c->endpoint, why);
+                  c->ep.origin, why);
     break;
   case CURLE_COULDNT_CONNECT:
     s3sink_seterr(err, S3SINK_EHTTP,
                   "cannot connect to %s: %s; check the endpoint and that the server is running",
-                  c->endpoint, why);
+                  c->ep.origin, why);
     break;
   case CURLE_OPERATION_TIMEDOUT:
     s3sink_seterr(err, S3SINK_EHTTP,
                   "%s of %s at %s timed out: %s; check the network, or raise "
                   "connect_timeout_ms / request_timeout_ms",
-                  op_name(r->op), what, c->endpoint, why);
+                  op_name(r->op), what, c->ep.origin, why);
     break;
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CERTPROBLEM:
@@ -578,18 +439,18 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
                   "TLS failure talking to %s: %s; check the scheme (http:// or https://), "
                   "the server's certificate and ca_file (insecure_tls disables verification, "
                   "for test servers only)",
-                  c->endpoint, why);
+                  c->ep.origin, why);
     transient = false;
     break;
   case CURLE_UNSUPPORTED_PROTOCOL:
   case CURLE_URL_MALFORMAT:
   case CURLE_NOT_BUILT_IN:
-    s3sink_seterr(err, S3SINK_EHTTP, "libcurl cannot talk to %s: %s", c->endpoint, why);
+    s3sink_seterr(err, S3SINK_EHTTP, "libcurl cannot talk to %s: %s", c->ep.origin, why);
     transient = false;
     break;
   default:
     s3sink_seterr(err, S3SINK_EHTTP, "%s of %s at %s failed: %s", op_name(r->op), what,
-                  c->endpoint, why);
+                  c->ep.origin, why);
     break;
   }
   if (err) err->transient = transient;
@@ -606,7 +467,7 @@ static int s3_error(s3client *c, const request *r, long status, const s3errors_d
   char what[512];
   describe(c, r, what, sizeof what);
   s3errors_ctx ctx = {.op = op_name(r->op), .what = what, .key = r->key, .bucket = c->bucket,
-                      .region = c->region, .endpoint = c->endpoint,
+                      .region = c->region, .endpoint = c->ep.origin,
                       .bucket_region = c->bucket_region, .body = c->resp.data,
                       .body_len = c->resp.len};
   s3errors_describe(&ctx, status, e, err);
@@ -617,22 +478,6 @@ static int s3_error(s3client *c, const request *r, long status, const s3errors_d
              e->request_id[0] ? e->request_id : c->request_id);
   }
   return finish_err(c, err, S3SINK_ES3);
-}
-
-/* Builds "<scheme>://<host><path>[?query]" and the path itself. */
-static bool build_target(s3client *c, const request *r, bytebuf *path, bytebuf *url) {
-  bool ok = true;
-  if (!c->virtual_hosted) ok = append_str(path, "/") && append_str(path, c->bucket);
-  if (r->key) {
-    ok = ok && append_str(path, "/") && append_encoded(path, r->key, true);
-  } else if (c->virtual_hosted) {
-    ok = ok && append_str(path, "/");
-  }
-  ok = ok && terminate(path);
-  ok = ok && append_str(url, c->scheme) && append_str(url, "://") && append_str(url, c->host) &&
-       append_str(url, path->data);
-  if (r->query && *r->query) ok = ok && append_str(url, "?") && append_str(url, r->query);
-  return ok && terminate(url);
 }
 
 static bool add_header(struct curl_slist **list, const char *name, const char *value) {
@@ -673,13 +518,13 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
   memset(&sig, 0, sizeof sig);
   int rc = S3SINK_OK;
 
-  if (!build_target(c, r, &path, &url)) {
+  if (!endpoint_target(&c->ep, c->bucket, r->key, r->query, &path, &url)) {
     rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
     goto done;
   }
   s3sink_header hdrs[8];
   size_t nh = 0;
-  hdrs[nh++] = (s3sink_header){"Host", c->host};
+  hdrs[nh++] = (s3sink_header){"Host", c->ep.host};
   for (size_t i = 0; i < r->nextra; i++) hdrs[nh++] = r->extra[i];
 
   bool ok = true;
@@ -739,7 +584,7 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
     goto done;
   }
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-  if (!terminate(&c->resp)) rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+  if (!bytebuf_terminate(&c->resp)) rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
 
 done:
   s3sink_sigv4_result_free(&sig);
@@ -1022,7 +867,7 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
     return finish_err(c, err, s3sink_seterr(err, S3SINK_ES3,
                                             "ListObjectsV2 of bucket '%s' at %s returned no "
                                             "ListBucketResult: is the endpoint an S3 server?",
-                                            c->bucket, c->endpoint));
+                                            c->bucket, c->ep.origin));
   const char *lend = te;
   bytebuf key, num;
   bytebuf_init(&key, 64 * 1024);
@@ -1035,7 +880,7 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
     if (!s3xml_find(cs, ce, "Key", &ks, &ke, NULL) || !s3xml_text(ks, (size_t)(ke - ks), &key) ||
         strlen(key.data) != key.len) {
       rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned an "
-                         "entry without a readable <Key>", c->bucket, c->endpoint);
+                         "entry without a readable <Key>", c->bucket, c->ep.origin);
       break;
     }
     int64_t size = -1;
@@ -1047,7 +892,7 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
     }
     if (size < 0) {
       rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned a bad "
-                         "<Size> for '%.300s'", c->bucket, c->endpoint, key.data);
+                         "<Size> for '%.300s'", c->bucket, c->ep.origin, key.data);
       break;
     }
     rc = on_key(ud, key.data, size);
@@ -1062,7 +907,7 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
       if (!s3xml_find(ts, lend, "NextContinuationToken", &ns, &ne, NULL) || ns == ne ||
           !s3xml_text(ns, (size_t)(ne - ns), &key)) {
         rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s is truncated "
-                           "but has no NextContinuationToken", c->bucket, c->endpoint);
+                           "but has no NextContinuationToken", c->bucket, c->ep.origin);
       } else {
         *next = xstrndup(key.data, key.len);
         if (!*next) rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
@@ -1072,6 +917,11 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   bytebuf_free(&key);
   bytebuf_free(&num);
   return rc;
+}
+
+/* Appends `head` (text up to '=') and value, strictly encoded as the signer encodes it. */
+static bool put_param(bytebuf *q, const char *head, const char *value) {
+  return bytebuf_append_str(q, head) && uri_encode(q, value, strlen(value), false);
 }
 
 int s3client_list(s3client *c, const char *prefix, const char *start_after,
@@ -1084,13 +934,10 @@ int s3client_list(s3client *c, const char *prefix, const char *start_after,
     bytebuf q;
     bytebuf_init(&q, SIZE_MAX);
     bool ok = true;
-    if (token) ok = append_str(&q, "continuation-token=") && append_encoded(&q, token, false) &&
-                    append_str(&q, "&");
-    ok = ok && append_str(&q, "list-type=2&prefix=") &&
-         append_encoded(&q, prefix ? prefix : "", false);
-    if (start_after && *start_after)
-      ok = ok && append_str(&q, "&start-after=") && append_encoded(&q, start_after, false);
-    ok = ok && terminate(&q);
+    if (token) ok = put_param(&q, "continuation-token=", token) && bytebuf_append_str(&q, "&");
+    ok = ok && put_param(&q, "list-type=2&prefix=", prefix ? prefix : "");
+    if (start_after && *start_after) ok = ok && put_param(&q, "&start-after=", start_after);
+    ok = ok && bytebuf_terminate(&q);
     if (!ok) {
       bytebuf_free(&q);
       rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
@@ -1118,7 +965,7 @@ int s3client_list(s3client *c, const char *prefix, const char *start_after,
     if (token && strcmp(token, next) == 0) {
       free(next);
       rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned the same "
-                         "continuation token twice", c->bucket, c->endpoint);
+                         "continuation token twice", c->bucket, c->ep.origin);
       break;
     }
     free(token);

@@ -1,27 +1,26 @@
-/* s3client.c - the S3 operations the sink needs (see s3client.h), over one libcurl easy
- * handle reused for every request so the connection stays alive, signed with our own
- * SigV4 (sigv4.c; never CURLOPT_AWS_SIGV4).
+/* s3client.c - the S3 operations the sink needs (see s3client.h): building, signing (our
+ * own SigV4, sigv4.c; never CURLOPT_AWS_SIGV4) and running each request over one reused
+ * connection (s3http.c), the clock-skew retry, and the classification of failures.
  *
  * Errors name the problem and the fix. Credentials never appear in a message: requests
  * carry them only in headers, and every message is scrubbed of the secret key and the
  * session token before it is returned, whatever the server echoed. */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "ascii.h"
 #include "bytebuf.h"
 #include "endpoint.h"
 #include "numfmt.h"
 #include "s3client.h"
 #include "s3errors.h"
+#include "s3http.h"
 #include "s3xml.h"
 #include "uri.h"
 
@@ -32,12 +31,11 @@
 #define KEEP_BUFFER_BYTES ((size_t)8 << 20) /* larger response buffers are not kept */
 #define MAX_RESPONSE_BYTES ((size_t)64 << 20) /* S3 answers (error, listing page) are small */
 #define MAX_GET_BYTES ((size_t)1 << 30)       /* GetObject (tests and tools) */
-#define IDENTITY_HEADER "x-amz-meta-s3sink-sha256"
 #define SKEW_LIMIT_S 300                     /* a 403 with a Date this far off means skew */
 #define USER_AGENT "s3sink/" S3SINK_VERSION
 
 struct s3client {
-  CURL *curl;
+  s3http http;
   endpoint ep;
   char *region;
   char *bucket;
@@ -48,20 +46,6 @@ struct s3client {
   EVP_MD *md5;    /* NULL if the provider lacks MD5 (FIPS): no Content-MD5 then */
   EVP_MD *sha256;
   int64_t clock_offset; /* seconds to add to the local clock to get the server's */
-  bytebuf resp;         /* response body, reused across requests */
-  bool resp_oom;
-  /* request body being uploaded: from memory, or read from a file */
-  const char *up;
-  int up_fd;
-  size_t up_len, up_pos;
-  int up_errno;         /* a read of up_fd failed */
-  /* response headers of the last request */
-  char date[64];
-  char request_id[128];
-  char bucket_region[64];
-  char etag[128];
-  char identity[72];    /* x-amz-meta-s3sink-sha256 of a HeadObject */
-  char errbuf[CURL_ERROR_SIZE];
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -107,92 +91,6 @@ static int finish_err(s3client *c, s3sink_err *err, int code) {
 }
 
 /* ---------------------------------------------------------------------------------------
- * libcurl callbacks
- * ------------------------------------------------------------------------------------- */
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-  s3client *c = ud;
-  size_t len = size * n;
-  if (!bytebuf_append(&c->resp, p, len)) { /* out of memory, or over the response cap */
-    c->resp_oom = true;
-    return 0;
-  }
-  return len;
-}
-
-static void header_value(const char *p, size_t len, size_t name_len, char *dst, size_t cap) {
-  const char *v = p + name_len;
-  const char *e = p + len;
-  while (v < e && (*v == ' ' || *v == '\t')) v++;
-  while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t')) e--;
-  size_t n = (size_t)(e - v);
-  if (n >= cap) n = cap - 1;
-  memcpy(dst, v, n);
-  dst[n] = '\0';
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud) {
-  s3client *c = ud;
-  size_t len = size * n;
-  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (after a 1xx) */
-    c->date[0] = c->request_id[0] = c->bucket_region[0] = c->etag[0] = c->identity[0] = '\0';
-  } else if (len > 5 && ascii_ieq_n(p, "date:", 5)) {
-    header_value(p, len, 5, c->date, sizeof c->date);
-  } else if (len > 17 && ascii_ieq_n(p, "x-amz-request-id:", 17)) {
-    header_value(p, len, 17, c->request_id, sizeof c->request_id);
-  } else if (len > 5 && ascii_ieq_n(p, "etag:", 5)) {
-    header_value(p, len, 5, c->etag, sizeof c->etag);
-  } else if (len > 20 && ascii_ieq_n(p, "x-amz-bucket-region:", 20)) {
-    header_value(p, len, 20, c->bucket_region, sizeof c->bucket_region);
-  } else if (len > sizeof IDENTITY_HEADER && ascii_ieq_n(p, IDENTITY_HEADER ":", sizeof IDENTITY_HEADER)) {
-    header_value(p, len, sizeof IDENTITY_HEADER, c->identity, sizeof c->identity);
-  }
-  return len;
-}
-
-/* Reads up to n bytes of a body at offset off into p; false (errno set) on a read error
- * or a file shorter than the body. */
-static bool read_body(const s3body *b, size_t off, char *p, size_t n) {
-  if (b->data) {
-    memcpy(p, b->data + off, n);
-    return true;
-  }
-  while (n) {
-    ssize_t got = pread(b->fd, p, n, (off_t)off);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      if (got == 0) errno = EIO; /* the file is shorter than it was */
-      return false;
-    }
-    p += got;
-    off += (size_t)got;
-    n -= (size_t)got;
-  }
-  return true;
-}
-
-static size_t on_read(char *p, size_t size, size_t n, void *ud) {
-  s3client *c = ud;
-  size_t room = size * n, left = c->up_len - c->up_pos;
-  if (room > left) room = left;
-  s3body b = {.data = c->up, .fd = c->up_fd, .len = c->up_len};
-  if (room && !read_body(&b, c->up_pos, p, room)) {
-    c->up_errno = errno;
-    return CURL_READFUNC_ABORT;
-  }
-  c->up_pos += room;
-  return room;
-}
-
-static int on_seek(void *ud, curl_off_t offset, int origin) {
-  s3client *c = ud;
-  if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > c->up_len)
-    return CURL_SEEKFUNC_CANTSEEK;
-  c->up_pos = (size_t)offset;
-  return CURL_SEEKFUNC_OK;
-}
-
-/* ---------------------------------------------------------------------------------------
  * Construction
  * ------------------------------------------------------------------------------------- */
 
@@ -232,7 +130,6 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
 
   s3client *c = calloc(1, sizeof *c);
   if (!c) return s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
-  bytebuf_init(&c->resp, SIZE_MAX);
   c->anonymous = !cfg->access_key || !*cfg->access_key;
   c->bucket = xstrdup(cfg->bucket);
   c->region = xstrdup(region);
@@ -246,19 +143,13 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
       if (!c->session_token) goto oom;
     }
   }
-
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-    s3client_free(c);
-    return s3sink_seterr(err, S3SINK_EHTTP, "libcurl failed to initialize");
-  }
-  c->curl = curl_easy_init();
-  if (!c->curl) {
-    curl_global_cleanup();
-    goto oom;
-  }
-  /* after libcurl's initialization: its URL parser reads the endpoint */
-  rc = endpoint_parse(&c->ep, cfg->endpoint, c->region, c->bucket, cfg->virtual_hosted, err);
-  if (rc) {
+  s3http_options ho = {
+      .connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS,
+      .request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS,
+      .insecure_tls = cfg->insecure_tls, .ca_file = cfg->ca_file, .user_agent = USER_AGENT};
+  /* libcurl first: its URL parser reads the endpoint */
+  if ((rc = s3http_init(&c->http, &ho, err)) ||
+      (rc = endpoint_parse(&c->ep, cfg->endpoint, c->region, c->bucket, cfg->virtual_hosted, err))) {
     s3client_free(c);
     return rc;
   }
@@ -267,45 +158,6 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
   if (!c->sha256) {
     s3client_free(c);
     return s3sink_seterr(err, S3SINK_ENOMEM, "OpenSSL has no SHA-256 digest");
-  }
-
-  long cto = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
-  long rto = cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS;
-  CURL *h = c->curl;
-  CURLcode cc = CURLE_OK;
-#define SETOPT(opt, val) \
-  if (cc == CURLE_OK) cc = curl_easy_setopt(h, opt, val)
-  SETOPT(CURLOPT_NOSIGNAL, 1L);
-  SETOPT(CURLOPT_CONNECTTIMEOUT_MS, cto);
-  SETOPT(CURLOPT_TIMEOUT_MS, rto);
-  SETOPT(CURLOPT_ERRORBUFFER, c->errbuf);
-  SETOPT(CURLOPT_WRITEFUNCTION, on_body);
-  SETOPT(CURLOPT_WRITEDATA, c);
-  SETOPT(CURLOPT_HEADERFUNCTION, on_header);
-  SETOPT(CURLOPT_HEADERDATA, c);
-  SETOPT(CURLOPT_READFUNCTION, on_read);
-  SETOPT(CURLOPT_READDATA, c);
-  SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
-  SETOPT(CURLOPT_SEEKDATA, c);
-  SETOPT(CURLOPT_USERAGENT, USER_AGENT);
-  SETOPT(CURLOPT_FOLLOWLOCATION, 0L);  /* a redirect would need a new signature */
-  SETOPT(CURLOPT_PATH_AS_IS, 1L);      /* keys may hold "/../" or "//" */
-  SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-  SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-  SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-  SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-  SETOPT(CURLOPT_SSL_VERIFYPEER, cfg->insecure_tls ? 0L : 1L);
-  SETOPT(CURLOPT_SSL_VERIFYHOST, cfg->insecure_tls ? 0L : 2L);
-  if (cfg->ca_file && *cfg->ca_file) SETOPT(CURLOPT_CAINFO, cfg->ca_file);
-#undef SETOPT
-  if (cc != CURLE_OK) {
-    int code = cc == CURLE_OUT_OF_MEMORY ? S3SINK_ENOMEM : S3SINK_EINVAL;
-    s3sink_seterr(err, code, "libcurl rejected an option: %s", curl_easy_strerror(cc));
-    s3client_free(c);
-    return code;
   }
   *out = c;
   return S3SINK_OK;
@@ -323,19 +175,15 @@ static void free_secret(char *s) {
 
 void s3client_free(s3client *c) {
   if (!c) return;
-  if (c->curl) {
-    curl_easy_cleanup(c->curl);
-    curl_global_cleanup();
-  }
+  s3http_cleanup(&c->http);
+  endpoint_free(&c->ep);
   EVP_MD_free(c->md5);
   EVP_MD_free(c->sha256);
-  endpoint_free(&c->ep);
   free(c->region);
   free(c->bucket);
   free(c->access_key);
   free_secret(c->secret_key);
   free_secret(c->session_token);
-  bytebuf_free(&c->resp);
   free(c);
 }
 
@@ -404,14 +252,14 @@ static void describe(s3client *c, const request *r, char *buf, size_t cap) {
 static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_err *err) {
   char what[512];
   describe(c, r, what, sizeof what);
-  if (cc == CURLE_WRITE_ERROR && c->resp_oom)
+  if (cc == CURLE_WRITE_ERROR && c->http.resp_oom)
     return s3sink_seterr(err, S3SINK_ENOMEM,
                          "the response of %s of %s from %s is over %zu bytes (or memory ran out)",
-                         op_name(r->op), what, c->ep.origin, c->resp.max);
-  if (cc == CURLE_ABORTED_BY_CALLBACK && c->up_errno)
+                         op_name(r->op), what, c->ep.origin, c->http.resp.max);
+  if (cc == CURLE_ABORTED_BY_CALLBACK && c->http.up_errno)
     return s3sink_seterr(err, S3SINK_EINVAL, "cannot read the body of %s of %s from its file: %s",
-                         op_name(r->op), what, strerror(c->up_errno));
-  const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
+                         op_name(r->op), what, strerror(c->http.up_errno));
+  const char *why = c->http.errbuf[0] ? c->http.errbuf : curl_easy_strerror(cc);
   bool transient = true; /* the network or the server may recover */
   switch (cc) {
   case CURLE_COULDNT_RESOLVE_HOST:
@@ -457,10 +305,6 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
   return finish_err(c, err, S3SINK_EHTTP);
 }
 
-static void parse_error(s3client *c, s3errors_doc *e) {
-  s3errors_parse(c->resp.data, c->resp.len, e);
-}
-
 /* Fills err from an S3 error response (already parsed into e). */
 static int s3_error(s3client *c, const request *r, long status, const s3errors_doc *e,
                     s3sink_err *err) {
@@ -468,52 +312,26 @@ static int s3_error(s3client *c, const request *r, long status, const s3errors_d
   describe(c, r, what, sizeof what);
   s3errors_ctx ctx = {.op = op_name(r->op), .what = what, .key = r->key, .bucket = c->bucket,
                       .region = c->region, .endpoint = c->ep.origin,
-                      .bucket_region = c->bucket_region, .body = c->resp.data,
-                      .body_len = c->resp.len};
+                      .bucket_region = c->http.got.bucket_region, .body = c->http.resp.data,
+                      .body_len = c->http.resp.len};
   s3errors_describe(&ctx, status, e, err);
   if (err) {
     err->http_status = status;
     snprintf(err->s3_code, sizeof err->s3_code, "%s", e->code);
     snprintf(err->request_id, sizeof err->request_id, "%s",
-             e->request_id[0] ? e->request_id : c->request_id);
+             e->request_id[0] ? e->request_id : c->http.got.request_id);
   }
   return finish_err(c, err, S3SINK_ES3);
 }
 
-static bool add_header(struct curl_slist **list, const char *name, const char *value) {
-  char line[8192];
-  int n = snprintf(line, sizeof line, "%s: %s", name, value);
-  if (n < 0 || (size_t)n >= sizeof line) return false;
-  struct curl_slist *l = curl_slist_append(*list, line);
-  if (!l) return false;
-  *list = l;
-  return true;
-}
-
-static void set_method(CURL *h, const char *method, size_t len) {
-  curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
-  curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
-  curl_easy_setopt(h, CURLOPT_UPLOAD, 0L);
-  if (strcmp(method, "HEAD") == 0) {
-    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-  } else if (strcmp(method, "PUT") == 0) {
-    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
-  } else if (strcmp(method, "DELETE") == 0) {
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
-  }
-}
-
 /* One HTTP exchange. *status gets the HTTP status (0 on transport failure). The response
- * body is in c->resp (NUL-terminated). */
+ * body is in c->http.resp (NUL-terminated). */
 static int perform(s3client *c, const request *r, long *status, s3sink_err *err) {
   *status = 0;
   const char *method = op_method(r->op);
   bytebuf path, url;
   bytebuf_init(&path, 64 * 1024);
   bytebuf_init(&url, 64 * 1024);
-  struct curl_slist *hl = NULL;
   s3sink_sigv4_result sig;
   memset(&sig, 0, sizeof sig);
   int rc = S3SINK_OK;
@@ -522,13 +340,10 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
     rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
     goto done;
   }
-  s3sink_header hdrs[8];
+  s3sink_header hdrs[12];
   size_t nh = 0;
   hdrs[nh++] = (s3sink_header){"Host", c->ep.host};
   for (size_t i = 0; i < r->nextra; i++) hdrs[nh++] = r->extra[i];
-
-  bool ok = true;
-  for (size_t i = 0; i < nh; i++) ok = ok && add_header(&hl, hdrs[i].name, hdrs[i].value);
   if (!c->anonymous) {
     s3sink_sigv4_request sreq = {
         .method = method, .path = path.data, .query = r->query, .headers = hdrs,
@@ -541,54 +356,24 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
         .add_content_sha256 = true, .expires = 0};
     rc = s3sink_sigv4_sign(&sreq, &sp, &sig, err);
     if (rc) goto done;
-    ok = ok && add_header(&hl, "x-amz-date", sig.amz_date) &&
-         add_header(&hl, "x-amz-content-sha256", sig.content_sha256) &&
-         (!c->session_token || add_header(&hl, "x-amz-security-token", c->session_token)) &&
-         add_header(&hl, "Authorization", sig.authorization);
+    hdrs[nh++] = (s3sink_header){"x-amz-date", sig.amz_date};
+    hdrs[nh++] = (s3sink_header){"x-amz-content-sha256", sig.content_sha256};
+    if (c->session_token) hdrs[nh++] = (s3sink_header){"x-amz-security-token", c->session_token};
+    hdrs[nh++] = (s3sink_header){"Authorization", sig.authorization};
   }
-  /* No 100-continue round trip; no compressed or chunked surprises. */
-  if (ok) {
-    struct curl_slist *l = curl_slist_append(hl, "Expect:");
-    if (l)
-      hl = l;
-    else
-      ok = false;
-  }
-  if (!ok) {
+  if (!s3http_set_headers(&c->http, hdrs, nh)) {
     rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory (or a header too long)");
     goto done;
   }
-
-  CURL *h = c->curl;
-  set_method(h, method, r->body.len);
-  curl_easy_setopt(h, CURLOPT_URL, url.data);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-  c->up = r->body.data;
-  c->up_fd = r->body.fd;
-  c->up_len = r->body.len;
-  c->up_pos = 0;
-  c->up_errno = 0;
-  c->resp.len = 0;
-  c->resp.max = r->op == OP_GET_OBJECT ? MAX_GET_BYTES : MAX_RESPONSE_BYTES;
-  c->resp_oom = false;
-  c->errbuf[0] = '\0';
-  c->date[0] = c->request_id[0] = c->bucket_region[0] = '\0';
-
-  CURLcode cc = curl_easy_perform(h);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-  c->up = NULL;
-  c->up_fd = -1;
-  c->up_len = c->up_pos = 0;
-  if (cc != CURLE_OK) {
+  size_t max = r->op == OP_GET_OBJECT ? MAX_GET_BYTES : MAX_RESPONSE_BYTES;
+  CURLcode cc = s3http_exchange(&c->http, method, url.data, &r->body, max, status);
+  if (cc != CURLE_OK)
     rc = transport_error(c, r, cc, err);
-    goto done;
-  }
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-  if (!bytebuf_terminate(&c->resp)) rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+  else if (!bytebuf_terminate(&c->http.resp))
+    rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
 
 done:
   s3sink_sigv4_result_free(&sig);
-  curl_slist_free_all(hl);
   bytebuf_free(&path);
   bytebuf_free(&url);
   return rc;
@@ -600,15 +385,19 @@ static int64_t server_time(s3client *c, const s3errors_doc *e) {
     int64_t t;
     if (s3sink_parse_utc(e->server_time, &t)) return t;
   }
-  if (c->date[0]) {
-    time_t t = curl_getdate(c->date, NULL);
+  if (c->http.got.date[0]) {
+    time_t t = curl_getdate(c->http.got.date, NULL);
     if (t != (time_t)-1) return (int64_t)t;
   }
   return -1;
 }
 
-/* Runs a request; on a 2xx returns OK with the body in c->resp. Handles clock skew (one
- * retry with the server's time) and turns error responses into s3sink_err. */
+static void parse_error(s3client *c, s3errors_doc *e) {
+  s3errors_parse(c->http.resp.data, c->http.resp.len, e);
+}
+
+/* Runs a request; on a 2xx returns OK with the body in c->http.resp. Handles clock skew
+ * (one retry with the server's time) and turns error responses into s3sink_err. */
 static int run(s3client *c, const request *r, long *status_out, s3sink_err *err) {
   long status = 0;
   for (int attempt = 0;; attempt++) {
@@ -663,7 +452,7 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
 
 /* Drops a large response buffer rather than keeping it for the client's life. */
 static void trim_buffer(s3client *c) {
-  if (c->resp.cap > KEEP_BUFFER_BYTES) bytebuf_free(&c->resp);
+  if (c->http.resp.cap > KEEP_BUFFER_BYTES) bytebuf_free(&c->http.resp);
 }
 
 static int check_key(s3client *c, const char *key, s3sink_err *err) {
@@ -678,42 +467,6 @@ static int check_key(s3client *c, const char *key, s3sink_err *err) {
  * Operations
  * ------------------------------------------------------------------------------------- */
 
-/* One pass over the body: hex SHA-256 (the signed payload hash, and the object's
- * identity) and base64 MD5 (Content-MD5, empty if OpenSSL lacks MD5). */
-static int hash_body(s3client *c, const s3body *b, char sha_hex[65], char md5_b64[25],
-                     s3sink_err *err) {
-  EVP_MD_CTX *sha = EVP_MD_CTX_new(), *md5 = c->md5 ? EVP_MD_CTX_new() : NULL;
-  int rc = S3SINK_OK;
-  bool ok = sha && (!c->md5 || md5) && EVP_DigestInit_ex(sha, c->sha256, NULL) == 1 &&
-            (!md5 || EVP_DigestInit_ex(md5, c->md5, NULL) == 1);
-  char chunk[64 * 1024];
-  for (size_t off = 0; ok && off < b->len;) {
-    size_t n = b->len - off < sizeof chunk ? b->len - off : sizeof chunk;
-    const char *p = b->data ? b->data + off : chunk;
-    if (!b->data && !read_body(b, off, chunk, n)) {
-      rc = s3sink_seterr(err, S3SINK_EINVAL, "cannot read an object's body from its file: %s",
-                         strerror(errno));
-      break;
-    }
-    ok = EVP_DigestUpdate(sha, p, n) == 1 && (!md5 || EVP_DigestUpdate(md5, p, n) == 1);
-    off += n;
-  }
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int dl = 0;
-  if (rc == S3SINK_OK && ok && EVP_DigestFinal_ex(sha, d, &dl) == 1 && dl == 32) {
-    ascii_hex(d, 32, sha_hex);
-    md5_b64[0] = '\0';
-    if (md5 && (EVP_DigestFinal_ex(md5, d, &dl) != 1 || dl != 16)) ok = false;
-    else if (md5) EVP_EncodeBlock((unsigned char *)md5_b64, d, 16);
-  } else {
-    ok = false;
-  }
-  if (rc == S3SINK_OK && !ok) rc = s3sink_seterr(err, S3SINK_ENOMEM, "hashing a body failed (OpenSSL)");
-  EVP_MD_CTX_free(sha);
-  EVP_MD_CTX_free(md5);
-  return rc;
-}
-
 /* PutObject of a body, with If-None-Match when asked and the body's identity in the
  * object's metadata. sha_hex gets the body's SHA-256. */
 static int put(s3client *c, const char *key, const s3body *body, const char *content_type,
@@ -726,13 +479,13 @@ static int put(s3client *c, const char *key, const s3body *body, const char *con
   if (content_type && (!*content_type || strpbrk(content_type, "\r\n")))
     return s3sink_seterr(err, S3SINK_EINVAL, "content_type is empty or holds a line break");
   char md5_b64[25];
-  if ((rc = hash_body(c, body, sha_hex, md5_b64, err))) return rc;
+  if ((rc = s3body_hash(body, c->sha256, c->md5, sha_hex, md5_b64, err))) return rc;
   request r = {.op = OP_PUT_OBJECT, .key = key, .body = *body, .payload_hash = sha_hex};
   r.extra[r.nextra++] = (s3sink_header){"Content-Type",
                                         content_type ? content_type : "application/octet-stream"};
   if (md5_b64[0]) r.extra[r.nextra++] = (s3sink_header){"Content-MD5", md5_b64};
   if (if_none_match) r.extra[r.nextra++] = (s3sink_header){"If-None-Match", "*"};
-  r.extra[r.nextra++] = (s3sink_header){IDENTITY_HEADER, sha_hex};
+  r.extra[r.nextra++] = (s3sink_header){S3HTTP_IDENTITY_HEADER, sha_hex};
   rc = run(c, &r, NULL, err);
   trim_buffer(c);
   return rc;
@@ -788,13 +541,13 @@ int s3client_get_object(s3client *c, const char *key, char **body, size_t *len, 
     return rc;
   }
   /* Hand the (NUL-terminated) buffer over; a new one grows on the next request. */
-  if (!c->resp.data) {
+  if (!c->http.resp.data) {
     *body = calloc(1, 1);
     if (!*body) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
   } else {
-    *body = c->resp.data;
-    *len = c->resp.len;
-    bytebuf_init(&c->resp, SIZE_MAX);
+    *body = c->http.resp.data;
+    *len = c->http.resp.len;
+    bytebuf_init(&c->http.resp, SIZE_MAX);
   }
   return S3SINK_OK;
 }
@@ -816,8 +569,8 @@ int s3client_head_object(s3client *c, const char *key, char *etag, size_t cap,
   long status = 0;
   rc = run(c, &r, &status, err);
   if (rc == S3SINK_ES3 && status == 404 && err) snprintf(err->s3_code, sizeof err->s3_code, "NoSuchKey");
-  if (rc == S3SINK_OK && etag && cap) snprintf(etag, cap, "%s", c->etag);
-  if (rc == S3SINK_OK && identity && identity_cap) snprintf(identity, identity_cap, "%s", c->identity);
+  if (rc == S3SINK_OK && etag && cap) snprintf(etag, cap, "%s", c->http.got.etag);
+  if (rc == S3SINK_OK && identity && identity_cap) snprintf(identity, identity_cap, "%s", c->http.got.identity);
   return rc;
 }
 
@@ -948,13 +701,13 @@ int s3client_list(s3client *c, const char *prefix, const char *start_after,
     bytebuf_free(&q);
     if (rc) break;
     /* Parse from a detached buffer, so the callback may use the client. */
-    bytebuf page = c->resp;
-    bytebuf_init(&c->resp, SIZE_MAX);
+    bytebuf page = c->http.resp;
+    bytebuf_init(&c->http.resp, SIZE_MAX);
     char *next = NULL;
     rc = list_page(c, &page, on_key, ud, &next, err);
-    if (!c->resp.data && page.cap <= KEEP_BUFFER_BYTES) {
-      c->resp = page;
-      c->resp.len = 0;
+    if (!c->http.resp.data && page.cap <= KEEP_BUFFER_BYTES) {
+      c->http.resp = page;
+      c->http.resp.len = 0;
     } else {
       bytebuf_free(&page);
     }

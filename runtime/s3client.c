@@ -203,32 +203,20 @@ typedef enum s3op {
   OP_BUCKET_LOCATION
 } s3op;
 
-static const char *op_name(s3op o) {
-  switch (o) {
-  case OP_PUT_OBJECT: return "PutObject";
-  case OP_GET_OBJECT: return "GetObject";
-  case OP_DELETE_OBJECT: return "DeleteObject";
-  case OP_HEAD_OBJECT: return "HeadObject";
-  case OP_HEAD_BUCKET: return "HeadBucket";
-  case OP_DELETE_BUCKET: return "DeleteBucket";
-  case OP_CREATE_BUCKET: return "CreateBucket";
-  case OP_LIST: return "ListObjectsV2";
-  case OP_BUCKET_LOCATION: return "GetBucketLocation";
-  }
-  return "request";
-}
-
-static const char *op_method(s3op o) {
-  switch (o) {
-  case OP_PUT_OBJECT:
-  case OP_CREATE_BUCKET: return "PUT";
-  case OP_DELETE_OBJECT:
-  case OP_DELETE_BUCKET: return "DELETE";
-  case OP_HEAD_OBJECT:
-  case OP_HEAD_BUCKET: return "HEAD";
-  default: return "GET";
-  }
-}
+/* Each operation's name (for messages) and HTTP method. */
+static const struct {
+  const char *name, *method;
+} OPS[] = {
+    [OP_PUT_OBJECT] = {"PutObject", "PUT"},
+    [OP_GET_OBJECT] = {"GetObject", "GET"},
+    [OP_DELETE_OBJECT] = {"DeleteObject", "DELETE"},
+    [OP_HEAD_OBJECT] = {"HeadObject", "HEAD"},
+    [OP_HEAD_BUCKET] = {"HeadBucket", "HEAD"},
+    [OP_DELETE_BUCKET] = {"DeleteBucket", "DELETE"},
+    [OP_CREATE_BUCKET] = {"CreateBucket", "PUT"},
+    [OP_LIST] = {"ListObjectsV2", "GET"},
+    [OP_BUCKET_LOCATION] = {"GetBucketLocation", "GET"},
+};
 
 typedef struct request {
   s3op op;
@@ -255,10 +243,10 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
   if (cc == CURLE_WRITE_ERROR && c->http.resp_oom)
     return s3sink_seterr(err, S3SINK_ENOMEM,
                          "the response of %s of %s from %s is over %zu bytes (or memory ran out)",
-                         op_name(r->op), what, c->ep.origin, c->http.resp.max);
+                         OPS[r->op].name, what, c->ep.origin, c->http.resp.max);
   if (cc == CURLE_ABORTED_BY_CALLBACK && c->http.up_errno)
     return s3sink_seterr(err, S3SINK_EINVAL, "cannot read the body of %s of %s from its file: %s",
-                         op_name(r->op), what, strerror(c->http.up_errno));
+                         OPS[r->op].name, what, strerror(c->http.up_errno));
   const char *why = c->http.errbuf[0] ? c->http.errbuf : curl_easy_strerror(cc);
   bool transient = true; /* the network or the server may recover */
   switch (cc) {
@@ -276,7 +264,7 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
     s3sink_seterr(err, S3SINK_EHTTP,
                   "%s of %s at %s timed out: %s; check the network, or raise "
                   "connect_timeout_ms / request_timeout_ms",
-                  op_name(r->op), what, c->ep.origin, why);
+                  OPS[r->op].name, what, c->ep.origin, why);
     break;
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CERTPROBLEM:
@@ -297,7 +285,7 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
     transient = false;
     break;
   default:
-    s3sink_seterr(err, S3SINK_EHTTP, "%s of %s at %s failed: %s", op_name(r->op), what,
+    s3sink_seterr(err, S3SINK_EHTTP, "%s of %s at %s failed: %s", OPS[r->op].name, what,
                   c->ep.origin, why);
     break;
   }
@@ -310,7 +298,7 @@ static int s3_error(s3client *c, const request *r, long status, const s3errors_d
                     s3sink_err *err) {
   char what[512];
   describe(c, r, what, sizeof what);
-  s3errors_ctx ctx = {.op = op_name(r->op), .what = what, .key = r->key, .bucket = c->bucket,
+  s3errors_ctx ctx = {.op = OPS[r->op].name, .what = what, .key = r->key, .bucket = c->bucket,
                       .region = c->region, .endpoint = c->ep.origin,
                       .bucket_region = c->http.got.bucket_region, .body = c->http.resp.data,
                       .body_len = c->http.resp.len};
@@ -328,7 +316,7 @@ static int s3_error(s3client *c, const request *r, long status, const s3errors_d
  * body is in c->http.resp (NUL-terminated). */
 static int perform(s3client *c, const request *r, long *status, s3sink_err *err) {
   *status = 0;
-  const char *method = op_method(r->op);
+  const char *method = OPS[r->op].method;
   bytebuf path, url;
   bytebuf_init(&path, 64 * 1024);
   bytebuf_init(&url, 64 * 1024);

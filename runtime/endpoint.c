@@ -25,7 +25,8 @@ static bool all_name_chars(const char *s) {
 
 int endpoint_check_names(const char *bucket, const char *region, s3sink_err *err) {
   if (!bucket || !*bucket) return s3sink_seterr(err, S3SINK_EINVAL, "bucket is required");
-  /* Looser than S3's own rules: S3-compatible stores allow more (and S3 says why). */
+  /* Only what is safe in a path and a host name: S3-compatible stores differ in the rest,
+   * and a server's InvalidBucketName says what it wants. */
   if (strlen(bucket) > 255 || !all_name_chars(bucket))
     return s3sink_seterr(err, S3SINK_EINVAL,
                          "bucket name '%.255s' is invalid: use letters, digits, '.', '-' (3 to 63 "

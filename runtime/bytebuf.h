@@ -4,6 +4,7 @@
 #define S3SINK_BYTEBUF_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,17 @@ static inline bool bytebuf_append(bytebuf *b, const void *p, size_t n) {
   if (!bytebuf_reserve(b, n)) return false;
   if (n) memcpy(b->data + b->len, p, n);
   b->len += n;
+  return true;
+}
+
+static inline bool bytebuf_append_str(bytebuf *b, const char *s) {
+  return bytebuf_append(b, s, strlen(s));
+}
+
+/* NUL-terminates the contents (the NUL is not counted in len). */
+static inline bool bytebuf_terminate(bytebuf *b) {
+  if (!bytebuf_reserve(b, 1)) return false;
+  b->data[b->len] = '\0';
   return true;
 }
 

@@ -1,24 +1,28 @@
-/* s3client.c - the S3 operations the sink needs (see s3client.h), over one libcurl easy
- * handle reused for every request so the connection stays alive, signed with our own
- * SigV4 (sigv4.c; never CURLOPT_AWS_SIGV4).
+/* s3client.c - the S3 operations the sink needs (see s3client.h): building, signing (our
+ * own SigV4, sigv4.c; never CURLOPT_AWS_SIGV4) and running each request over one reused
+ * connection (s3http.c), the clock-skew retry, and the classification of failures.
  *
  * Errors name the problem and the fix. Credentials never appear in a message: requests
  * carry them only in headers, and every message is scrubbed of the secret key and the
  * session token before it is returned, whatever the server echoed. */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "bytebuf.h"
+#include "endpoint.h"
 #include "numfmt.h"
 #include "s3client.h"
+#include "s3errors.h"
+#include "s3http.h"
+#include "s3xml.h"
+#include "uri.h"
 
 #define DEFAULT_REGION "us-east-1"
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
@@ -27,39 +31,21 @@
 #define KEEP_BUFFER_BYTES ((size_t)8 << 20) /* larger response buffers are not kept */
 #define MAX_RESPONSE_BYTES ((size_t)64 << 20) /* S3 answers (error, listing page) are small */
 #define MAX_GET_BYTES ((size_t)1 << 30)       /* GetObject (tests and tools) */
-#define IDENTITY_HEADER "x-amz-meta-s3sink-sha256"
 #define SKEW_LIMIT_S 300                     /* a 403 with a Date this far off means skew */
 #define USER_AGENT "s3sink/" S3SINK_VERSION
 
 struct s3client {
-  CURL *curl;
-  char *scheme;   /* "http" or "https" */
-  char *host;     /* Host header: "127.0.0.1:9000", "bucket.s3.amazonaws.com" */
-  char *endpoint; /* for messages: "http://127.0.0.1:9000" */
+  s3http http;
+  endpoint ep;
   char *region;
   char *bucket;
   char *access_key;
   char *secret_key;
   char *session_token;
-  bool virtual_hosted;
   bool anonymous;
   EVP_MD *md5;    /* NULL if the provider lacks MD5 (FIPS): no Content-MD5 then */
   EVP_MD *sha256;
   int64_t clock_offset; /* seconds to add to the local clock to get the server's */
-  bytebuf resp;         /* response body, reused across requests */
-  bool resp_oom;
-  /* request body being uploaded: from memory, or read from a file */
-  const char *up;
-  int up_fd;
-  size_t up_len, up_pos;
-  int up_errno;         /* a read of up_fd failed */
-  /* response headers of the last request */
-  char date[64];
-  char request_id[128];
-  char bucket_region[64];
-  char etag[128];
-  char identity[72];    /* x-amz-meta-s3sink-sha256 of a HeadObject */
-  char errbuf[CURL_ERROR_SIZE];
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -75,51 +61,6 @@ static char *xstrndup(const char *s, size_t n) {
     p[n] = '\0';
   }
   return p;
-}
-
-static char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
-
-static bool ieq_n(const char *a, const char *b, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  return true;
-}
-
-static bool is_unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '_' || c == '.' || c == '~';
-}
-
-/* Appends s URI-encoded (uppercase hex); '/' kept when keep_slash. */
-static bool append_encoded(bytebuf *b, const char *s, bool keep_slash) {
-  static const char hex[] = "0123456789ABCDEF";
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (is_unreserved(ch) || (keep_slash && ch == '/')) {
-      if (!bytebuf_append(b, s, 1)) return false;
-    } else {
-      char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-      if (!bytebuf_append(b, e, 3)) return false;
-    }
-  }
-  return true;
-}
-
-static bool append_str(bytebuf *b, const char *s) { return bytebuf_append(b, s, strlen(s)); }
-
-/* NUL-terminates b (not counted in len). */
-static bool terminate(bytebuf *b) {
-  if (!bytebuf_reserve(b, 1)) return false;
-  b->data[b->len] = '\0';
-  return true;
-}
-
-/* Bounded substring search. */
-static const char *find(const char *s, const char *end, const char *needle) {
-  size_t n = strlen(needle);
-  for (; s && s < end && (size_t)(end - s) >= n; s++)
-    if (*s == needle[0] && memcmp(s, needle, n) == 0) return s;
-  return NULL;
 }
 
 /* Replaces every occurrence of secret in buf (NUL-terminated, capacity cap) by "***". */
@@ -150,349 +91,13 @@ static int finish_err(s3client *c, s3sink_err *err, int code) {
 }
 
 /* ---------------------------------------------------------------------------------------
- * Minimal XML: element text with entity decoding.
- * ------------------------------------------------------------------------------------- */
-
-static bool put_utf8(bytebuf *b, unsigned long cp) {
-  char u[4];
-  size_t n;
-  if (cp < 0x80) {
-    u[0] = (char)cp;
-    n = 1;
-  } else if (cp < 0x800) {
-    u[0] = (char)(0xC0 | (cp >> 6));
-    u[1] = (char)(0x80 | (cp & 0x3F));
-    n = 2;
-  } else if (cp < 0x10000) {
-    u[0] = (char)(0xE0 | (cp >> 12));
-    u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    u[2] = (char)(0x80 | (cp & 0x3F));
-    n = 3;
-  } else {
-    u[0] = (char)(0xF0 | (cp >> 18));
-    u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    u[3] = (char)(0x80 | (cp & 0x3F));
-    n = 4;
-  }
-  return bytebuf_append(b, u, n);
-}
-
-/* Decodes XML text p[0..n) into out (reset first, NUL-terminated). False on ENOMEM or on a
- * malformed entity. */
-static bool xml_text(const char *p, size_t n, bytebuf *out) {
-  out->len = 0;
-  const char *end = p + n;
-  while (p < end) {
-    if (*p != '&') {
-      const char *amp = memchr(p, '&', (size_t)(end - p));
-      size_t run = amp ? (size_t)(amp - p) : (size_t)(end - p);
-      if (!bytebuf_append(out, p, run)) return false;
-      p += run;
-      continue;
-    }
-    const char *semi = memchr(p, ';', (size_t)(end - p));
-    if (!semi || semi - p > 12) return false;
-    size_t len = (size_t)(semi - p - 1);
-    const char *name = p + 1;
-    static const struct {
-      const char *name;
-      char ch;
-    } named[] = {{"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}};
-    bool done = false;
-    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
-      if (strlen(named[i].name) == len && memcmp(name, named[i].name, len) == 0) {
-        if (!bytebuf_append(out, &named[i].ch, 1)) return false;
-        done = true;
-        break;
-      }
-    }
-    if (!done) {
-      if (len < 2 || name[0] != '#') return false;
-      bool hex = name[1] == 'x' || name[1] == 'X';
-      const char *d = name + (hex ? 2 : 1);
-      if (d == semi) return false;
-      unsigned long cp = 0;
-      for (; d < semi; d++) {
-        int v;
-        if (*d >= '0' && *d <= '9')
-          v = *d - '0';
-        else if (hex && *d >= 'a' && *d <= 'f')
-          v = *d - 'a' + 10;
-        else if (hex && *d >= 'A' && *d <= 'F')
-          v = *d - 'A' + 10;
-        else
-          return false;
-        cp = cp * (hex ? 16 : 10) + (unsigned long)v;
-        if (cp > 0x10FFFF) return false;
-      }
-      if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-      if (!put_utf8(out, cp)) return false;
-    }
-    p = semi + 1;
-  }
-  return terminate(out);
-}
-
-/* Finds the first <tag ...>text</tag> (or <tag/>) within [s, end); attributes allowed.
- * Sets the raw text range and, if asked, the position after the element. */
-static bool xml_find(const char *s, const char *end, const char *tag, const char **ts,
-                     const char **te, const char **after) {
-  char open[72], close[72];
-  snprintf(open, sizeof open, "<%s", tag);
-  snprintf(close, sizeof close, "</%s>", tag);
-  size_t olen = strlen(open);
-  const char *o = s;
-  while ((o = find(o, end, open)) != NULL) {
-    const char *q = o + olen;
-    if (q < end && (*q == '>' || *q == '/' || *q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
-      break;
-    o = q;
-  }
-  if (!o) return false;
-  const char *gt = memchr(o + olen, '>', (size_t)(end - (o + olen)));
-  if (!gt) return false;
-  if (gt[-1] == '/') { /* <tag/> */
-    *ts = *te = gt + 1;
-    if (after) *after = gt + 1;
-    return true;
-  }
-  const char *c = find(gt + 1, end, close);
-  if (!c) return false;
-  *ts = gt + 1;
-  *te = c;
-  if (after) *after = c + strlen(close);
-  return true;
-}
-
-/* Decoded text of <tag> into dst (truncated to cap); empty if absent or malformed. */
-static void xml_copy(const char *s, const char *end, const char *tag, char *dst, size_t cap) {
-  const char *ts, *te;
-  dst[0] = '\0';
-  if (!xml_find(s, end, tag, &ts, &te, NULL)) return;
-  bytebuf tmp;
-  bytebuf_init(&tmp, 1 << 20);
-  if (xml_text(ts, (size_t)(te - ts), &tmp)) snprintf(dst, cap, "%s", tmp.data);
-  bytebuf_free(&tmp);
-}
-
-/* ---------------------------------------------------------------------------------------
- * libcurl callbacks
- * ------------------------------------------------------------------------------------- */
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-  s3client *c = ud;
-  size_t len = size * n;
-  if (!bytebuf_append(&c->resp, p, len)) { /* out of memory, or over the response cap */
-    c->resp_oom = true;
-    return 0;
-  }
-  return len;
-}
-
-static void header_value(const char *p, size_t len, size_t name_len, char *dst, size_t cap) {
-  const char *v = p + name_len;
-  const char *e = p + len;
-  while (v < e && (*v == ' ' || *v == '\t')) v++;
-  while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t')) e--;
-  size_t n = (size_t)(e - v);
-  if (n >= cap) n = cap - 1;
-  memcpy(dst, v, n);
-  dst[n] = '\0';
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud) {
-  s3client *c = ud;
-  size_t len = size * n;
-  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (after a 1xx) */
-    c->date[0] = c->request_id[0] = c->bucket_region[0] = c->etag[0] = c->identity[0] = '\0';
-  } else if (len > 5 && ieq_n(p, "date:", 5)) {
-    header_value(p, len, 5, c->date, sizeof c->date);
-  } else if (len > 17 && ieq_n(p, "x-amz-request-id:", 17)) {
-    header_value(p, len, 17, c->request_id, sizeof c->request_id);
-  } else if (len > 5 && ieq_n(p, "etag:", 5)) {
-    header_value(p, len, 5, c->etag, sizeof c->etag);
-  } else if (len > 20 && ieq_n(p, "x-amz-bucket-region:", 20)) {
-    header_value(p, len, 20, c->bucket_region, sizeof c->bucket_region);
-  } else if (len > sizeof IDENTITY_HEADER && ieq_n(p, IDENTITY_HEADER ":", sizeof IDENTITY_HEADER)) {
-    header_value(p, len, sizeof IDENTITY_HEADER, c->identity, sizeof c->identity);
-  }
-  return len;
-}
-
-/* Reads up to n bytes of a body at offset off into p; false (errno set) on a read error
- * or a file shorter than the body. */
-static bool read_body(const s3body *b, size_t off, char *p, size_t n) {
-  if (b->data) {
-    memcpy(p, b->data + off, n);
-    return true;
-  }
-  while (n) {
-    ssize_t got = pread(b->fd, p, n, (off_t)off);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      if (got == 0) errno = EIO; /* the file is shorter than it was */
-      return false;
-    }
-    p += got;
-    off += (size_t)got;
-    n -= (size_t)got;
-  }
-  return true;
-}
-
-static size_t on_read(char *p, size_t size, size_t n, void *ud) {
-  s3client *c = ud;
-  size_t room = size * n, left = c->up_len - c->up_pos;
-  if (room > left) room = left;
-  s3body b = {.data = c->up, .fd = c->up_fd, .len = c->up_len};
-  if (room && !read_body(&b, c->up_pos, p, room)) {
-    c->up_errno = errno;
-    return CURL_READFUNC_ABORT;
-  }
-  c->up_pos += room;
-  return room;
-}
-
-static int on_seek(void *ud, curl_off_t offset, int origin) {
-  s3client *c = ud;
-  if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > c->up_len)
-    return CURL_SEEKFUNC_CANTSEEK;
-  c->up_pos = (size_t)offset;
-  return CURL_SEEKFUNC_OK;
-}
-
-/* ---------------------------------------------------------------------------------------
  * Construction
  * ------------------------------------------------------------------------------------- */
 
-static bool valid_bucket(const char *b) {
-  size_t n = strlen(b);
-  if (n < 1 || n > 255) return false;
-  for (; *b; b++) {
-    char ch = *b;
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-          ch == '.' || ch == '-' || ch == '_'))
-      return false;
-  }
-  return true;
-}
-
-static bool valid_host_char(char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-         ch == '.' || ch == '-' || ch == '_';
-}
-
-/* Splits endpoint into scheme, hostname and port and fills c->scheme, c->host and
- * c->endpoint. */
-static int parse_endpoint(s3client *c, const char *ep, s3sink_err *err) {
-  const char *scheme = "https";
-  const char *p = ep;
-  const char *sep = strstr(ep, "://");
-  if (sep) {
-    size_t n = (size_t)(sep - ep);
-    if (n == 4 && ieq_n(ep, "http", 4))
-      scheme = "http";
-    else if (!(n == 5 && ieq_n(ep, "https", 5)))
-      return s3sink_seterr(err, S3SINK_EINVAL,
-                           "endpoint '%s' has an unsupported scheme: use http:// or https://", ep);
-    p = sep + 3;
-  }
-  size_t alen = strcspn(p, "/?#");
-  const char *rest = p + alen;
-  if (!(rest[0] == '\0' || (rest[0] == '/' && rest[1] == '\0')))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "endpoint '%s' must be scheme://host[:port] without a path or query", ep);
-  if (alen == 0)
-    return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has no host", ep);
-  if (memchr(p, '@', alen))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "endpoint must not hold user information ('user@'); pass credentials "
-                         "as access_key and secret_key");
-  const char *hs = p, *he, *port = NULL;
-  size_t port_len = 0;
-  if (*p == '[') {
-    const char *rb = memchr(p, ']', alen);
-    if (!rb) return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an unterminated IPv6 address", ep);
-    for (const char *q = p + 1; q < rb; q++)
-      if (!((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f') || (*q >= 'A' && *q <= 'F') ||
-            *q == ':' || *q == '.'))
-        return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid IPv6 address", ep);
-    he = rb + 1;
-    if (he < p + alen) {
-      if (*he != ':') return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' is malformed", ep);
-      port = he + 1;
-      port_len = (size_t)(p + alen - port);
-    }
-  } else {
-    const char *colon = memchr(p, ':', alen);
-    he = colon ? colon : p + alen;
-    if (colon) {
-      port = colon + 1;
-      port_len = (size_t)(p + alen - port);
-    }
-    if (he == hs) return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has no host", ep);
-    for (const char *q = hs; q < he; q++)
-      if (!valid_host_char(*q))
-        return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid host name", ep);
-  }
-  long portnum = 0;
-  if (port) {
-    if (port_len == 0 || port_len > 5)
-      return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid port", ep);
-    for (size_t i = 0; i < port_len; i++) {
-      if (port[i] < '0' || port[i] > '9')
-        return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid port", ep);
-      portnum = portnum * 10 + (port[i] - '0');
-    }
-    if (portnum < 1 || portnum > 65535)
-      return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid port", ep);
-  }
-  bool default_port = !port || (portnum == 80 && scheme[4] == '\0') ||
-                      (portnum == 443 && scheme[4] == 's');
-  char portbuf[8] = "";
-  if (!default_port) snprintf(portbuf, sizeof portbuf, ":%ld", portnum);
-
-  bytebuf h;
-  bytebuf_init(&h, 4096);
-  bool ok = true;
-  if (c->virtual_hosted) ok = append_str(&h, c->bucket) && append_str(&h, ".");
-  ok = ok && bytebuf_append(&h, hs, (size_t)(he - hs)) && append_str(&h, portbuf) && terminate(&h);
-  bytebuf e;
-  bytebuf_init(&e, 4096);
-  ok = ok && append_str(&e, scheme) && append_str(&e, "://") &&
-       bytebuf_append(&e, hs, (size_t)(he - hs)) && append_str(&e, portbuf) && terminate(&e);
-  c->scheme = xstrdup(scheme);
-  if (!ok || !c->scheme) {
-    bytebuf_free(&h);
-    bytebuf_free(&e);
-    return s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
-  }
-  c->host = h.data;
-  c->endpoint = e.data;
-  return S3SINK_OK;
-}
-
-static bool valid_region(const char *r) {
-  if (!*r || strlen(r) > 63) return false;
-  for (; *r; r++)
-    if (!valid_host_char(*r)) return false;
-  return true;
-}
-
-int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
-  if (!out) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_new: out is NULL");
-  *out = NULL;
-  if (!cfg) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_new: config is NULL");
-  if (!cfg->bucket || !*cfg->bucket)
-    return s3sink_seterr(err, S3SINK_EINVAL, "bucket is required");
-  if (!valid_bucket(cfg->bucket))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "bucket name '%.255s' is invalid: use letters, digits, '.', '-' (3 to 63 "
-                         "characters for S3)", cfg->bucket);
-  const char *region = cfg->region && *cfg->region ? cfg->region : DEFAULT_REGION;
-  if (!valid_region(region))
-    return s3sink_seterr(err, S3SINK_EINVAL, "region '%.63s' is invalid, e.g. \"us-east-1\"", region);
+/* Checks the settings that need no allocation, before anything is set up. */
+static int check_config(const s3client_config *cfg, const char *region, s3sink_err *err) {
+  int rc = endpoint_check_names(cfg->bucket, region, err);
+  if (rc) return rc;
   bool anonymous = !cfg->access_key || !*cfg->access_key;
   if (!anonymous && (!cfg->secret_key || !*cfg->secret_key))
     return s3sink_seterr(err, S3SINK_EINVAL,
@@ -512,16 +117,24 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
         return s3sink_seterr(err, S3SINK_EINVAL, "session_token holds control characters");
   if (cfg->connect_timeout_ms < 0 || cfg->request_timeout_ms < 0)
     return s3sink_seterr(err, S3SINK_EINVAL, "timeouts must be >= 0 (0: default)");
+  return S3SINK_OK;
+}
+
+int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
+  if (!out) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_new: out is NULL");
+  *out = NULL;
+  if (!cfg) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_new: config is NULL");
+  const char *region = cfg->region && *cfg->region ? cfg->region : DEFAULT_REGION;
+  int rc = check_config(cfg, region, err);
+  if (rc) return rc;
 
   s3client *c = calloc(1, sizeof *c);
   if (!c) return s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
-  bytebuf_init(&c->resp, SIZE_MAX);
-  c->virtual_hosted = cfg->virtual_hosted;
-  c->anonymous = anonymous;
+  c->anonymous = !cfg->access_key || !*cfg->access_key;
   c->bucket = xstrdup(cfg->bucket);
   c->region = xstrdup(region);
   if (!c->bucket || !c->region) goto oom;
-  if (!anonymous) {
+  if (!c->anonymous) {
     c->access_key = xstrdup(cfg->access_key);
     c->secret_key = xstrdup(cfg->secret_key);
     if (!c->access_key || !c->secret_key) goto oom;
@@ -530,73 +143,21 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
       if (!c->session_token) goto oom;
     }
   }
-
-  int rc;
-  if (cfg->endpoint && *cfg->endpoint) {
-    rc = parse_endpoint(c, cfg->endpoint, err);
-  } else {
-    char def[128];
-    snprintf(def, sizeof def, "https://s3.%s.amazonaws.com", c->region);
-    rc = parse_endpoint(c, def, err);
-  }
-  if (rc) {
+  s3http_options ho = {
+      .connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS,
+      .request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS,
+      .insecure_tls = cfg->insecure_tls, .ca_file = cfg->ca_file, .user_agent = USER_AGENT};
+  /* libcurl first: its URL parser reads the endpoint */
+  if ((rc = s3http_init(&c->http, &ho, err)) ||
+      (rc = endpoint_parse(&c->ep, cfg->endpoint, c->region, c->bucket, cfg->virtual_hosted, err))) {
     s3client_free(c);
     return rc;
-  }
-
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-    s3client_free(c);
-    return s3sink_seterr(err, S3SINK_EHTTP, "libcurl failed to initialize");
-  }
-  c->curl = curl_easy_init();
-  if (!c->curl) {
-    curl_global_cleanup();
-    goto oom;
   }
   c->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
   c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
   if (!c->sha256) {
     s3client_free(c);
     return s3sink_seterr(err, S3SINK_ENOMEM, "OpenSSL has no SHA-256 digest");
-  }
-
-  long cto = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
-  long rto = cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS;
-  CURL *h = c->curl;
-  CURLcode cc = CURLE_OK;
-#define SETOPT(opt, val) \
-  if (cc == CURLE_OK) cc = curl_easy_setopt(h, opt, val)
-  SETOPT(CURLOPT_NOSIGNAL, 1L);
-  SETOPT(CURLOPT_CONNECTTIMEOUT_MS, cto);
-  SETOPT(CURLOPT_TIMEOUT_MS, rto);
-  SETOPT(CURLOPT_ERRORBUFFER, c->errbuf);
-  SETOPT(CURLOPT_WRITEFUNCTION, on_body);
-  SETOPT(CURLOPT_WRITEDATA, c);
-  SETOPT(CURLOPT_HEADERFUNCTION, on_header);
-  SETOPT(CURLOPT_HEADERDATA, c);
-  SETOPT(CURLOPT_READFUNCTION, on_read);
-  SETOPT(CURLOPT_READDATA, c);
-  SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
-  SETOPT(CURLOPT_SEEKDATA, c);
-  SETOPT(CURLOPT_USERAGENT, USER_AGENT);
-  SETOPT(CURLOPT_FOLLOWLOCATION, 0L);  /* a redirect would need a new signature */
-  SETOPT(CURLOPT_PATH_AS_IS, 1L);      /* keys may hold "/../" or "//" */
-  SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-  SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-  SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-  SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-  SETOPT(CURLOPT_SSL_VERIFYPEER, cfg->insecure_tls ? 0L : 1L);
-  SETOPT(CURLOPT_SSL_VERIFYHOST, cfg->insecure_tls ? 0L : 2L);
-  if (cfg->ca_file && *cfg->ca_file) SETOPT(CURLOPT_CAINFO, cfg->ca_file);
-#undef SETOPT
-  if (cc != CURLE_OK) {
-    int code = cc == CURLE_OUT_OF_MEMORY ? S3SINK_ENOMEM : S3SINK_EINVAL;
-    s3sink_seterr(err, code, "libcurl rejected an option: %s", curl_easy_strerror(cc));
-    s3client_free(c);
-    return code;
   }
   *out = c;
   return S3SINK_OK;
@@ -614,21 +175,15 @@ static void free_secret(char *s) {
 
 void s3client_free(s3client *c) {
   if (!c) return;
-  if (c->curl) {
-    curl_easy_cleanup(c->curl);
-    curl_global_cleanup();
-  }
+  s3http_cleanup(&c->http);
+  endpoint_free(&c->ep);
   EVP_MD_free(c->md5);
   EVP_MD_free(c->sha256);
-  free(c->scheme);
-  free(c->host);
-  free(c->endpoint);
   free(c->region);
   free(c->bucket);
   free(c->access_key);
   free_secret(c->secret_key);
   free_secret(c->session_token);
-  bytebuf_free(&c->resp);
   free(c);
 }
 
@@ -648,32 +203,20 @@ typedef enum s3op {
   OP_BUCKET_LOCATION
 } s3op;
 
-static const char *op_name(s3op o) {
-  switch (o) {
-  case OP_PUT_OBJECT: return "PutObject";
-  case OP_GET_OBJECT: return "GetObject";
-  case OP_DELETE_OBJECT: return "DeleteObject";
-  case OP_HEAD_OBJECT: return "HeadObject";
-  case OP_HEAD_BUCKET: return "HeadBucket";
-  case OP_DELETE_BUCKET: return "DeleteBucket";
-  case OP_CREATE_BUCKET: return "CreateBucket";
-  case OP_LIST: return "ListObjectsV2";
-  case OP_BUCKET_LOCATION: return "GetBucketLocation";
-  }
-  return "request";
-}
-
-static const char *op_method(s3op o) {
-  switch (o) {
-  case OP_PUT_OBJECT:
-  case OP_CREATE_BUCKET: return "PUT";
-  case OP_DELETE_OBJECT:
-  case OP_DELETE_BUCKET: return "DELETE";
-  case OP_HEAD_OBJECT:
-  case OP_HEAD_BUCKET: return "HEAD";
-  default: return "GET";
-  }
-}
+/* Each operation's name (for messages) and HTTP method. */
+static const struct {
+  const char *name, *method;
+} OPS[] = {
+    [OP_PUT_OBJECT] = {"PutObject", "PUT"},
+    [OP_GET_OBJECT] = {"GetObject", "GET"},
+    [OP_DELETE_OBJECT] = {"DeleteObject", "DELETE"},
+    [OP_HEAD_OBJECT] = {"HeadObject", "HEAD"},
+    [OP_HEAD_BUCKET] = {"HeadBucket", "HEAD"},
+    [OP_DELETE_BUCKET] = {"DeleteBucket", "DELETE"},
+    [OP_CREATE_BUCKET] = {"CreateBucket", "PUT"},
+    [OP_LIST] = {"ListObjectsV2", "GET"},
+    [OP_BUCKET_LOCATION] = {"GetBucketLocation", "GET"},
+};
 
 typedef struct request {
   s3op op;
@@ -697,31 +240,31 @@ static void describe(s3client *c, const request *r, char *buf, size_t cap) {
 static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_err *err) {
   char what[512];
   describe(c, r, what, sizeof what);
-  if (cc == CURLE_WRITE_ERROR && c->resp_oom)
+  if (cc == CURLE_WRITE_ERROR && c->http.resp_oom)
     return s3sink_seterr(err, S3SINK_ENOMEM,
                          "the response of %s of %s from %s is over %zu bytes (or memory ran out)",
-                         op_name(r->op), what, c->endpoint, c->resp.max);
-  if (cc == CURLE_ABORTED_BY_CALLBACK && c->up_errno)
+                         OPS[r->op].name, what, c->ep.origin, c->http.resp.max);
+  if (cc == CURLE_ABORTED_BY_CALLBACK && c->http.up_errno)
     return s3sink_seterr(err, S3SINK_EINVAL, "cannot read the body of %s of %s from its file: %s",
-                         op_name(r->op), what, strerror(c->up_errno));
-  const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc);
+                         OPS[r->op].name, what, strerror(c->http.up_errno));
+  const char *why = c->http.errbuf[0] ? c->http.errbuf : curl_easy_strerror(cc);
   bool transient = true; /* the network or the server may recover */
   switch (cc) {
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY:
     s3sink_seterr(err, S3SINK_EHTTP, "cannot resolve the host of %s: %s; check the endpoint",
-                  c->endpoint, why);
+                  c->ep.origin, why);
     break;
   case CURLE_COULDNT_CONNECT:
     s3sink_seterr(err, S3SINK_EHTTP,
                   "cannot connect to %s: %s; check the endpoint and that the server is running",
-                  c->endpoint, why);
+                  c->ep.origin, why);
     break;
   case CURLE_OPERATION_TIMEDOUT:
     s3sink_seterr(err, S3SINK_EHTTP,
                   "%s of %s at %s timed out: %s; check the network, or raise "
                   "connect_timeout_ms / request_timeout_ms",
-                  op_name(r->op), what, c->endpoint, why);
+                  OPS[r->op].name, what, c->ep.origin, why);
     break;
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CERTPROBLEM:
@@ -732,224 +275,63 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
                   "TLS failure talking to %s: %s; check the scheme (http:// or https://), "
                   "the server's certificate and ca_file (insecure_tls disables verification, "
                   "for test servers only)",
-                  c->endpoint, why);
+                  c->ep.origin, why);
     transient = false;
     break;
   case CURLE_UNSUPPORTED_PROTOCOL:
   case CURLE_URL_MALFORMAT:
   case CURLE_NOT_BUILT_IN:
-    s3sink_seterr(err, S3SINK_EHTTP, "libcurl cannot talk to %s: %s", c->endpoint, why);
+    s3sink_seterr(err, S3SINK_EHTTP, "libcurl cannot talk to %s: %s", c->ep.origin, why);
     transient = false;
     break;
   default:
-    s3sink_seterr(err, S3SINK_EHTTP, "%s of %s at %s failed: %s", op_name(r->op), what,
-                  c->endpoint, why);
+    s3sink_seterr(err, S3SINK_EHTTP, "%s of %s at %s failed: %s", OPS[r->op].name, what,
+                  c->ep.origin, why);
     break;
   }
   if (err) err->transient = transient;
   return finish_err(c, err, S3SINK_EHTTP);
 }
 
-typedef struct s3error {
-  char code[64];
-  char message[512];
-  char request_id[128];
-  char region[64];
-  char server_time[40];
-} s3error;
-
-static void parse_s3error(s3client *c, s3error *e) {
-  memset(e, 0, sizeof *e);
-  if (!c->resp.len) return;
-  const char *s = c->resp.data, *end = s + c->resp.len;
-  const char *ts, *te, *after;
-  if (!xml_find(s, end, "Error", &ts, &te, &after)) return;
-  xml_copy(ts, te, "Code", e->code, sizeof e->code);
-  xml_copy(ts, te, "Message", e->message, sizeof e->message);
-  xml_copy(ts, te, "RequestId", e->request_id, sizeof e->request_id);
-  xml_copy(ts, te, "Region", e->region, sizeof e->region);
-  xml_copy(ts, te, "ServerTime", e->server_time, sizeof e->server_time);
-}
-
-static bool code_is(const s3error *e, const char *code) { return strcmp(e->code, code) == 0; }
-
-/* Whether sending the same request again may succeed: the server is busy or failing,
- * throttles, timed out, or the body was damaged in transit. Everything else (access,
- * credentials, a missing bucket, a bad request) needs a change of settings. */
-static bool transient_s3_error(long status, const s3error *e) {
-  static const char *const codes[] = {
-      "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "OperationAborted",
-      "ConditionalRequestConflict", "XAmzContentSHA256Mismatch", "BadDigest", "IncompleteBody",
-      "RequestTimeTooSkewed", NULL};
-  if (status >= 500 || status == 429 || status == 408) return true;
-  for (const char *const *c = codes; *c; c++)
-    if (code_is(e, *c)) return true;
-  return false;
-}
-
 /* Fills err from an S3 error response (already parsed into e). */
-static int s3_error(s3client *c, const request *r, long status, const s3error *e,
+static int s3_error(s3client *c, const request *r, long status, const s3errors_doc *e,
                     s3sink_err *err) {
   char what[512];
   describe(c, r, what, sizeof what);
-  const char *op = op_name(r->op);
-  const char *ep = c->endpoint;
-  const char *msg = e->message[0] ? e->message : "no message";
-
-  if (code_is(e, "NoSuchBucket"))
-    s3sink_seterr(err, S3SINK_ES3, "bucket '%s' does not exist at %s: create it or set create_bucket",
-                  c->bucket, ep);
-  else if (code_is(e, "NoSuchKey"))
-    s3sink_seterr(err, S3SINK_ES3, "object '%.300s' does not exist in bucket '%s' at %s",
-                  r->key ? r->key : "", c->bucket, ep);
-  else if (code_is(e, "InvalidAccessKeyId"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "the access key was rejected by %s (InvalidAccessKeyId: %s): check the "
-                  "credentials (access_key)", ep, msg);
-  else if (code_is(e, "SignatureDoesNotMatch"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "the secret key was rejected by %s (SignatureDoesNotMatch): check the "
-                  "credentials (secret_key; also region, and that no proxy rewrites requests)", ep);
-  else if (code_is(e, "InvalidToken") || code_is(e, "ExpiredToken") ||
-           code_is(e, "InvalidTokenId") || code_is(e, "TokenRefreshRequired") ||
-           code_is(e, "ExpiredTokenException"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "the session token was rejected by %s (%s: %s): refresh the temporary "
-                  "credentials (session_token with its access_key and secret_key)",
-                  ep, e->code, msg);
-  else if (code_is(e, "AccessDenied") || code_is(e, "AllAccessDisabled"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "access denied for %s of %s at %s (%s): check the credentials and that their "
-                  "policy allows %s", op, what, ep, msg, op);
-  else if (code_is(e, "PreconditionFailed") || (status == 412 && r->op == OP_PUT_OBJECT))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "object '%.300s' already exists in bucket '%s' at %s (If-None-Match): it was "
-                  "not overwritten; use another key or prefix", r->key ? r->key : "", c->bucket, ep);
-  else if (code_is(e, "RequestTimeTooSkewed"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "the local clock differs too much from the server's at %s (%s), even after "
-                  "correcting it once: fix the system clock (NTP)", ep, msg);
-  else if (code_is(e, "AuthorizationHeaderMalformed") || code_is(e, "AuthorizationQueryParametersError") ||
-           code_is(e, "InvalidRegion") || code_is(e, "IllegalLocationConstraintException"))
-    s3sink_seterr(err, S3SINK_ES3, "%s rejected region '%s' (%s: %s): set region%s%s%s", ep,
-                  c->region, e->code, msg, e->region[0] ? " to '" : " to the bucket's region",
-                  e->region, e->region[0] ? "'" : "");
-  else if (code_is(e, "PermanentRedirect") || code_is(e, "TemporaryRedirect") ||
-           status == 301 || status == 307)
-    s3sink_seterr(err, S3SINK_ES3,
-                  "bucket '%s' is not served by %s in region '%s'%s%s%s: set region (and "
-                  "endpoint) to the bucket's", c->bucket, ep, c->region,
-                  c->bucket_region[0] ? " (it is in '" : "", c->bucket_region,
-                  c->bucket_region[0] ? "')" : "");
-  else if (code_is(e, "BucketAlreadyExists"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "bucket '%s' already exists and belongs to someone else: choose another bucket name",
-                  c->bucket);
-  else if (code_is(e, "InvalidBucketName"))
-    s3sink_seterr(err, S3SINK_ES3, "bucket name '%s' is invalid for %s (%s): choose a valid name",
-                  c->bucket, ep, msg);
-  else if (code_is(e, "XAmzContentSHA256Mismatch") || code_is(e, "BadDigest") ||
-           code_is(e, "InvalidDigest") || code_is(e, "IncompleteBody"))
-    s3sink_seterr(err, S3SINK_ES3,
-                  "%s of %s was corrupted in transit (%s: %s): retry; check proxies that "
-                  "modify request bodies", op, what, e->code, msg);
-  else if (code_is(e, "EntityTooLarge"))
-    s3sink_seterr(err, S3SINK_ES3, "%s of %s is too large for %s (%s): lower write_interval_ms "
-                  "or max_buffer_bytes", op, what, ep, msg);
-  else if (status >= 500)
-    s3sink_seterr(err, S3SINK_ES3,
-                  "%s of %s at %s failed with HTTP %ld (%s: %s): the server is unavailable or "
-                  "overloaded; retry later", op, what, ep, status, e->code[0] ? e->code : "no code", msg);
-  else if (e->code[0])
-    s3sink_seterr(err, S3SINK_ES3, "%s of %s at %s failed: %s (%s, HTTP %ld)", op, what, ep, msg,
-                  e->code, status);
-  else {
-    /* Not an S3 error document: show the beginning of the body, printable bytes only. */
-    char snippet[160];
-    size_t n = 0;
-    for (size_t i = 0; i < c->resp.len && n < sizeof snippet - 1; i++) {
-      unsigned char ch = (unsigned char)c->resp.data[i];
-      snippet[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : ' ';
-    }
-    snippet[n] = '\0';
-    s3sink_seterr(err, S3SINK_ES3, "%s of %s at %s failed with HTTP %ld%s%s%s: is the endpoint an "
-                  "S3 server?", op, what, ep, status, n ? " (\"" : "", snippet, n ? "\")" : "");
-  }
+  s3errors_ctx ctx = {.op = OPS[r->op].name, .what = what, .key = r->key, .bucket = c->bucket,
+                      .region = c->region, .endpoint = c->ep.origin,
+                      .bucket_region = c->http.got.bucket_region, .body = c->http.resp.data,
+                      .body_len = c->http.resp.len};
+  s3errors_describe(&ctx, status, e, err);
   if (err) {
-    err->transient = transient_s3_error(status, e);
     err->http_status = status;
     snprintf(err->s3_code, sizeof err->s3_code, "%s", e->code);
     snprintf(err->request_id, sizeof err->request_id, "%s",
-             e->request_id[0] ? e->request_id : c->request_id);
+             e->request_id[0] ? e->request_id : c->http.got.request_id);
   }
   return finish_err(c, err, S3SINK_ES3);
 }
 
-/* Builds "<scheme>://<host><path>[?query]" and the path itself. */
-static bool build_target(s3client *c, const request *r, bytebuf *path, bytebuf *url) {
-  bool ok = true;
-  if (!c->virtual_hosted) ok = append_str(path, "/") && append_str(path, c->bucket);
-  if (r->key) {
-    ok = ok && append_str(path, "/") && append_encoded(path, r->key, true);
-  } else if (c->virtual_hosted) {
-    ok = ok && append_str(path, "/");
-  }
-  ok = ok && terminate(path);
-  ok = ok && append_str(url, c->scheme) && append_str(url, "://") && append_str(url, c->host) &&
-       append_str(url, path->data);
-  if (r->query && *r->query) ok = ok && append_str(url, "?") && append_str(url, r->query);
-  return ok && terminate(url);
-}
-
-static bool add_header(struct curl_slist **list, const char *name, const char *value) {
-  char line[8192];
-  int n = snprintf(line, sizeof line, "%s: %s", name, value);
-  if (n < 0 || (size_t)n >= sizeof line) return false;
-  struct curl_slist *l = curl_slist_append(*list, line);
-  if (!l) return false;
-  *list = l;
-  return true;
-}
-
-static void set_method(CURL *h, const char *method, size_t len) {
-  curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
-  curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
-  curl_easy_setopt(h, CURLOPT_UPLOAD, 0L);
-  if (strcmp(method, "HEAD") == 0) {
-    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-  } else if (strcmp(method, "PUT") == 0) {
-    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
-  } else if (strcmp(method, "DELETE") == 0) {
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
-  }
-}
-
 /* One HTTP exchange. *status gets the HTTP status (0 on transport failure). The response
- * body is in c->resp (NUL-terminated). */
+ * body is in c->http.resp (NUL-terminated). */
 static int perform(s3client *c, const request *r, long *status, s3sink_err *err) {
   *status = 0;
-  const char *method = op_method(r->op);
+  const char *method = OPS[r->op].method;
   bytebuf path, url;
   bytebuf_init(&path, 64 * 1024);
   bytebuf_init(&url, 64 * 1024);
-  struct curl_slist *hl = NULL;
   s3sink_sigv4_result sig;
   memset(&sig, 0, sizeof sig);
   int rc = S3SINK_OK;
 
-  if (!build_target(c, r, &path, &url)) {
+  if (!endpoint_target(&c->ep, c->bucket, r->key, r->query, &path, &url)) {
     rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
     goto done;
   }
-  s3sink_header hdrs[8];
+  s3sink_header hdrs[12];
   size_t nh = 0;
-  hdrs[nh++] = (s3sink_header){"Host", c->host};
+  hdrs[nh++] = (s3sink_header){"Host", c->ep.host};
   for (size_t i = 0; i < r->nextra; i++) hdrs[nh++] = r->extra[i];
-
-  bool ok = true;
-  for (size_t i = 0; i < nh; i++) ok = ok && add_header(&hl, hdrs[i].name, hdrs[i].value);
   if (!c->anonymous) {
     s3sink_sigv4_request sreq = {
         .method = method, .path = path.data, .query = r->query, .headers = hdrs,
@@ -962,74 +344,48 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
         .add_content_sha256 = true, .expires = 0};
     rc = s3sink_sigv4_sign(&sreq, &sp, &sig, err);
     if (rc) goto done;
-    ok = ok && add_header(&hl, "x-amz-date", sig.amz_date) &&
-         add_header(&hl, "x-amz-content-sha256", sig.content_sha256) &&
-         (!c->session_token || add_header(&hl, "x-amz-security-token", c->session_token)) &&
-         add_header(&hl, "Authorization", sig.authorization);
+    hdrs[nh++] = (s3sink_header){"x-amz-date", sig.amz_date};
+    hdrs[nh++] = (s3sink_header){"x-amz-content-sha256", sig.content_sha256};
+    if (c->session_token) hdrs[nh++] = (s3sink_header){"x-amz-security-token", c->session_token};
+    hdrs[nh++] = (s3sink_header){"Authorization", sig.authorization};
   }
-  /* No 100-continue round trip; no compressed or chunked surprises. */
-  if (ok) {
-    struct curl_slist *l = curl_slist_append(hl, "Expect:");
-    if (l)
-      hl = l;
-    else
-      ok = false;
-  }
-  if (!ok) {
+  if (!s3http_set_headers(&c->http, hdrs, nh)) {
     rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory (or a header too long)");
     goto done;
   }
-
-  CURL *h = c->curl;
-  set_method(h, method, r->body.len);
-  curl_easy_setopt(h, CURLOPT_URL, url.data);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-  c->up = r->body.data;
-  c->up_fd = r->body.fd;
-  c->up_len = r->body.len;
-  c->up_pos = 0;
-  c->up_errno = 0;
-  c->resp.len = 0;
-  c->resp.max = r->op == OP_GET_OBJECT ? MAX_GET_BYTES : MAX_RESPONSE_BYTES;
-  c->resp_oom = false;
-  c->errbuf[0] = '\0';
-  c->date[0] = c->request_id[0] = c->bucket_region[0] = '\0';
-
-  CURLcode cc = curl_easy_perform(h);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-  c->up = NULL;
-  c->up_fd = -1;
-  c->up_len = c->up_pos = 0;
-  if (cc != CURLE_OK) {
+  size_t max = r->op == OP_GET_OBJECT ? MAX_GET_BYTES : MAX_RESPONSE_BYTES;
+  CURLcode cc = s3http_exchange(&c->http, method, url.data, &r->body, max, status);
+  if (cc != CURLE_OK)
     rc = transport_error(c, r, cc, err);
-    goto done;
-  }
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-  if (!terminate(&c->resp)) rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+  else if (!bytebuf_terminate(&c->http.resp))
+    rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
 
 done:
   s3sink_sigv4_result_free(&sig);
-  curl_slist_free_all(hl);
   bytebuf_free(&path);
   bytebuf_free(&url);
   return rc;
 }
 
 /* Server time from <ServerTime> or the Date header; -1 if neither is usable. */
-static int64_t server_time(s3client *c, const s3error *e) {
+static int64_t server_time(s3client *c, const s3errors_doc *e) {
   if (e && e->server_time[0]) {
     int64_t t;
     if (s3sink_text_parse_utc(e->server_time, &t)) return t;
   }
-  if (c->date[0]) {
-    time_t t = curl_getdate(c->date, NULL);
+  if (c->http.got.date[0]) {
+    time_t t = curl_getdate(c->http.got.date, NULL);
     if (t != (time_t)-1) return (int64_t)t;
   }
   return -1;
 }
 
-/* Runs a request; on a 2xx returns OK with the body in c->resp. Handles clock skew (one
- * retry with the server's time) and turns error responses into s3sink_err. */
+static void parse_error(s3client *c, s3errors_doc *e) {
+  s3errors_parse(c->http.resp.data, c->http.resp.len, e);
+}
+
+/* Runs a request; on a 2xx returns OK with the body in c->http.resp. Handles clock skew
+ * (one retry with the server's time) and turns error responses into s3sink_err. */
 static int run(s3client *c, const request *r, long *status_out, s3sink_err *err) {
   long status = 0;
   for (int attempt = 0;; attempt++) {
@@ -1038,8 +394,8 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
     if (rc) return finish_err(c, err, rc);
     if (status >= 200 && status < 300) return S3SINK_OK;
 
-    s3error e;
-    parse_s3error(c, &e);
+    s3errors_doc e;
+    parse_error(c, &e);
     if (r->op == OP_HEAD_BUCKET) {
       /* HEAD responses have no body. */
       if (status == 404) {
@@ -1053,8 +409,8 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
         long pst = 0;
         s3sink_err perr;
         if (perform(c, &probe, &pst, &perr) == S3SINK_OK && pst >= 300) {
-          s3error pe;
-          parse_s3error(c, &pe);
+          s3errors_doc pe;
+          parse_error(c, &pe);
           if (pe.code[0]) {
             e = pe;
             status = pst;
@@ -1066,7 +422,7 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
       /* Clock skew: adopt the server's time and sign again, once. */
       int64_t now = (int64_t)time(NULL);
       int64_t st = server_time(c, &e);
-      bool skewed = code_is(&e, "RequestTimeTooSkewed") ||
+      bool skewed = strcmp(e.code, "RequestTimeTooSkewed") == 0 ||
                     (r->op == OP_HEAD_BUCKET && !e.code[0] && status == 403 && st >= 0 &&
                      llabs((long long)(st - (now + c->clock_offset))) > SKEW_LIMIT_S);
       if (skewed && st >= 0) {
@@ -1084,7 +440,7 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
 
 /* Drops a large response buffer rather than keeping it for the client's life. */
 static void trim_buffer(s3client *c) {
-  if (c->resp.cap > KEEP_BUFFER_BYTES) bytebuf_free(&c->resp);
+  if (c->http.resp.cap > KEEP_BUFFER_BYTES) bytebuf_free(&c->http.resp);
 }
 
 static int check_key(s3client *c, const char *key, s3sink_err *err) {
@@ -1099,42 +455,6 @@ static int check_key(s3client *c, const char *key, s3sink_err *err) {
  * Operations
  * ------------------------------------------------------------------------------------- */
 
-/* One pass over the body: hex SHA-256 (the signed payload hash, and the object's
- * identity) and base64 MD5 (Content-MD5, empty if OpenSSL lacks MD5). */
-static int hash_body(s3client *c, const s3body *b, char sha_hex[65], char md5_b64[25],
-                     s3sink_err *err) {
-  EVP_MD_CTX *sha = EVP_MD_CTX_new(), *md5 = c->md5 ? EVP_MD_CTX_new() : NULL;
-  int rc = S3SINK_OK;
-  bool ok = sha && (!c->md5 || md5) && EVP_DigestInit_ex(sha, c->sha256, NULL) == 1 &&
-            (!md5 || EVP_DigestInit_ex(md5, c->md5, NULL) == 1);
-  char chunk[64 * 1024];
-  for (size_t off = 0; ok && off < b->len;) {
-    size_t n = b->len - off < sizeof chunk ? b->len - off : sizeof chunk;
-    const char *p = b->data ? b->data + off : chunk;
-    if (!b->data && !read_body(b, off, chunk, n)) {
-      rc = s3sink_seterr(err, S3SINK_EINVAL, "cannot read an object's body from its file: %s",
-                         strerror(errno));
-      break;
-    }
-    ok = EVP_DigestUpdate(sha, p, n) == 1 && (!md5 || EVP_DigestUpdate(md5, p, n) == 1);
-    off += n;
-  }
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int dl = 0;
-  if (rc == S3SINK_OK && ok && EVP_DigestFinal_ex(sha, d, &dl) == 1 && dl == 32) {
-    for (unsigned i = 0; i < 32; i++) snprintf(sha_hex + 2 * i, 3, "%02x", d[i]);
-    md5_b64[0] = '\0';
-    if (md5 && (EVP_DigestFinal_ex(md5, d, &dl) != 1 || dl != 16)) ok = false;
-    else if (md5) EVP_EncodeBlock((unsigned char *)md5_b64, d, 16);
-  } else {
-    ok = false;
-  }
-  if (rc == S3SINK_OK && !ok) rc = s3sink_seterr(err, S3SINK_ENOMEM, "hashing a body failed (OpenSSL)");
-  EVP_MD_CTX_free(sha);
-  EVP_MD_CTX_free(md5);
-  return rc;
-}
-
 /* PutObject of a body, with If-None-Match when asked and the body's identity in the
  * object's metadata. sha_hex gets the body's SHA-256. */
 static int put(s3client *c, const char *key, const s3body *body, const char *content_type,
@@ -1147,13 +467,13 @@ static int put(s3client *c, const char *key, const s3body *body, const char *con
   if (content_type && (!*content_type || strpbrk(content_type, "\r\n")))
     return s3sink_seterr(err, S3SINK_EINVAL, "content_type is empty or holds a line break");
   char md5_b64[25];
-  if ((rc = hash_body(c, body, sha_hex, md5_b64, err))) return rc;
+  if ((rc = s3body_hash(body, c->sha256, c->md5, sha_hex, md5_b64, err))) return rc;
   request r = {.op = OP_PUT_OBJECT, .key = key, .body = *body, .payload_hash = sha_hex};
   r.extra[r.nextra++] = (s3sink_header){"Content-Type",
                                         content_type ? content_type : "application/octet-stream"};
   if (md5_b64[0]) r.extra[r.nextra++] = (s3sink_header){"Content-MD5", md5_b64};
   if (if_none_match) r.extra[r.nextra++] = (s3sink_header){"If-None-Match", "*"};
-  r.extra[r.nextra++] = (s3sink_header){IDENTITY_HEADER, sha_hex};
+  r.extra[r.nextra++] = (s3sink_header){S3HTTP_IDENTITY_HEADER, sha_hex};
   rc = run(c, &r, NULL, err);
   trim_buffer(c);
   return rc;
@@ -1209,13 +529,13 @@ int s3client_get_object(s3client *c, const char *key, char **body, size_t *len, 
     return rc;
   }
   /* Hand the (NUL-terminated) buffer over; a new one grows on the next request. */
-  if (!c->resp.data) {
+  if (!c->http.resp.data) {
     *body = calloc(1, 1);
     if (!*body) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
   } else {
-    *body = c->resp.data;
-    *len = c->resp.len;
-    bytebuf_init(&c->resp, SIZE_MAX);
+    *body = c->http.resp.data;
+    *len = c->http.resp.len;
+    bytebuf_init(&c->http.resp, SIZE_MAX);
   }
   return S3SINK_OK;
 }
@@ -1237,8 +557,8 @@ int s3client_head_object(s3client *c, const char *key, char *etag, size_t cap,
   long status = 0;
   rc = run(c, &r, &status, err);
   if (rc == S3SINK_ES3 && status == 404 && err) snprintf(err->s3_code, sizeof err->s3_code, "NoSuchKey");
-  if (rc == S3SINK_OK && etag && cap) snprintf(etag, cap, "%s", c->etag);
-  if (rc == S3SINK_OK && identity && identity_cap) snprintf(identity, identity_cap, "%s", c->identity);
+  if (rc == S3SINK_OK && etag && cap) snprintf(etag, cap, "%s", c->http.got.etag);
+  if (rc == S3SINK_OK && identity && identity_cap) snprintf(identity, identity_cap, "%s", c->http.got.identity);
   return rc;
 }
 
@@ -1284,11 +604,11 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   *next = NULL;
   const char *s = page->data ? page->data : "", *end = s + page->len;
   const char *ts, *te, *after;
-  if (!xml_find(s, end, "ListBucketResult", &ts, &te, NULL))
+  if (!s3xml_find(s, end, "ListBucketResult", &ts, &te, NULL))
     return finish_err(c, err, s3sink_seterr(err, S3SINK_ES3,
                                             "ListObjectsV2 of bucket '%s' at %s returned no "
                                             "ListBucketResult: is the endpoint an S3 server?",
-                                            c->bucket, c->endpoint));
+                                            c->bucket, c->ep.origin));
   const char *lend = te;
   bytebuf key, num;
   bytebuf_init(&key, 64 * 1024);
@@ -1296,16 +616,16 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   int rc = S3SINK_OK;
   const char *p = ts;
   const char *cs, *ce;
-  while (xml_find(p, lend, "Contents", &cs, &ce, &after)) {
+  while (s3xml_find(p, lend, "Contents", &cs, &ce, &after)) {
     const char *ks, *ke, *ss, *se;
-    if (!xml_find(cs, ce, "Key", &ks, &ke, NULL) || !xml_text(ks, (size_t)(ke - ks), &key) ||
+    if (!s3xml_find(cs, ce, "Key", &ks, &ke, NULL) || !s3xml_text(ks, (size_t)(ke - ks), &key) ||
         strlen(key.data) != key.len) {
       rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned an "
-                         "entry without a readable <Key>", c->bucket, c->endpoint);
+                         "entry without a readable <Key>", c->bucket, c->ep.origin);
       break;
     }
     int64_t size = -1;
-    if (xml_find(cs, ce, "Size", &ss, &se, NULL) && xml_text(ss, (size_t)(se - ss), &num) &&
+    if (s3xml_find(cs, ce, "Size", &ss, &se, NULL) && s3xml_text(ss, (size_t)(se - ss), &num) &&
         num.len > 0 && num.len < 20) {
       size = 0;
       for (size_t i = 0; i < num.len && size >= 0; i++)
@@ -1313,7 +633,7 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
     }
     if (size < 0) {
       rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned a bad "
-                         "<Size> for '%.300s'", c->bucket, c->endpoint, key.data);
+                         "<Size> for '%.300s'", c->bucket, c->ep.origin, key.data);
       break;
     }
     rc = on_key(ud, key.data, size);
@@ -1322,13 +642,13 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   }
   if (rc == S3SINK_OK) {
     char trunc[8];
-    xml_copy(ts, lend, "IsTruncated", trunc, sizeof trunc);
+    s3xml_copy(ts, lend, "IsTruncated", trunc, sizeof trunc);
     if (strcmp(trunc, "true") == 0) {
       const char *ns, *ne;
-      if (!xml_find(ts, lend, "NextContinuationToken", &ns, &ne, NULL) || ns == ne ||
-          !xml_text(ns, (size_t)(ne - ns), &key)) {
+      if (!s3xml_find(ts, lend, "NextContinuationToken", &ns, &ne, NULL) || ns == ne ||
+          !s3xml_text(ns, (size_t)(ne - ns), &key)) {
         rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s is truncated "
-                           "but has no NextContinuationToken", c->bucket, c->endpoint);
+                           "but has no NextContinuationToken", c->bucket, c->ep.origin);
       } else {
         *next = xstrndup(key.data, key.len);
         if (!*next) rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
@@ -1338,6 +658,11 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   bytebuf_free(&key);
   bytebuf_free(&num);
   return rc;
+}
+
+/* Appends `head` (text up to '=') and value, strictly encoded as the signer encodes it. */
+static bool put_param(bytebuf *q, const char *head, const char *value) {
+  return bytebuf_append_str(q, head) && uri_encode(q, value, strlen(value), false);
 }
 
 int s3client_list(s3client *c, const char *prefix, const char *start_after,
@@ -1350,13 +675,10 @@ int s3client_list(s3client *c, const char *prefix, const char *start_after,
     bytebuf q;
     bytebuf_init(&q, SIZE_MAX);
     bool ok = true;
-    if (token) ok = append_str(&q, "continuation-token=") && append_encoded(&q, token, false) &&
-                    append_str(&q, "&");
-    ok = ok && append_str(&q, "list-type=2&prefix=") &&
-         append_encoded(&q, prefix ? prefix : "", false);
-    if (start_after && *start_after)
-      ok = ok && append_str(&q, "&start-after=") && append_encoded(&q, start_after, false);
-    ok = ok && terminate(&q);
+    if (token) ok = put_param(&q, "continuation-token=", token) && bytebuf_append_str(&q, "&");
+    ok = ok && put_param(&q, "list-type=2&prefix=", prefix ? prefix : "");
+    if (start_after && *start_after) ok = ok && put_param(&q, "&start-after=", start_after);
+    ok = ok && bytebuf_terminate(&q);
     if (!ok) {
       bytebuf_free(&q);
       rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
@@ -1367,13 +689,13 @@ int s3client_list(s3client *c, const char *prefix, const char *start_after,
     bytebuf_free(&q);
     if (rc) break;
     /* Parse from a detached buffer, so the callback may use the client. */
-    bytebuf page = c->resp;
-    bytebuf_init(&c->resp, SIZE_MAX);
+    bytebuf page = c->http.resp;
+    bytebuf_init(&c->http.resp, SIZE_MAX);
     char *next = NULL;
     rc = list_page(c, &page, on_key, ud, &next, err);
-    if (!c->resp.data && page.cap <= KEEP_BUFFER_BYTES) {
-      c->resp = page;
-      c->resp.len = 0;
+    if (!c->http.resp.data && page.cap <= KEEP_BUFFER_BYTES) {
+      c->http.resp = page;
+      c->http.resp.len = 0;
     } else {
       bytebuf_free(&page);
     }
@@ -1384,7 +706,7 @@ int s3client_list(s3client *c, const char *prefix, const char *start_after,
     if (token && strcmp(token, next) == 0) {
       free(next);
       rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned the same "
-                         "continuation token twice", c->bucket, c->endpoint);
+                         "continuation token twice", c->bucket, c->ep.origin);
       break;
     }
     free(token);

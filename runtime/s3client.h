@@ -7,6 +7,7 @@
 #define S3SINK_S3CLIENT_H
 
 #include "error.h"
+#include "s3body.h"
 #include "s3sink.h"
 
 typedef struct s3client s3client;
@@ -29,13 +30,6 @@ typedef struct s3client_config {
 /* Copies everything it keeps from cfg. *out owned by the caller (s3client_free). */
 int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err);
 void s3client_free(s3client *c);
-
-/* A request body: in memory, or read with pread() from a file (from offset 0). */
-typedef struct s3body {
-  const char *data; /* NULL: read from fd */
-  int fd;
-  size_t len;
-} s3body;
 
 /* PutObject. With if_none_match, sends `If-None-Match: *` so an existing key is never
  * overwritten; the server's 412 is returned as S3SINK_ES3 with s3_code

@@ -26,13 +26,14 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
+#include <openssl/hmac.h>
 
+#include "ascii.h"
 #include "bytebuf.h"
-#include "s3client.h"
+#include "error.h"
+#include "uri.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -75,53 +76,14 @@ static char *sb_take(sb *s) {
   return p;
 }
 
-static void sb_free(sb *s) { bytebuf_free(&s->b); }
-
-
 /* ---------------------------------------------------------------------------------------
  * Character classes and URI encoding (locale independent).
  * ------------------------------------------------------------------------------------- */
 
-static bool is_unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '_' || c == '.' || c == '~';
-}
-
-static int hexval(unsigned char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-static const char HEX_UPPER[] = "0123456789ABCDEF";
-static const char HEX_LOWER[] = "0123456789abcdef";
-
-static void sb_pct(sb *s, unsigned char c) {
-  char e[3] = {'%', HEX_UPPER[c >> 4], HEX_UPPER[c & 15]};
-  sb_put(s, e, 3);
-}
-
 /* Strict encoding: unreserved kept, every other byte %XX (uppercase). */
 static void sb_encode(sb *s, const char *p, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)p[i];
-    if (is_unreserved(c))
-      sb_putc(s, (char)c);
-    else
-      sb_pct(s, c);
-  }
+  if (!s->failed && !uri_encode(&s->b, p, n, false)) s->failed = true;
 }
-
-static void hex_encode(const unsigned char *in, size_t n, char *out) {
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = HEX_LOWER[in[i] >> 4];
-    out[2 * i + 1] = HEX_LOWER[in[i] & 15];
-  }
-  out[2 * n] = '\0';
-}
-
-static char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
 
 static bool has_ctl(const char *s) {
   for (; *s; s++)
@@ -140,50 +102,22 @@ static bool is_token(const char *s) {
 }
 
 /* ---------------------------------------------------------------------------------------
- * OpenSSL: SHA-256 and HMAC-SHA256, algorithms fetched once per signing call.
+ * OpenSSL: SHA-256 and HMAC-SHA256 over EVP_sha256(), a built-in constant: signing fetches
+ * no algorithm objects and keeps nothing between calls.
  * ------------------------------------------------------------------------------------- */
 
-typedef struct crypto {
-  EVP_MD *md;
-  EVP_MAC *mac;
-  EVP_MAC_CTX *ctx;
-} crypto;
-
-static bool crypto_open(crypto *c) {
-  char digest[] = "SHA256";
-  OSSL_PARAM params[2];
-  params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-  params[1] = OSSL_PARAM_construct_end();
-  c->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-  c->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-  c->ctx = c->mac ? EVP_MAC_CTX_new(c->mac) : NULL;
-  return c->md && c->ctx && EVP_MAC_CTX_set_params(c->ctx, params) == 1;
-}
-
-static void crypto_close(crypto *c) {
-  EVP_MAC_CTX_free(c->ctx);
-  EVP_MAC_free(c->mac);
-  EVP_MD_free(c->md);
-}
-
-static bool sha256(crypto *c, const void *p, size_t n, unsigned char out[32]) {
-  unsigned int len = 0;
-  return EVP_Digest(p, n, out, &len, c->md, NULL) == 1 && len == 32;
-}
-
-static bool sha256_hex(crypto *c, const void *p, size_t n, char out[65]) {
+static bool sha256_hex(const void *p, size_t n, char out[65]) {
   unsigned char d[32];
-  if (!sha256(c, p, n, d)) return false;
-  hex_encode(d, 32, out);
+  unsigned int len = 0;
+  if (EVP_Digest(p, n, d, &len, EVP_sha256(), NULL) != 1 || len != 32) return false;
+  ascii_hex(d, 32, out);
   return true;
 }
 
-static bool hmac(crypto *c, const void *key, size_t keylen, const void *p, size_t n,
-                 unsigned char out[32]) {
-  size_t len = 0;
-  return EVP_MAC_init(c->ctx, key, keylen, NULL) == 1 &&
-         EVP_MAC_update(c->ctx, p, n) == 1 && EVP_MAC_final(c->ctx, out, &len, 32) == 1 &&
-         len == 32;
+static bool hmac(const void *key, size_t keylen, const void *p, size_t n, unsigned char out[32]) {
+  unsigned int len = 0;
+  return keylen <= INT32_MAX &&
+         HMAC(EVP_sha256(), key, (int)keylen, p, n, out, &len) != NULL && len == 32;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -195,14 +129,15 @@ static bool hmac(crypto *c, const void *key, size_t keylen, const void *p, size_
 static void canonical_uri_s3(sb *s, const char *path) {
   for (size_t i = 0; path[i]; i++) {
     unsigned char c = (unsigned char)path[i];
-    if (is_unreserved(c) || c == '/')
-      sb_putc(s, (char)c);
-    else if (c == '%' && hexval((unsigned char)path[i + 1]) >= 0 &&
-             hexval((unsigned char)path[i + 2]) >= 0) {
+    if (c == '%' && ascii_hexval((unsigned char)path[i + 1]) >= 0 &&
+        ascii_hexval((unsigned char)path[i + 2]) >= 0) {
       sb_put(s, path + i, 3);
       i += 2;
-    } else
-      sb_pct(s, c);
+    } else if (c == '/') {
+      sb_putc(s, '/');
+    } else {
+      sb_encode(s, path + i, 1);
+    }
   }
 }
 
@@ -304,10 +239,10 @@ static char *requote(const char *p, size_t n) {
   sb_init(&s);
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)p[i];
-    if (c == '%' && i + 2 < n && hexval((unsigned char)p[i + 1]) >= 0 &&
-        hexval((unsigned char)p[i + 2]) >= 0) {
-      c = (unsigned char)(hexval((unsigned char)p[i + 1]) * 16 +
-                          hexval((unsigned char)p[i + 2]));
+    if (c == '%' && i + 2 < n && ascii_hexval((unsigned char)p[i + 1]) >= 0 &&
+        ascii_hexval((unsigned char)p[i + 2]) >= 0) {
+      c = (unsigned char)(ascii_hexval((unsigned char)p[i + 1]) * 16 +
+                          ascii_hexval((unsigned char)p[i + 2]));
       i += 2;
     } else if (c == '+') {
       c = ' ';
@@ -434,19 +369,13 @@ static int chdr_cmp(const void *a, const void *b) {
   return (x->order > y->order) - (x->order < y->order);
 }
 
-static bool ieq(const char *a, const char *b) {
-  for (; *a && *b; a++, b++)
-    if (ascii_lower(*a) != ascii_lower(*b)) return false;
-  return *a == *b;
-}
-
 /* Hop-by-hop or volatile headers that proxies and transports may change. */
 static bool is_skipped_header(const char *name) {
   static const char *const names[] = {"user-agent", "expect",  "connection",
                                       "transfer-encoding", "x-amzn-trace-id",
                                       "authorization", NULL};
   for (const char *const *n = names; *n; n++)
-    if (ieq(name, *n)) return true;
+    if (ascii_ieq(name, *n)) return true;
   return false;
 }
 
@@ -511,9 +440,235 @@ static int check_input(const s3sink_sigv4_request *req, const s3sink_sigv4_param
     if (!h->value || has_ctl(h->value))
       return s3sink_seterr(err, S3SINK_EINVAL,
                            "sigv4: header '%s' has no value or holds control characters", h->name);
-    if (ieq(h->name, "host")) host = true;
+    if (ascii_ieq(h->name, "host")) host = true;
   }
   if (!host) return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: the headers must include Host");
+  return S3SINK_OK;
+}
+
+/* One signature in the making: the stages below fill it in order. */
+typedef struct signing {
+  const s3sink_sigv4_request *req;
+  const s3sink_sigv4_params *p;
+  bool presign;
+  bool token;            /* a session token is set */
+  char amz_date[17];     /* "20130524T000000Z" */
+  char *scope;           /* "20130524/us-east-1/s3/aws4_request" */
+  char body_hash[65];
+  const char *payload;   /* the payload hash that is signed */
+  hlist headers;         /* canonical headers, sorted */
+  char *signed_headers;  /* "host;x-amz-date" */
+  char *query;           /* canonical query */
+  char *canonical;       /* canonical request */
+  char *sts;             /* string to sign */
+  char signature[65];
+} signing;
+
+static int oom(s3sink_err *err) { return s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: out of memory"); }
+
+static void signing_free(signing *g) {
+  free(g->scope);
+  hlist_free(&g->headers);
+  free(g->signed_headers);
+  free(g->query);
+  free(g->canonical);
+  free(g->sts);
+}
+
+/* Dates, credential scope and the payload hash. */
+static int prepare(signing *g, s3sink_err *err) {
+  const s3sink_sigv4_params *p = g->p;
+  time_t t = (time_t)p->now;
+  struct tm tm;
+  if (!gmtime_r(&t, &tm) || strftime(g->amz_date, sizeof g->amz_date, "%Y%m%dT%H%M%SZ", &tm) != 16)
+    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: cannot format time %lld", (long long)p->now);
+  sb s;
+  sb_init(&s);
+  sb_put(&s, g->amz_date, 8);
+  sb_putc(&s, '/');
+  sb_puts(&s, p->region);
+  sb_putc(&s, '/');
+  sb_puts(&s, p->service);
+  sb_puts(&s, "/aws4_request");
+  if (!(g->scope = sb_take(&s))) return oom(err);
+  g->token = p->session_token && *p->session_token;
+  g->payload = g->req->payload_hash;
+  if (!g->payload && g->presign && strcmp(p->service, "s3") == 0) g->payload = "UNSIGNED-PAYLOAD";
+  if (!g->payload) {
+    const s3sink_sigv4_request *r = g->req;
+    if (!sha256_hex(r->body_len ? r->body : "", r->body_len, g->body_hash))
+      return s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: SHA-256 failed");
+    g->payload = g->body_hash;
+  }
+  return S3SINK_OK;
+}
+
+/* The caller's headers (minus skipped ones and those we set), then ours, sorted; and the
+ * signed header list. */
+static int canonical_headers(signing *g, s3sink_err *err) {
+  const s3sink_sigv4_request *req = g->req;
+  bool add_sha = g->p->add_content_sha256 && !g->presign;
+  hlist *hl = &g->headers;
+  for (size_t i = 0; i < req->nheaders; i++) {
+    const char *name = req->headers[i].name;
+    if (is_skipped_header(name) || ascii_ieq(name, "x-amz-date") ||
+        (g->token && ascii_ieq(name, "x-amz-security-token")) ||
+        (add_sha && ascii_ieq(name, "x-amz-content-sha256")))
+      continue;
+    if (!hlist_push(hl, name, req->headers[i].value)) return oom(err);
+  }
+  if (!g->presign && (!hlist_push(hl, "x-amz-date", g->amz_date) ||
+                      (g->token && !hlist_push(hl, "x-amz-security-token", g->p->session_token)) ||
+                      (add_sha && !hlist_push(hl, "x-amz-content-sha256", g->payload))))
+    return oom(err);
+  if (hl->n > 1) qsort(hl->v, hl->n, sizeof *hl->v, chdr_cmp);
+  sb s;
+  sb_init(&s);
+  for (size_t i = 0; i < hl->n; i++) {
+    if (i && strcmp(hl->v[i].name, hl->v[i - 1].name) == 0) continue;
+    if (i) sb_putc(&s, ';');
+    sb_puts(&s, hl->v[i].name);
+  }
+  return (g->signed_headers = sb_take(&s)) ? S3SINK_OK : oom(err);
+}
+
+/* The caller's query and, when presigning, the X-Amz-* parameters, sorted. */
+static int canonical_query(signing *g, s3sink_err *err) {
+  const s3sink_sigv4_params *p = g->p;
+  qlist ql = {0};
+  bool ok = parse_query(&ql, g->req->query, g->presign);
+  if (ok && g->presign) {
+    sb cred;
+    sb_init(&cred);
+    sb_puts(&cred, p->access_key);
+    sb_putc(&cred, '/');
+    sb_puts(&cred, g->scope);
+    char *credential = sb_take(&cred);
+    char expires[24];
+    snprintf(expires, sizeof expires, "%lld", (long long)p->expires);
+    ok = credential &&
+         qlist_push(&ql, strdup("X-Amz-Algorithm"), strdup(ALGORITHM)) &&
+         qlist_push(&ql, strdup("X-Amz-Credential"), encode_str(credential)) &&
+         qlist_push(&ql, strdup("X-Amz-Date"), strdup(g->amz_date)) &&
+         qlist_push(&ql, strdup("X-Amz-Expires"), strdup(expires)) &&
+         (!g->token ||
+          qlist_push(&ql, strdup("X-Amz-Security-Token"), encode_str(p->session_token))) &&
+         qlist_push(&ql, strdup("X-Amz-SignedHeaders"), encode_str(g->signed_headers));
+    free(credential);
+  }
+  if (ok) {
+    if (ql.n > 1) qsort(ql.v, ql.n, sizeof *ql.v, qparam_cmp);
+    sb q;
+    sb_init(&q);
+    for (size_t i = 0; i < ql.n; i++) {
+      if (i) sb_putc(&q, '&');
+      sb_puts(&q, ql.v[i].key);
+      sb_putc(&q, '=');
+      sb_puts(&q, ql.v[i].val);
+    }
+    ok = (g->query = sb_take(&q)) != NULL;
+  }
+  qlist_free(&ql);
+  return ok ? S3SINK_OK : oom(err);
+}
+
+static int canonical_request(signing *g, s3sink_err *err) {
+  sb s;
+  sb_init(&s);
+  sb_puts(&s, g->req->method);
+  sb_putc(&s, '\n');
+  if (g->p->normalize) {
+    if (!canonical_uri_normalized(&s, g->req->path)) s.failed = true;
+  } else {
+    canonical_uri_s3(&s, g->req->path);
+  }
+  sb_putc(&s, '\n');
+  sb_puts(&s, g->query);
+  sb_putc(&s, '\n');
+  const hlist *hl = &g->headers;
+  for (size_t i = 0; i < hl->n; i++) {
+    bool first = i == 0 || strcmp(hl->v[i].name, hl->v[i - 1].name) != 0;
+    if (first) { /* repeated headers: one line, values joined by ',' */
+      if (i) sb_putc(&s, '\n');
+      sb_puts(&s, hl->v[i].name);
+      sb_putc(&s, ':');
+    } else {
+      sb_putc(&s, ',');
+    }
+    sb_puts(&s, hl->v[i].value);
+  }
+  sb_puts(&s, "\n\n");
+  sb_puts(&s, g->signed_headers);
+  sb_putc(&s, '\n');
+  sb_puts(&s, g->payload);
+  return (g->canonical = sb_take(&s)) ? S3SINK_OK : oom(err);
+}
+
+static int string_to_sign(signing *g, s3sink_err *err) {
+  char creq_hash[65];
+  if (!sha256_hex(g->canonical, strlen(g->canonical), creq_hash))
+    return s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: SHA-256 failed");
+  sb s;
+  sb_init(&s);
+  sb_puts(&s, ALGORITHM "\n");
+  sb_puts(&s, g->amz_date);
+  sb_putc(&s, '\n');
+  sb_puts(&s, g->scope);
+  sb_putc(&s, '\n');
+  sb_puts(&s, creq_hash);
+  return (g->sts = sb_take(&s)) ? S3SINK_OK : oom(err);
+}
+
+/* The signing key (an HMAC chain from "AWS4" + secret over the scope's parts), then the
+ * signature of the string to sign. Key material is wiped before returning. */
+static int signature(signing *g, s3sink_err *err) {
+  const s3sink_sigv4_params *p = g->p;
+  size_t secret_len = 4 + strlen(p->secret_key);
+  char *secret = malloc(secret_len + 1);
+  if (!secret) return oom(err);
+  memcpy(secret, "AWS4", 4);
+  memcpy(secret + 4, p->secret_key, secret_len - 4);
+  unsigned char key[32], sig[32];
+  bool ok = hmac(secret, secret_len, g->amz_date, 8, key) &&
+            hmac(key, 32, p->region, strlen(p->region), key) &&
+            hmac(key, 32, p->service, strlen(p->service), key) &&
+            hmac(key, 32, "aws4_request", 12, key) && hmac(key, 32, g->sts, strlen(g->sts), sig);
+  OPENSSL_cleanse(secret, secret_len);
+  free(secret);
+  OPENSSL_cleanse(key, sizeof key);
+  if (!ok) return s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: HMAC-SHA256 failed");
+  ascii_hex(sig, 32, g->signature);
+  return S3SINK_OK;
+}
+
+/* Fills out: the Authorization header, or the presigned query; the intermediate texts
+ * move over. */
+static int results(signing *g, s3sink_sigv4_result *out, s3sink_err *err) {
+  out->signature = strdup(g->signature);
+  out->amz_date = strdup(g->amz_date);
+  out->content_sha256 = strdup(g->payload);
+  if (!out->signature || !out->amz_date || !out->content_sha256) return oom(err);
+  sb s;
+  sb_init(&s);
+  if (g->presign) {
+    sb_puts(&s, g->query);
+    sb_puts(&s, g->query[0] ? "&X-Amz-Signature=" : "X-Amz-Signature=");
+    sb_puts(&s, g->signature);
+    if (!(out->query = sb_take(&s))) return oom(err);
+  } else {
+    sb_puts(&s, ALGORITHM " Credential=");
+    sb_puts(&s, g->p->access_key);
+    sb_putc(&s, '/');
+    sb_puts(&s, g->scope);
+    sb_puts(&s, ", SignedHeaders=");
+    sb_puts(&s, g->signed_headers);
+    sb_puts(&s, ", Signature=");
+    sb_puts(&s, g->signature);
+    if (!(out->authorization = sb_take(&s))) return oom(err);
+  }
+  out->canonical_request = g->canonical;
+  out->string_to_sign = g->sts;
+  g->canonical = g->sts = NULL;
   return S3SINK_OK;
 }
 
@@ -523,228 +678,16 @@ static int sign(const s3sink_sigv4_request *req, const s3sink_sigv4_params *p, b
   memset(out, 0, sizeof *out);
   int rc = check_input(req, p, presign, err);
   if (rc) return rc;
-
-  crypto cr = {0};
-  hlist hl = {0};
-  qlist ql = {0};
-  sb s;
-  sb_init(&s);
-  char *canonical = NULL, *sts = NULL, *signed_headers = NULL, *cquery = NULL;
-  unsigned char key[32];
-  char *secret = NULL;
-  size_t secret_len = 0;
-  rc = S3SINK_ENOMEM;
-
-  if (!crypto_open(&cr)) {
-    rc = s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: OpenSSL cannot provide SHA-256/HMAC");
-    goto done;
-  }
-
-  /* Dates. */
-  char amz_date[17], date[9];
-  time_t t = (time_t)p->now;
-  struct tm tm;
-  if (!gmtime_r(&t, &tm) || strftime(amz_date, sizeof amz_date, "%Y%m%dT%H%M%SZ", &tm) != 16) {
-    rc = s3sink_seterr(err, S3SINK_EINVAL, "sigv4: cannot format time %lld", (long long)p->now);
-    goto done;
-  }
-  memcpy(date, amz_date, 8);
-  date[8] = '\0';
-
-  /* Payload hash. */
-  char body_hash[65];
-  const char *payload = req->payload_hash;
-  if (!payload && presign && strcmp(p->service, "s3") == 0) payload = "UNSIGNED-PAYLOAD";
-  if (!payload) {
-    if (!sha256_hex(&cr, req->body_len ? req->body : "", req->body_len, body_hash)) {
-      rc = s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: SHA-256 failed");
-      goto done;
-    }
-    payload = body_hash;
-  }
-  bool token = p->session_token && *p->session_token;
-  bool add_sha = p->add_content_sha256 && !presign;
-
-  /* Headers: the caller's (minus skipped ones and those we set), then ours. */
-  for (size_t i = 0; i < req->nheaders; i++) {
-    const char *name = req->headers[i].name;
-    if (is_skipped_header(name) || ieq(name, "x-amz-date") ||
-        (token && ieq(name, "x-amz-security-token")) ||
-        (add_sha && ieq(name, "x-amz-content-sha256")))
-      continue;
-    if (!hlist_push(&hl, name, req->headers[i].value)) goto oom;
-  }
-  if (!presign) {
-    if (!hlist_push(&hl, "x-amz-date", amz_date)) goto oom;
-    if (token && !hlist_push(&hl, "x-amz-security-token", p->session_token)) goto oom;
-    if (add_sha && !hlist_push(&hl, "x-amz-content-sha256", payload)) goto oom;
-  }
-  if (hl.n > 1) qsort(hl.v, hl.n, sizeof *hl.v, chdr_cmp);
-  sb sh;
-  sb_init(&sh);
-  for (size_t i = 0; i < hl.n; i++) {
-    if (i && strcmp(hl.v[i].name, hl.v[i - 1].name) == 0) continue;
-    if (i) sb_putc(&sh, ';');
-    sb_puts(&sh, hl.v[i].name);
-  }
-  signed_headers = sb_take(&sh);
-  if (!signed_headers) goto oom;
-
-  /* Query. */
-  if (!parse_query(&ql, req->query, presign)) goto oom;
-  if (presign) {
-    sb cred;
-    sb_init(&cred);
-    sb_puts(&cred, p->access_key);
-    sb_putc(&cred, '/');
-    sb_puts(&cred, date);
-    sb_putc(&cred, '/');
-    sb_puts(&cred, p->region);
-    sb_putc(&cred, '/');
-    sb_puts(&cred, p->service);
-    sb_puts(&cred, "/aws4_request");
-    char *credential = sb_take(&cred);
-    char expires[24];
-    snprintf(expires, sizeof expires, "%lld", (long long)p->expires);
-    bool ok = credential &&
-              qlist_push(&ql, strdup("X-Amz-Algorithm"), strdup(ALGORITHM)) &&
-              qlist_push(&ql, strdup("X-Amz-Credential"), encode_str(credential)) &&
-              qlist_push(&ql, strdup("X-Amz-Date"), strdup(amz_date)) &&
-              qlist_push(&ql, strdup("X-Amz-Expires"), strdup(expires)) &&
-              (!token ||
-               qlist_push(&ql, strdup("X-Amz-Security-Token"), encode_str(p->session_token))) &&
-              qlist_push(&ql, strdup("X-Amz-SignedHeaders"), encode_str(signed_headers));
-    free(credential);
-    if (!ok) goto oom;
-  }
-  if (ql.n > 1) qsort(ql.v, ql.n, sizeof *ql.v, qparam_cmp);
-  sb q;
-  sb_init(&q);
-  for (size_t i = 0; i < ql.n; i++) {
-    if (i) sb_putc(&q, '&');
-    sb_puts(&q, ql.v[i].key);
-    sb_putc(&q, '=');
-    sb_puts(&q, ql.v[i].val);
-  }
-  cquery = sb_take(&q);
-  if (!cquery) goto oom;
-
-  /* Canonical request. */
-  sb_puts(&s, req->method);
-  sb_putc(&s, '\n');
-  if (p->normalize) {
-    if (!canonical_uri_normalized(&s, req->path)) goto oom;
-  } else {
-    canonical_uri_s3(&s, req->path);
-  }
-  sb_putc(&s, '\n');
-  sb_puts(&s, cquery);
-  sb_putc(&s, '\n');
-  for (size_t i = 0; i < hl.n; i++) {
-    bool first = i == 0 || strcmp(hl.v[i].name, hl.v[i - 1].name) != 0;
-    if (first) {
-      if (i) sb_putc(&s, '\n');
-      sb_puts(&s, hl.v[i].name);
-      sb_putc(&s, ':');
-    } else {
-      sb_putc(&s, ',');
-    }
-    sb_puts(&s, hl.v[i].value);
-  }
-  sb_puts(&s, "\n\n");
-  sb_puts(&s, signed_headers);
-  sb_putc(&s, '\n');
-  sb_puts(&s, payload);
-  canonical = sb_take(&s);
-  if (!canonical) goto oom;
-
-  /* String to sign. */
-  char creq_hash[65];
-  if (!sha256_hex(&cr, canonical, strlen(canonical), creq_hash)) {
-    rc = s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: SHA-256 failed");
-    goto done;
-  }
-  sb_puts(&s, ALGORITHM "\n");
-  sb_puts(&s, amz_date);
-  sb_putc(&s, '\n');
-  sb_puts(&s, date);
-  sb_putc(&s, '/');
-  sb_puts(&s, p->region);
-  sb_putc(&s, '/');
-  sb_puts(&s, p->service);
-  sb_puts(&s, "/aws4_request\n");
-  sb_puts(&s, creq_hash);
-  sts = sb_take(&s);
-  if (!sts) goto oom;
-
-  /* Signing key: HMAC chain from "AWS4" + secret. */
-  secret_len = 4 + strlen(p->secret_key);
-  secret = malloc(secret_len + 1);
-  if (!secret) goto oom;
-  memcpy(secret, "AWS4", 4);
-  memcpy(secret + 4, p->secret_key, secret_len - 4);
-  unsigned char sig[32];
-  if (!hmac(&cr, secret, secret_len, date, 8, key) ||
-      !hmac(&cr, key, 32, p->region, strlen(p->region), key) ||
-      !hmac(&cr, key, 32, p->service, strlen(p->service), key) ||
-      !hmac(&cr, key, 32, "aws4_request", 12, key) ||
-      !hmac(&cr, key, 32, sts, strlen(sts), sig)) {
-    rc = s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: HMAC-SHA256 failed");
-    goto done;
-  }
-  char sig_hex[65];
-  hex_encode(sig, 32, sig_hex);
-
-  /* Results. */
-  out->signature = strdup(sig_hex);
-  out->amz_date = strdup(amz_date);
-  out->content_sha256 = strdup(payload);
-  if (!out->signature || !out->amz_date || !out->content_sha256) goto oom;
-  if (presign) {
-    sb_puts(&s, cquery);
-    sb_puts(&s, cquery[0] ? "&X-Amz-Signature=" : "X-Amz-Signature=");
-    sb_puts(&s, sig_hex);
-    out->query = sb_take(&s);
-    if (!out->query) goto oom;
-  } else {
-    sb_puts(&s, ALGORITHM " Credential=");
-    sb_puts(&s, p->access_key);
-    sb_putc(&s, '/');
-    sb_puts(&s, date);
-    sb_putc(&s, '/');
-    sb_puts(&s, p->region);
-    sb_putc(&s, '/');
-    sb_puts(&s, p->service);
-    sb_puts(&s, "/aws4_request, SignedHeaders=");
-    sb_puts(&s, signed_headers);
-    sb_puts(&s, ", Signature=");
-    sb_puts(&s, sig_hex);
-    out->authorization = sb_take(&s);
-    if (!out->authorization) goto oom;
-  }
-  out->canonical_request = canonical;
-  out->string_to_sign = sts;
-  canonical = sts = NULL;
-  rc = S3SINK_OK;
-  goto done;
-
-oom:
-  rc = s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: out of memory");
-done:
-  if (secret) {
-    OPENSSL_cleanse(secret, secret_len);
-    free(secret);
-  }
-  OPENSSL_cleanse(key, sizeof key);
+  signing g = {.req = req, .p = p, .presign = presign};
+  rc = prepare(&g, err);
+  if (!rc) rc = canonical_headers(&g, err);
+  if (!rc) rc = canonical_query(&g, err);
+  if (!rc) rc = canonical_request(&g, err);
+  if (!rc) rc = string_to_sign(&g, err);
+  if (!rc) rc = signature(&g, err);
+  if (!rc) rc = results(&g, out, err);
   if (rc) s3sink_sigv4_result_free(out);
-  free(canonical);
-  free(sts);
-  free(signed_headers);
-  free(cquery);
-  sb_free(&s);
-  hlist_free(&hl);
-  qlist_free(&ql);
-  crypto_close(&cr);
+  signing_free(&g);
   return rc;
 }
 

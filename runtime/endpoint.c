@@ -24,47 +24,47 @@ static bool all_name_chars(const char *s) {
 }
 
 int endpoint_check_names(const char *bucket, const char *region, s3sink_err *err) {
-  if (!bucket || !*bucket) return s3sink_seterr(err, S3SINK_EINVAL, "bucket is required");
+  if (!bucket || !*bucket) return err_set(err, S3SINK_EINVAL, "bucket is required");
   /* Only what is safe in a path and a host name: S3-compatible stores differ in the rest,
    * and a server's InvalidBucketName says what it wants. */
   if (strlen(bucket) > 255 || !all_name_chars(bucket))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "bucket name '%.255s' is invalid: use letters, digits, '.', '-' (3 to 63 "
-                         "characters for S3)", bucket);
+    return err_set(err, S3SINK_EINVAL,
+                   "bucket name '%.255s' is invalid: use letters, digits, '.', '-' (3 to 63 "
+                   "characters for S3)", bucket);
   if (!*region || strlen(region) > 63 || !all_name_chars(region))
-    return s3sink_seterr(err, S3SINK_EINVAL, "region '%.63s' is invalid, e.g. \"us-east-1\"", region);
+    return err_set(err, S3SINK_EINVAL, "region '%.63s' is invalid, e.g. \"us-east-1\"", region);
   return S3SINK_OK;
 }
 
 /* The message for a URL libcurl refused. */
 static int refused(const char *url, CURLUcode uc, s3sink_err *err) {
   switch (uc) {
-  case CURLUE_OUT_OF_MEMORY: return s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+  case CURLUE_OUT_OF_MEMORY: return err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
   case CURLUE_UNSUPPORTED_SCHEME:
   case CURLUE_BAD_SCHEME:
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "endpoint '%s' has an unsupported scheme: use http:// or https://", url);
-  case CURLUE_NO_HOST: return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has no host", url);
+    return err_set(err, S3SINK_EINVAL,
+                   "endpoint '%s' has an unsupported scheme: use http:// or https://", url);
+  case CURLUE_NO_HOST: return err_set(err, S3SINK_EINVAL, "endpoint '%s' has no host", url);
   case CURLUE_BAD_HOSTNAME:
-    return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid host name", url);
+    return err_set(err, S3SINK_EINVAL, "endpoint '%s' has an invalid host name", url);
   case CURLUE_BAD_IPV6:
     if (strchr(url, '[') && !strchr(url, ']'))
-      return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an unterminated IPv6 address", url);
-    return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid IPv6 address", url);
+      return err_set(err, S3SINK_EINVAL, "endpoint '%s' has an unterminated IPv6 address", url);
+    return err_set(err, S3SINK_EINVAL, "endpoint '%s' has an invalid IPv6 address", url);
   case CURLUE_BAD_PORT_NUMBER:
-    return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' has an invalid port", url);
+    return err_set(err, S3SINK_EINVAL, "endpoint '%s' has an invalid port", url);
   case CURLUE_BAD_LOGIN:
   case CURLUE_BAD_USER:
   case CURLUE_BAD_PASSWORD:
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "endpoint must not hold user information ('user@'); pass credentials "
-                         "as access_key and secret_key");
+    return err_set(err, S3SINK_EINVAL,
+                   "endpoint must not hold user information ('user@'); pass credentials "
+                   "as access_key and secret_key");
   case CURLUE_BAD_PATH:
   case CURLUE_BAD_QUERY:
   case CURLUE_BAD_FRAGMENT:
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "endpoint '%s' must be scheme://host[:port] without a path or query", url);
-  default: return s3sink_seterr(err, S3SINK_EINVAL, "endpoint '%s' is malformed", url);
+    return err_set(err, S3SINK_EINVAL,
+                   "endpoint '%s' must be scheme://host[:port] without a path or query", url);
+  default: return err_set(err, S3SINK_EINVAL, "endpoint '%s' is malformed", url);
   }
 }
 
@@ -128,7 +128,7 @@ int endpoint_parse(endpoint *e, const char *url, const char *region, const char 
     url = aws;
   }
   CURLU *u = curl_url();
-  if (!u) return s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+  if (!u) return err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
   char *scheme = NULL, *host = NULL;
   long port = 0;
   int rc = split(u, url, &scheme, &host, &port, err);
@@ -147,7 +147,7 @@ int endpoint_parse(endpoint *e, const char *url, const char *region, const char 
     e->scheme = strdup(https ? "https" : "http");
     e->host = h.data;
     e->origin = o.data;
-    if (!ok || !e->scheme) rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+    if (!ok || !e->scheme) rc = err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
   }
   curl_free(scheme);
   curl_free(host);

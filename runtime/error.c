@@ -20,7 +20,7 @@ const char *s3sink_strerror(int code) {
   }
 }
 
-int s3sink_seterr(s3sink_err *err, int code, const char *fmt, ...) {
+int err_set(s3sink_err *err, int code, const char *fmt, ...) {
   if (err) {
     memset(err, 0, sizeof *err);
     err->code = code;
@@ -32,7 +32,7 @@ int s3sink_seterr(s3sink_err *err, int code, const char *fmt, ...) {
   return code;
 }
 
-void s3sink_prefixerr(s3sink_err *err, const char *fmt, ...) {
+void err_prefix(s3sink_err *err, const char *fmt, ...) {
   if (!err) return;
   char head[sizeof err->msg], old[sizeof err->msg];
   va_list ap;

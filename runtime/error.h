@@ -16,10 +16,10 @@ void err_join_names(char *buf, size_t cap, const char *quote,
 #endif
 
 /* Fills err (if non-NULL) with code and a printf-style message; returns code. */
-int s3sink_seterr(s3sink_err *err, int code, const char *fmt, ...) S3SINK_PRINTF(3, 4);
+int err_set(s3sink_err *err, int code, const char *fmt, ...) S3SINK_PRINTF(3, 4);
 
 /* Puts a printf-style prefix before err's message (truncating the end if needed). */
-void s3sink_prefixerr(s3sink_err *err, const char *fmt, ...) S3SINK_PRINTF(2, 3);
+void err_prefix(s3sink_err *err, const char *fmt, ...) S3SINK_PRINTF(2, 3);
 
 /* Writes "a, b, c" into buf (truncated to cap): name_at(i, ud) for i = 0, 1, ... until it
  * returns NULL, each between `quote`s. For messages that list what is accepted. */

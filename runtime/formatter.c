@@ -79,38 +79,38 @@ static void push_columns(lua_State *L, const s3sink_column *columns, size_t n) {
 
 static int check_columns(const s3sink_column *columns, size_t n, s3sink_formatter *f,
                          s3sink_err *err) {
-  if (n == 0) return s3sink_seterr(err, S3SINK_EINVAL, "the table has no columns: pass at least one column");
+  if (n == 0) return err_set(err, S3SINK_EINVAL, "the table has no columns: pass at least one column");
   f->kinds = calloc(n, sizeof *f->kinds);
   f->any = calloc(n, sizeof *f->any);
   f->optional = calloc(n, sizeof *f->optional);
   f->names = calloc(n, sizeof *f->names);
   if (!f->kinds || !f->any || !f->optional || !f->names)
-    return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    return err_set(err, S3SINK_ENOMEM, "out of memory");
   f->ncolumns = n;
   for (size_t i = 0; i < n; i++) {
     const s3sink_column *c = &columns[i];
     if (!c->name || !*c->name)
-      return s3sink_seterr(err, S3SINK_EINVAL, "column %zu has no name", i + 1);
+      return err_set(err, S3SINK_EINVAL, "column %zu has no name", i + 1);
     if (strcmp(c->name, "time") == 0 || strcmp(c->name, "diff") == 0)
-      return s3sink_seterr(err, S3SINK_EINVAL,
-                           "column '%s' clashes with the '%s' field every row gets: rename "
-                           "the column",
-                           c->name, c->name);
+      return err_set(err, S3SINK_EINVAL,
+                     "column '%s' clashes with the '%s' field every row gets: rename "
+                     "the column",
+                     c->name, c->name);
     for (size_t j = 0; j < i; j++)
       if (strcmp(columns[j].name, c->name) == 0)
-        return s3sink_seterr(err, S3SINK_EINVAL, "column '%s' appears twice", c->name);
+        return err_set(err, S3SINK_EINVAL, "column '%s' appears twice", c->name);
     int t = s3sink_column_type_find(c->type);
     if (t < 0) {
       char names[256];
       options_column_type_names(names, sizeof names);
-      return s3sink_seterr(err, S3SINK_EINVAL, "column '%s' has unsupported type '%s': use one of %s",
-                           c->name, c->type ? c->type : "(none)", names);
+      return err_set(err, S3SINK_EINVAL, "column '%s' has unsupported type '%s': use one of %s",
+                     c->name, c->type ? c->type : "(none)", names);
     }
     f->kinds[i] = s3sink_column_type_info((s3sink_type)t)->kind;
     f->any[i] = t == S3SINK_T_ANY;
     f->has_any |= f->any[i];
     f->optional[i] = c->optional || f->any[i];
-    if (!(f->names[i] = strdup(c->name))) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    if (!(f->names[i] = strdup(c->name))) return err_set(err, S3SINK_ENOMEM, "out of memory");
   }
   return S3SINK_OK;
 }
@@ -123,14 +123,14 @@ static int string_field(lua_State *L, int idx, const char *field, const char *df
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TSTRING) {
       lua_pop(L, 1);
-      return s3sink_seterr(err, S3SINK_ESCRIPT, "format script %s: '%s' must be a string",
-                           label, field);
+      return err_set(err, S3SINK_ESCRIPT, "format script %s: '%s' must be a string",
+                     label, field);
     }
     v = lua_tostring(L, -1);
   }
   *out = strdup(v);
   lua_pop(L, 1);
-  return *out ? S3SINK_OK : s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  return *out ? S3SINK_OK : err_set(err, S3SINK_ENOMEM, "out of memory");
 }
 
 /* Calls the script's function `name`, if it has one, with the columns, leaving its
@@ -158,7 +158,7 @@ static int call_with_columns(s3sink_formatter *f, int script, const char *name, 
 int formatter_open_on(luahost *host, const char *format, const s3sink_column *columns,
                       size_t ncolumns, s3sink_formatter **out, s3sink_err *err) {
   s3sink_formatter *f = calloc(1, sizeof *f);
-  if (!f) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  if (!f) return err_set(err, S3SINK_ENOMEM, "out of memory");
   f->script = (luahost_script)LUAHOST_NO_SCRIPT;
   f->row_ref = f->values_ref = f->types_ref = f->kind_types_ref = LUA_NOREF;
   int rc = check_columns(columns, ncolumns, f, err);
@@ -175,10 +175,10 @@ int formatter_open_on(luahost *host, const char *format, const s3sink_column *co
   int script = lua_gettop(L);
   lua_getfield(L, script, "row");
   if (!lua_isfunction(L, -1)) {
-    rc = s3sink_seterr(err, S3SINK_ESCRIPT,
-                       "format script %s must have a function 'row(values, time, diff)' "
-                       "returning the bytes of one row",
-                       f->label);
+    rc = err_set(err, S3SINK_ESCRIPT,
+                 "format script %s must have a function 'row(values, time, diff)' "
+                 "returning the bytes of one row",
+                 f->label);
     goto fail;
   }
   f->row_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -196,16 +196,16 @@ int formatter_open_on(luahost *host, const char *format, const s3sink_column *co
     goto fail;
   if (lua_gettop(L) > script && !lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TSTRING) {
-      rc = s3sink_seterr(err, S3SINK_ESCRIPT,
-                         "format script %s: header() must return a string or nil, not a %s",
-                         f->label, luaL_typename(L, -1));
+      rc = err_set(err, S3SINK_ESCRIPT,
+                   "format script %s: header() must return a string or nil, not a %s",
+                   f->label, luaL_typename(L, -1));
       goto fail;
     }
     size_t n;
     const char *h = lua_tolstring(L, -1, &n);
     f->header = malloc(n + 1);
     if (!f->header) {
-      rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+      rc = err_set(err, S3SINK_ENOMEM, "out of memory");
       goto fail;
     }
     memcpy(f->header, h, n + 1);
@@ -289,20 +289,20 @@ int s3sink_formatter_row(s3sink_formatter *f, const s3sink_value *values, size_t
                          int64_t time, int diff, const char **bytes, size_t *len,
                          s3sink_err *err) {
   if (nvalues != f->ncolumns)
-    return s3sink_seterr(err, S3SINK_EINVAL, "row has %zu values but the table has %zu columns",
-                         nvalues, f->ncolumns);
+    return err_set(err, S3SINK_EINVAL, "row has %zu values but the table has %zu columns",
+                   nvalues, f->ncolumns);
   for (size_t i = 0; i < nvalues; i++) {
     s3sink_kind k = values[i].kind;
     if (f->any[i] ? (unsigned)k <= S3SINK_V_JSON
                   : k == f->kinds[i] || (k == S3SINK_V_NULL && f->optional[i]))
       continue;
     if (f->any[i])
-      return s3sink_seterr(err, S3SINK_EINVAL, "column '%s' got a value of unknown kind %d",
-                           f->names[i], (int)k);
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "column '%s' holds %s values but got %s%s", f->names[i],
-                         kind_name(f->kinds[i]), kind_name(k),
-                         k == S3SINK_V_NULL ? ": declare the column optional" : "");
+      return err_set(err, S3SINK_EINVAL, "column '%s' got a value of unknown kind %d",
+                     f->names[i], (int)k);
+    return err_set(err, S3SINK_EINVAL,
+                   "column '%s' holds %s values but got %s%s", f->names[i],
+                   kind_name(f->kinds[i]), kind_name(k),
+                   k == S3SINK_V_NULL ? ": declare the column optional" : "");
   }
   lua_State *L = luahost_state(f->host);
   lua_settop(L, 0);
@@ -339,14 +339,14 @@ int s3sink_formatter_row(s3sink_formatter *f, const s3sink_value *values, size_t
   if (rc) {
     char row[256];
     formatter_describe_row(values, nvalues, row, sizeof row);
-    s3sink_prefixerr(err, "format script %s failed on row (%s) at time %" PRId64 ", diff %d",
-                     f->label, row, time, diff);
+    err_prefix(err, "format script %s failed on row (%s) at time %" PRId64 ", diff %d",
+               f->label, row, time, diff);
     return rc;
   }
   if (lua_type(L, -1) != LUA_TSTRING)
-    return s3sink_seterr(err, S3SINK_ESCRIPT,
-                         "format script %s: row() must return a string, not a %s", f->label,
-                         luaL_typename(L, -1));
+    return err_set(err, S3SINK_ESCRIPT,
+                   "format script %s: row() must return a string, not a %s", f->label,
+                   luaL_typename(L, -1));
   *bytes = lua_tolstring(L, -1, len); /* stays on the stack until the next call */
   return S3SINK_OK;
 }

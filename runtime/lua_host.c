@@ -209,17 +209,17 @@ static int host_init(lua_State *L) {
 
 int luahost_new(luahost **out, s3sink_err *err) {
   luahost *h = calloc(1, sizeof *h);
-  if (!h) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory creating the Lua state");
+  if (!h) return err_set(err, S3SINK_ENOMEM, "out of memory creating the Lua state");
   h->L = lua_newstate(host_alloc, h);
   if (!h->L) {
     free(h);
-    return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory creating the Lua state");
+    return err_set(err, S3SINK_ENOMEM, "out of memory creating the Lua state");
   }
   lua_pushcfunction(h->L, host_init);
   lua_pushlightuserdata(h->L, h);
   if (lua_pcall(h->L, 1, 0, 0) != LUA_OK) {
-    s3sink_seterr(err, S3SINK_ENOMEM, "cannot initialize the Lua state: %s",
-                  lua_tostring(h->L, -1));
+    err_set(err, S3SINK_ENOMEM, "cannot initialize the Lua state: %s",
+            lua_tostring(h->L, -1));
     luahost_free(h);
     return S3SINK_ENOMEM;
   }
@@ -263,7 +263,7 @@ int luahost_pcall(luahost *h, const luahost_script *script, int nargs, int nresu
   if (rc == LUA_OK) return S3SINK_OK;
   const char *msg = lua_tostring(h->L, -1);
   if (rc == LUA_ERRMEM) msg = "not enough memory (the script's state is limited to 512 MiB)";
-  s3sink_seterr(err, S3SINK_ESCRIPT, "%s: %s", context, msg ? msg : "(no message)");
+  err_set(err, S3SINK_ESCRIPT, "%s: %s", context, msg ? msg : "(no message)");
   lua_pop(h->L, 1);
   return S3SINK_ESCRIPT;
 }
@@ -307,16 +307,16 @@ int luahost_check_script_name(const char *dir, const char *name, const char *wha
   if (is_path(name) || find_bundled(dir, name)) return S3SINK_OK;
   char names[512];
   err_join_names(names, sizeof names, "'", bundled_name_at, (void *)dir);
-  return s3sink_seterr(err, S3SINK_EINVAL,
-                       "unknown %s '%s': use one of %s, or the path of a Lua script "
-                       "(ending in .lua)", what, name, names);
+  return err_set(err, S3SINK_EINVAL,
+                 "unknown %s '%s': use one of %s, or the path of a Lua script "
+                 "(ending in .lua)", what, name, names);
 }
 
 static char *read_file(const char *path, size_t *len, s3sink_err *err, const char *what) {
   FILE *f = fopen(path, "rb");
   if (!f) {
-    s3sink_seterr(err, S3SINK_EINVAL, "cannot open %s script '%s': %s", what, path,
-                  strerror(errno));
+    err_set(err, S3SINK_EINVAL, "cannot open %s script '%s': %s", what, path,
+            strerror(errno));
     return NULL;
   }
   size_t cap = 8192, n = 0;
@@ -337,8 +337,8 @@ static char *read_file(const char *path, size_t *len, s3sink_err *err, const cha
   fclose(f);
   if (!buf || bad) {
     free(buf);
-    s3sink_seterr(err, bad ? S3SINK_EINVAL : S3SINK_ENOMEM, "cannot read %s script '%s'", what,
-                  path);
+    err_set(err, bad ? S3SINK_EINVAL : S3SINK_ENOMEM, "cannot read %s script '%s'", what,
+            path);
     return NULL;
   }
   *len = n;
@@ -415,8 +415,8 @@ int luahost_load_script(luahost *h, const char *dir, const char *name, const cha
   int rc = luaL_loadbufferx(L, src, len, chunk, "t");
   free(owned);
   if (rc != LUA_OK) {
-    s3sink_seterr(err, S3SINK_ESCRIPT, "cannot load %s script: %s", what,
-                  lua_tostring(L, -1));
+    err_set(err, S3SINK_ESCRIPT, "cannot load %s script: %s", what,
+            lua_tostring(L, -1));
     lua_settop(L, top);
     return S3SINK_ESCRIPT;
   }
@@ -424,7 +424,7 @@ int luahost_load_script(luahost *h, const char *dir, const char *name, const cha
   lua_setupvalue(L, -2, 1); /* _ENV */
   out->label = strdup(chunk + 1);
   if (!out->label) {
-    rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    rc = err_set(err, S3SINK_ENOMEM, "out of memory");
     goto fail;
   }
   char ctx[640];
@@ -432,8 +432,8 @@ int luahost_load_script(luahost *h, const char *dir, const char *name, const cha
   rc = luahost_pcall(h, out, 0, 1, handler, ctx, err);
   if (rc != S3SINK_OK) goto fail;
   if (!lua_istable(L, -1)) {
-    rc = s3sink_seterr(err, S3SINK_ESCRIPT, "%s script %s must return a table, not a %s", what,
-                       out->label, luaL_typename(L, -1));
+    rc = err_set(err, S3SINK_ESCRIPT, "%s script %s must return a table, not a %s", what,
+                 out->label, luaL_typename(L, -1));
     goto fail;
   }
   out->ref = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -29,7 +29,7 @@ static bool has_function(lua_State *L, int script_ref, const char *field) {
 int naming_open(luahost *host, const char *name, naming **out, s3sink_err *err) {
   *out = NULL;
   naming *n = calloc(1, sizeof *n);
-  if (!n) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  if (!n) return err_set(err, S3SINK_ENOMEM, "out of memory");
   n->host = host;
   int rc = luahost_load_script(host, NAMING_DIR, name ? name : options_default_string("naming"), "naming",
                                &n->script, err);
@@ -39,9 +39,9 @@ int naming_open(luahost *host, const char *name, naming **out, s3sink_err *err) 
   }
   lua_State *L = luahost_state(host);
   if (!has_function(L, n->script.ref, "name")) {
-    rc = s3sink_seterr(err, S3SINK_ESCRIPT,
-                       "naming script %s must have a function 'name(ctx)' returning the key",
-                       n->script.label);
+    rc = err_set(err, S3SINK_ESCRIPT,
+                 "naming script %s must have a function 'name(ctx)' returning the key",
+                 n->script.label);
     naming_free(n);
     return rc;
   }
@@ -108,24 +108,24 @@ int naming_name(naming *n, const naming_ctx *c, char **key, s3sink_err *err) {
   size_t len;
   const char *k = lua_tolstring(L, -1, &len);
   if (lua_type(L, -1) != LUA_TSTRING)
-    rc = s3sink_seterr(err, S3SINK_ESCRIPT, "naming script %s: name() must return a string, not a %s",
-                       label, luaL_typename(L, -1));
+    rc = err_set(err, S3SINK_ESCRIPT, "naming script %s: name() must return a string, not a %s",
+                 label, luaL_typename(L, -1));
   else if (len == 0 || len > MAX_KEY_LEN || strlen(k) != len)
-    rc = s3sink_seterr(err, S3SINK_ESCRIPT,
-                       "naming script %s returned an invalid key (empty, over %d bytes, or "
-                       "containing NUL)", label, MAX_KEY_LEN);
+    rc = err_set(err, S3SINK_ESCRIPT,
+                 "naming script %s returned an invalid key (empty, over %d bytes, or "
+                 "containing NUL)", label, MAX_KEY_LEN);
   else if (strncmp(k, c->prefix, strlen(c->prefix)) != 0)
-    rc = s3sink_seterr(err, S3SINK_ESCRIPT,
-                       "naming script %s returned key '%s', which is not under the prefix '%s'",
-                       label, k, c->prefix);
+    rc = err_set(err, S3SINK_ESCRIPT,
+                 "naming script %s returned key '%s', which is not under the prefix '%s'",
+                 label, k, c->prefix);
   else if (c->last_key && strcmp(k, c->last_key) <= 0)
-    rc = s3sink_seterr(err, S3SINK_ESCRIPT,
-                       "naming script %s returned key '%s', which does not sort after the "
-                       "previous key '%s': keys must increase so readers see every object "
-                       "(use a new prefix, or a policy whose keys increase)",
-                       label, k, c->last_key);
+    rc = err_set(err, S3SINK_ESCRIPT,
+                 "naming script %s returned key '%s', which does not sort after the "
+                 "previous key '%s': keys must increase so readers see every object "
+                 "(use a new prefix, or a policy whose keys increase)",
+                 label, k, c->last_key);
   else if (!(*key = strdup(k)))
-    rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    rc = err_set(err, S3SINK_ENOMEM, "out of memory");
   lua_settop(L, 0);
   return rc;
 }
@@ -160,11 +160,11 @@ int naming_start_after(naming *n, const char *prefix, const char *writer_id, int
     const char *k = lua_tolstring(L, -1, &len);
     if (lua_type(L, -1) != LUA_TSTRING || len > MAX_KEY_LEN || strlen(k) != len ||
         strncmp(k, prefix, strlen(prefix)) != 0)
-      rc = s3sink_seterr(err, S3SINK_ESCRIPT,
-                         "naming script %s: start_after() must return nil or a key under the "
-                         "prefix '%s'", n->script.label, prefix);
+      rc = err_set(err, S3SINK_ESCRIPT,
+                   "naming script %s: start_after() must return nil or a key under the "
+                   "prefix '%s'", n->script.label, prefix);
     else if (!(*out = strdup(k)))
-      rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+      rc = err_set(err, S3SINK_ENOMEM, "out of memory");
   }
   lua_settop(L, 0);
   return rc;

@@ -21,19 +21,19 @@ typedef int (*string_rule)(const char *name, const char *value, s3sink_err *err)
 
 static int rule_bucket(const char *name, const char *value, s3sink_err *err) {
   (void)name;
-  if (!*value) return s3sink_seterr(err, S3SINK_EINVAL, "no bucket given: set the bucket name");
+  if (!*value) return err_set(err, S3SINK_EINVAL, "no bucket given: set the bucket name");
   if (strchr(value, '/'))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "bucket '%s' contains '/': give the bucket name alone and put the "
-                         "rest in the prefix", value);
+    return err_set(err, S3SINK_EINVAL,
+                   "bucket '%s' contains '/': give the bucket name alone and put the "
+                   "rest in the prefix", value);
   return S3SINK_OK;
 }
 
 static int rule_prefix(const char *name, const char *value, s3sink_err *err) {
   if (value[0] == '/')
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "%s '%s' starts with '/': S3 keys have no leading slash, drop it",
-                         name, value);
+    return err_set(err, S3SINK_EINVAL,
+                   "%s '%s' starts with '/': S3 keys have no leading slash, drop it",
+                   name, value);
   return S3SINK_OK;
 }
 
@@ -44,14 +44,14 @@ static int rule_writer_id(const char *name, const char *value, s3sink_err *err) 
           *p == '.' || *p == '_' || *p == '-'))
       n = 65; /* not valid, whatever its length */
   if (n == 0 || n > 64)
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "%s '%s' is not valid: use 1 to 64 characters from A-Z a-z 0-9 . _ -",
-                         name, value);
+    return err_set(err, S3SINK_EINVAL,
+                   "%s '%s' is not valid: use 1 to 64 characters from A-Z a-z 0-9 . _ -",
+                   name, value);
   return S3SINK_OK;
 }
 
 static int rule_not_empty(const char *name, const char *value, s3sink_err *err) {
-  if (!*value) return s3sink_seterr(err, S3SINK_EINVAL, "%s is empty: give one, or none", name);
+  if (!*value) return err_set(err, S3SINK_EINVAL, "%s is empty: give one, or none", name);
   return S3SINK_OK;
 }
 
@@ -204,10 +204,10 @@ static int unknown_option(const char *name, s3sink_err *err) {
     size_t d = distance(name, options[i].pub.name);
     if (d < best_d) best_d = d, best = options[i].pub.name;
   }
-  if (best) return s3sink_seterr(err, S3SINK_EINVAL, "unknown option '%s': did you mean '%s'?", name, best);
+  if (best) return err_set(err, S3SINK_EINVAL, "unknown option '%s': did you mean '%s'?", name, best);
   char names[1024];
   err_join_names(names, sizeof names, "", option_name, NULL);
-  return s3sink_seterr(err, S3SINK_EINVAL, "unknown option '%s': the options are %s", name, names);
+  return err_set(err, S3SINK_EINVAL, "unknown option '%s': the options are %s", name, names);
 }
 
 static const option_def *lookup(const char *name, s3sink_option_type type, s3sink_err *err) {
@@ -217,8 +217,8 @@ static const option_def *lookup(const char *name, s3sink_option_type type, s3sin
     return NULL;
   }
   if (d->pub.type != type) {
-    s3sink_seterr(err, S3SINK_EINVAL, "option '%s' takes %s, not %s", name,
-                  type_name(d->pub.type), type_name(type));
+    err_set(err, S3SINK_EINVAL, "option '%s' takes %s, not %s", name,
+            type_name(d->pub.type), type_name(type));
     return NULL;
   }
   return d;
@@ -230,8 +230,8 @@ static int check_int(const option_def *d, int64_t v, s3sink_err *err) {
   char range[96];
   if (o->max == INT64_MAX) snprintf(range, sizeof range, "%" PRId64 " or more", o->min);
   else snprintf(range, sizeof range, "from %" PRId64 " to %" PRId64, o->min, o->max);
-  return s3sink_seterr(err, S3SINK_EINVAL, "%s is %" PRId64 ": it must be %s%s", o->name, v,
-                       range, o->unlimited ? ", or -1 for no limit" : "");
+  return err_set(err, S3SINK_EINVAL, "%s is %" PRId64 ": it must be %s%s", o->name, v,
+                 range, o->unlimited ? ", or -1 for no limit" : "");
 }
 
 #define FIELD_AT(cfg, d, type) ((type *)(void *)((char *)(cfg) + (d)->offset))
@@ -261,7 +261,7 @@ int s3sink_config_set_bool(s3sink_config *cfg, const char *name, bool value, s3s
 }
 
 int options_resolve(const s3sink_config *in, s3sink_config *out, s3sink_err *err) {
-  if (!in) return s3sink_seterr(err, S3SINK_EINVAL, "no configuration given");
+  if (!in) return err_set(err, S3SINK_EINVAL, "no configuration given");
   *out = *in;
   for (size_t i = 0; i < NOPTIONS; i++) {
     const option_def *d = &options[i];
@@ -277,11 +277,11 @@ int options_resolve(const s3sink_config *in, s3sink_config *out, s3sink_err *err
     }
     if (rc) return rc;
   }
-  if (!out->bucket) return s3sink_seterr(err, S3SINK_EINVAL, "no bucket given: set the bucket name");
+  if (!out->bucket) return err_set(err, S3SINK_EINVAL, "no bucket given: set the bucket name");
   if ((out->access_key && *out->access_key) != (out->secret_key && *out->secret_key))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "only one of access_key and secret_key is set: give both, or neither "
-                         "for anonymous access");
+    return err_set(err, S3SINK_EINVAL,
+                   "only one of access_key and secret_key is set: give both, or neither "
+                   "for anonymous access");
   return S3SINK_OK;
 }
 

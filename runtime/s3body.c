@@ -38,8 +38,8 @@ int s3body_hash(const s3body *b, const EVP_MD *sha256, const EVP_MD *md5, char s
     size_t n = b->len - off < sizeof chunk ? b->len - off : sizeof chunk;
     const char *p = b->data ? b->data + off : chunk;
     if (!b->data && !s3body_read(b, off, chunk, n)) {
-      rc = s3sink_seterr(err, S3SINK_EINVAL, "cannot read an object's body from its file: %s",
-                         strerror(errno));
+      rc = err_set(err, S3SINK_EINVAL, "cannot read an object's body from its file: %s",
+                   strerror(errno));
       break;
     }
     ok = EVP_DigestUpdate(sc, p, n) == 1 && (!mc || EVP_DigestUpdate(mc, p, n) == 1);
@@ -57,7 +57,7 @@ int s3body_hash(const s3body *b, const EVP_MD *sha256, const EVP_MD *md5, char s
   } else {
     ok = false;
   }
-  if (rc == S3SINK_OK && !ok) rc = s3sink_seterr(err, S3SINK_ENOMEM, "hashing a body failed (OpenSSL)");
+  if (rc == S3SINK_OK && !ok) rc = err_set(err, S3SINK_ENOMEM, "hashing a body failed (OpenSSL)");
   EVP_MD_CTX_free(sc);
   EVP_MD_CTX_free(mc);
   return rc;

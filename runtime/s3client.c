@@ -100,36 +100,36 @@ static int check_config(const s3client_config *cfg, const char *region, s3sink_e
   if (rc) return rc;
   bool anonymous = !cfg->access_key || !*cfg->access_key;
   if (!anonymous && (!cfg->secret_key || !*cfg->secret_key))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "access_key is set but secret_key is empty: set both, or neither for "
-                         "anonymous access");
+    return err_set(err, S3SINK_EINVAL,
+                   "access_key is set but secret_key is empty: set both, or neither for "
+                   "anonymous access");
   if (!anonymous) {
     for (const char *q = cfg->access_key; *q; q++)
       if ((unsigned char)*q <= ' ' || *q == '/' || *q == 0x7f)
-        return s3sink_seterr(err, S3SINK_EINVAL, "access_key holds blanks, '/' or control characters");
+        return err_set(err, S3SINK_EINVAL, "access_key holds blanks, '/' or control characters");
     for (const char *q = cfg->secret_key; *q; q++)
       if ((unsigned char)*q < ' ' || *q == 0x7f)
-        return s3sink_seterr(err, S3SINK_EINVAL, "secret_key holds control characters");
+        return err_set(err, S3SINK_EINVAL, "secret_key holds control characters");
   }
   if (cfg->session_token)
     for (const char *q = cfg->session_token; *q; q++)
       if ((unsigned char)*q < ' ' || *q == 0x7f)
-        return s3sink_seterr(err, S3SINK_EINVAL, "session_token holds control characters");
+        return err_set(err, S3SINK_EINVAL, "session_token holds control characters");
   if (cfg->connect_timeout_ms < 0 || cfg->request_timeout_ms < 0)
-    return s3sink_seterr(err, S3SINK_EINVAL, "timeouts must be >= 0 (0: default)");
+    return err_set(err, S3SINK_EINVAL, "timeouts must be >= 0 (0: default)");
   return S3SINK_OK;
 }
 
 int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
-  if (!out) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_new: out is NULL");
+  if (!out) return err_set(err, S3SINK_EINVAL, "s3client_new: out is NULL");
   *out = NULL;
-  if (!cfg) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_new: config is NULL");
+  if (!cfg) return err_set(err, S3SINK_EINVAL, "s3client_new: config is NULL");
   const char *region = cfg->region && *cfg->region ? cfg->region : DEFAULT_REGION;
   int rc = check_config(cfg, region, err);
   if (rc) return rc;
 
   s3client *c = calloc(1, sizeof *c);
-  if (!c) return s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+  if (!c) return err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
   c->anonymous = !cfg->access_key || !*cfg->access_key;
   c->bucket = xstrdup(cfg->bucket);
   c->region = xstrdup(region);
@@ -157,14 +157,14 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
   c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
   if (!c->sha256) {
     s3client_free(c);
-    return s3sink_seterr(err, S3SINK_ENOMEM, "OpenSSL has no SHA-256 digest");
+    return err_set(err, S3SINK_ENOMEM, "OpenSSL has no SHA-256 digest");
   }
   *out = c;
   return S3SINK_OK;
 
 oom:
   s3client_free(c);
-  return s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+  return err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
 }
 
 static void free_secret(char *s) {
@@ -241,52 +241,52 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
   char what[512];
   describe(c, r, what, sizeof what);
   if (cc == CURLE_WRITE_ERROR && c->http.resp_oom)
-    return s3sink_seterr(err, S3SINK_ENOMEM,
-                         "the response of %s of %s from %s is over %zu bytes (or memory ran out)",
-                         OPS[r->op].name, what, c->ep.origin, c->http.resp.max);
+    return err_set(err, S3SINK_ENOMEM,
+                   "the response of %s of %s from %s is over %zu bytes (or memory ran out)",
+                   OPS[r->op].name, what, c->ep.origin, c->http.resp.max);
   if (cc == CURLE_ABORTED_BY_CALLBACK && c->http.up_errno)
-    return s3sink_seterr(err, S3SINK_EINVAL, "cannot read the body of %s of %s from its file: %s",
-                         OPS[r->op].name, what, strerror(c->http.up_errno));
+    return err_set(err, S3SINK_EINVAL, "cannot read the body of %s of %s from its file: %s",
+                   OPS[r->op].name, what, strerror(c->http.up_errno));
   const char *why = c->http.errbuf[0] ? c->http.errbuf : curl_easy_strerror(cc);
   bool transient = true; /* the network or the server may recover */
   switch (cc) {
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY:
-    s3sink_seterr(err, S3SINK_EHTTP, "cannot resolve the host of %s: %s; check the endpoint",
-                  c->ep.origin, why);
+    err_set(err, S3SINK_EHTTP, "cannot resolve the host of %s: %s; check the endpoint",
+            c->ep.origin, why);
     break;
   case CURLE_COULDNT_CONNECT:
-    s3sink_seterr(err, S3SINK_EHTTP,
-                  "cannot connect to %s: %s; check the endpoint and that the server is running",
-                  c->ep.origin, why);
+    err_set(err, S3SINK_EHTTP,
+            "cannot connect to %s: %s; check the endpoint and that the server is running",
+            c->ep.origin, why);
     break;
   case CURLE_OPERATION_TIMEDOUT:
-    s3sink_seterr(err, S3SINK_EHTTP,
-                  "%s of %s at %s timed out: %s; check the network, or raise "
-                  "connect_timeout_ms / request_timeout_ms",
-                  OPS[r->op].name, what, c->ep.origin, why);
+    err_set(err, S3SINK_EHTTP,
+            "%s of %s at %s timed out: %s; check the network, or raise "
+            "connect_timeout_ms / request_timeout_ms",
+            OPS[r->op].name, what, c->ep.origin, why);
     break;
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CERTPROBLEM:
   case CURLE_SSL_CIPHER:
   case CURLE_SSL_CACERT_BADFILE:
   case CURLE_SSL_ISSUER_ERROR:
-    s3sink_seterr(err, S3SINK_EHTTP,
-                  "TLS failure talking to %s: %s; check the scheme (http:// or https://), "
-                  "the server's certificate and ca_file (insecure_tls disables verification, "
-                  "for test servers only)",
-                  c->ep.origin, why);
+    err_set(err, S3SINK_EHTTP,
+            "TLS failure talking to %s: %s; check the scheme (http:// or https://), "
+            "the server's certificate and ca_file (insecure_tls disables verification, "
+            "for test servers only)",
+            c->ep.origin, why);
     transient = false;
     break;
   case CURLE_UNSUPPORTED_PROTOCOL:
   case CURLE_URL_MALFORMAT:
   case CURLE_NOT_BUILT_IN:
-    s3sink_seterr(err, S3SINK_EHTTP, "libcurl cannot talk to %s: %s", c->ep.origin, why);
+    err_set(err, S3SINK_EHTTP, "libcurl cannot talk to %s: %s", c->ep.origin, why);
     transient = false;
     break;
   default:
-    s3sink_seterr(err, S3SINK_EHTTP, "%s of %s at %s failed: %s", OPS[r->op].name, what,
-                  c->ep.origin, why);
+    err_set(err, S3SINK_EHTTP, "%s of %s at %s failed: %s", OPS[r->op].name, what,
+            c->ep.origin, why);
     break;
   }
   if (err) err->transient = transient;
@@ -325,7 +325,7 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
   int rc = S3SINK_OK;
 
   if (!endpoint_target(&c->ep, c->bucket, r->key, r->query, &path, &url)) {
-    rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+    rc = err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
     goto done;
   }
   s3sink_header hdrs[12];
@@ -350,7 +350,7 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
     hdrs[nh++] = (s3sink_header){"Authorization", sig.authorization};
   }
   if (!s3http_set_headers(&c->http, hdrs, nh)) {
-    rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory (or a header too long)");
+    rc = err_set(err, S3SINK_ENOMEM, "s3client: out of memory (or a header too long)");
     goto done;
   }
   size_t max = r->op == OP_GET_OBJECT ? MAX_GET_BYTES : MAX_RESPONSE_BYTES;
@@ -358,7 +358,7 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
   if (cc != CURLE_OK)
     rc = transport_error(c, r, cc, err);
   else if (!bytebuf_terminate(&c->http.resp))
-    rc = s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+    rc = err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
 
 done:
   s3sink_sigv4_result_free(&sig);
@@ -445,9 +445,9 @@ static void trim_buffer(s3client *c) {
 
 static int check_key(s3client *c, const char *key, s3sink_err *err) {
   (void)c;
-  if (!key || !*key) return s3sink_seterr(err, S3SINK_EINVAL, "object key is empty");
+  if (!key || !*key) return err_set(err, S3SINK_EINVAL, "object key is empty");
   if (strlen(key) > MAX_KEY_BYTES)
-    return s3sink_seterr(err, S3SINK_EINVAL, "object key is longer than %d bytes", MAX_KEY_BYTES);
+    return err_set(err, S3SINK_EINVAL, "object key is longer than %d bytes", MAX_KEY_BYTES);
   return S3SINK_OK;
 }
 
@@ -459,13 +459,13 @@ static int check_key(s3client *c, const char *key, s3sink_err *err) {
  * object's metadata. sha_hex gets the body's SHA-256. */
 static int put(s3client *c, const char *key, const s3body *body, const char *content_type,
                bool if_none_match, char sha_hex[65], s3sink_err *err) {
-  if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
+  if (!c) return err_set(err, S3SINK_EINVAL, "s3client is NULL");
   int rc = check_key(c, key, err);
   if (rc) return rc;
   if (body->len && !body->data && body->fd < 0)
-    return s3sink_seterr(err, S3SINK_EINVAL, "body has neither data nor a file");
+    return err_set(err, S3SINK_EINVAL, "body has neither data nor a file");
   if (content_type && (!*content_type || strpbrk(content_type, "\r\n")))
-    return s3sink_seterr(err, S3SINK_EINVAL, "content_type is empty or holds a line break");
+    return err_set(err, S3SINK_EINVAL, "content_type is empty or holds a line break");
   char md5_b64[25];
   if ((rc = s3body_hash(body, c->sha256, c->md5, sha_hex, md5_b64, err))) return rc;
   request r = {.op = OP_PUT_OBJECT, .key = key, .body = *body, .payload_hash = sha_hex};
@@ -481,7 +481,7 @@ static int put(s3client *c, const char *key, const s3body *body, const char *con
 
 int s3client_put_object(s3client *c, const char *key, const void *body, size_t len,
                         const char *content_type, bool if_none_match, s3sink_err *err) {
-  if (len && !body) return s3sink_seterr(err, S3SINK_EINVAL, "body is NULL but len is %zu", len);
+  if (len && !body) return err_set(err, S3SINK_EINVAL, "body is NULL but len is %zu", len);
   s3body b = {.data = len ? body : "", .fd = -1, .len = len};
   char sha_hex[65];
   return put(c, key, &b, content_type, if_none_match, sha_hex, err);
@@ -507,8 +507,8 @@ int s3client_put_new_object(s3client *c, const char *key, const s3body *body,
   }
   if (rc == S3SINK_ES3 && strcmp(he.s3_code, "NoSuchKey") == 0) {
     /* deleted between the two requests: putting it again may succeed */
-    s3sink_seterr(e, S3SINK_ES3, "object '%.300s' in bucket '%s' was there, then gone: "
-                  "someone deletes objects under the prefix", key, c->bucket);
+    err_set(e, S3SINK_ES3, "object '%.300s' in bucket '%s' was there, then gone: "
+            "someone deletes objects under the prefix", key, c->bucket);
     e->transient = true;
     return S3SINK_ES3;
   }
@@ -517,7 +517,7 @@ int s3client_put_new_object(s3client *c, const char *key, const s3body *body,
 }
 
 int s3client_get_object(s3client *c, const char *key, char **body, size_t *len, s3sink_err *err) {
-  if (!c || !body || !len) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_get_object: NULL argument");
+  if (!c || !body || !len) return err_set(err, S3SINK_EINVAL, "s3client_get_object: NULL argument");
   *body = NULL;
   *len = 0;
   int rc = check_key(c, key, err);
@@ -531,7 +531,7 @@ int s3client_get_object(s3client *c, const char *key, char **body, size_t *len, 
   /* Hand the (NUL-terminated) buffer over; a new one grows on the next request. */
   if (!c->http.resp.data) {
     *body = calloc(1, 1);
-    if (!*body) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    if (!*body) return err_set(err, S3SINK_ENOMEM, "out of memory");
   } else {
     *body = c->http.resp.data;
     *len = c->http.resp.len;
@@ -541,7 +541,7 @@ int s3client_get_object(s3client *c, const char *key, char **body, size_t *len, 
 }
 
 int s3client_delete_object(s3client *c, const char *key, s3sink_err *err) {
-  if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
+  if (!c) return err_set(err, S3SINK_EINVAL, "s3client is NULL");
   int rc = check_key(c, key, err);
   if (rc) return rc;
   request r = {.op = OP_DELETE_OBJECT, .key = key};
@@ -550,7 +550,7 @@ int s3client_delete_object(s3client *c, const char *key, s3sink_err *err) {
 
 int s3client_head_object(s3client *c, const char *key, char *etag, size_t cap,
                          char *identity, size_t identity_cap, s3sink_err *err) {
-  if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
+  if (!c) return err_set(err, S3SINK_EINVAL, "s3client is NULL");
   int rc = check_key(c, key, err);
   if (rc) return rc;
   request r = {.op = OP_HEAD_OBJECT, .key = key};
@@ -563,19 +563,19 @@ int s3client_head_object(s3client *c, const char *key, char *etag, size_t cap,
 }
 
 int s3client_delete_bucket(s3client *c, s3sink_err *err) {
-  if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
+  if (!c) return err_set(err, S3SINK_EINVAL, "s3client is NULL");
   request r = {.op = OP_DELETE_BUCKET};
   return run(c, &r, NULL, err);
 }
 
 int s3client_head_bucket(s3client *c, s3sink_err *err) {
-  if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
+  if (!c) return err_set(err, S3SINK_EINVAL, "s3client is NULL");
   request r = {.op = OP_HEAD_BUCKET};
   return run(c, &r, NULL, err);
 }
 
 int s3client_create_bucket(s3client *c, s3sink_err *err) {
-  if (!c) return s3sink_seterr(err, S3SINK_EINVAL, "s3client is NULL");
+  if (!c) return err_set(err, S3SINK_EINVAL, "s3client is NULL");
   request r = {.op = OP_CREATE_BUCKET};
   char body[256];
   if (strcmp(c->region, DEFAULT_REGION) != 0) {
@@ -605,10 +605,10 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   const char *s = page->data ? page->data : "", *end = s + page->len;
   const char *ts, *te, *after;
   if (!s3xml_find(s, end, "ListBucketResult", &ts, &te, NULL))
-    return finish_err(c, err, s3sink_seterr(err, S3SINK_ES3,
-                                            "ListObjectsV2 of bucket '%s' at %s returned no "
-                                            "ListBucketResult: is the endpoint an S3 server?",
-                                            c->bucket, c->ep.origin));
+    return finish_err(c, err, err_set(err, S3SINK_ES3,
+                                      "ListObjectsV2 of bucket '%s' at %s returned no "
+                                      "ListBucketResult: is the endpoint an S3 server?",
+                                      c->bucket, c->ep.origin));
   const char *lend = te;
   bytebuf key, num;
   bytebuf_init(&key, 64 * 1024);
@@ -620,8 +620,8 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
     const char *ks, *ke, *ss, *se;
     if (!s3xml_find(cs, ce, "Key", &ks, &ke, NULL) || !s3xml_text(ks, (size_t)(ke - ks), &key) ||
         strlen(key.data) != key.len) {
-      rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned an "
-                         "entry without a readable <Key>", c->bucket, c->ep.origin);
+      rc = err_set(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned an "
+                   "entry without a readable <Key>", c->bucket, c->ep.origin);
       break;
     }
     int64_t size = -1;
@@ -632,8 +632,8 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
         size = (num.data[i] >= '0' && num.data[i] <= '9') ? size * 10 + (num.data[i] - '0') : -1;
     }
     if (size < 0) {
-      rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned a bad "
-                         "<Size> for '%.300s'", c->bucket, c->ep.origin, key.data);
+      rc = err_set(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned a bad "
+                   "<Size> for '%.300s'", c->bucket, c->ep.origin, key.data);
       break;
     }
     rc = on_key(ud, key.data, size);
@@ -647,11 +647,11 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
       const char *ns, *ne;
       if (!s3xml_find(ts, lend, "NextContinuationToken", &ns, &ne, NULL) || ns == ne ||
           !s3xml_text(ns, (size_t)(ne - ns), &key)) {
-        rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s is truncated "
-                           "but has no NextContinuationToken", c->bucket, c->ep.origin);
+        rc = err_set(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s is truncated "
+                     "but has no NextContinuationToken", c->bucket, c->ep.origin);
       } else {
         *next = xstrndup(key.data, key.len);
-        if (!*next) rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+        if (!*next) rc = err_set(err, S3SINK_ENOMEM, "out of memory");
       }
     }
   }
@@ -667,7 +667,7 @@ static bool put_param(bytebuf *q, const char *head, const char *value) {
 
 int s3client_list(s3client *c, const char *prefix, const char *start_after,
                   s3client_key_fn on_key, void *ud, s3sink_err *err) {
-  if (!c || !on_key) return s3sink_seterr(err, S3SINK_EINVAL, "s3client_list: NULL argument");
+  if (!c || !on_key) return err_set(err, S3SINK_EINVAL, "s3client_list: NULL argument");
   char *token = NULL;
   int rc = S3SINK_OK;
   for (;;) {
@@ -681,7 +681,7 @@ int s3client_list(s3client *c, const char *prefix, const char *start_after,
     ok = ok && bytebuf_terminate(&q);
     if (!ok) {
       bytebuf_free(&q);
-      rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+      rc = err_set(err, S3SINK_ENOMEM, "out of memory");
       break;
     }
     request r = {.op = OP_LIST, .query = q.data};
@@ -705,8 +705,8 @@ int s3client_list(s3client *c, const char *prefix, const char *start_after,
     }
     if (token && strcmp(token, next) == 0) {
       free(next);
-      rc = s3sink_seterr(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned the same "
-                         "continuation token twice", c->bucket, c->ep.origin);
+      rc = err_set(err, S3SINK_ES3, "ListObjectsV2 of bucket '%s' at %s returned the same "
+                   "continuation token twice", c->bucket, c->ep.origin);
       break;
     }
     free(token);

@@ -188,7 +188,7 @@ int s3errors_describe(const s3errors_ctx *ctx, long status, const s3errors_doc *
   if (!err) return S3SINK_ES3;
   char msg[sizeof err->msg];
   expand(text, ctx, status, e, msg, sizeof msg);
-  s3sink_seterr(err, S3SINK_ES3, "%s", msg);
+  err_set(err, S3SINK_ES3, "%s", msg);
   err->transient = transient;
   return S3SINK_ES3;
 }

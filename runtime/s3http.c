@@ -77,11 +77,11 @@ int s3http_init(s3http *h, const s3http_options *o, s3sink_err *err) {
   bytebuf_init(&h->resp, SIZE_MAX);
   h->up.fd = -1;
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-    return s3sink_seterr(err, S3SINK_EHTTP, "libcurl failed to initialize");
+    return err_set(err, S3SINK_EHTTP, "libcurl failed to initialize");
   h->curl = curl_easy_init();
   if (!h->curl) {
     curl_global_cleanup();
-    return s3sink_seterr(err, S3SINK_ENOMEM, "s3client: out of memory");
+    return err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
   }
   CURL *c = h->curl;
   CURLcode cc = CURLE_OK;
@@ -114,8 +114,8 @@ int s3http_init(s3http *h, const s3http_options *o, s3sink_err *err) {
   if (o->ca_file && *o->ca_file) SETOPT(CURLOPT_CAINFO, o->ca_file);
 #undef SETOPT
   if (cc != CURLE_OK)
-    return s3sink_seterr(err, cc == CURLE_OUT_OF_MEMORY ? S3SINK_ENOMEM : S3SINK_EINVAL,
-                         "libcurl rejected an option: %s", curl_easy_strerror(cc));
+    return err_set(err, cc == CURLE_OUT_OF_MEMORY ? S3SINK_ENOMEM : S3SINK_EINVAL,
+                   "libcurl rejected an option: %s", curl_easy_strerror(cc));
   return S3SINK_OK;
 }
 

@@ -395,54 +395,54 @@ static bool valid_scope_part(const char *s) {
 
 static int check_input(const s3sink_sigv4_request *req, const s3sink_sigv4_params *p,
                        bool presign, s3sink_err *err) {
-  if (!req || !p) return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: request and params are required");
+  if (!req || !p) return err_set(err, S3SINK_EINVAL, "sigv4: request and params are required");
   if (!req->method || !is_token(req->method))
-    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: method must be an HTTP method token such as \"GET\"");
+    return err_set(err, S3SINK_EINVAL, "sigv4: method must be an HTTP method token such as \"GET\"");
   if (!req->path || req->path[0] != '/' || has_ctl(req->path) || strchr(req->path, '?') ||
       strchr(req->path, '#'))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "sigv4: path must start with '/' and hold no '?', '#' or control "
-                         "characters (pass the query separately)");
+    return err_set(err, S3SINK_EINVAL,
+                   "sigv4: path must start with '/' and hold no '?', '#' or control "
+                   "characters (pass the query separately)");
   if (req->query && (has_ctl(req->query) || strchr(req->query, '#')))
-    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: query holds control characters or '#'");
+    return err_set(err, S3SINK_EINVAL, "sigv4: query holds control characters or '#'");
   if (req->nheaders && !req->headers)
-    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: headers is NULL but nheaders is %zu", req->nheaders);
+    return err_set(err, S3SINK_EINVAL, "sigv4: headers is NULL but nheaders is %zu", req->nheaders);
   if (req->body_len && !req->body)
-    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: body is NULL but body_len is %zu", req->body_len);
+    return err_set(err, S3SINK_EINVAL, "sigv4: body is NULL but body_len is %zu", req->body_len);
   if (req->payload_hash) {
     const char *h = req->payload_hash;
     if (!*h || strpbrk(h, " \t") || has_ctl(h))
-      return s3sink_seterr(err, S3SINK_EINVAL,
-                           "sigv4: payload_hash must be a hex SHA-256 or UNSIGNED-PAYLOAD");
+      return err_set(err, S3SINK_EINVAL,
+                     "sigv4: payload_hash must be a hex SHA-256 or UNSIGNED-PAYLOAD");
   }
   if (!valid_scope_part(p->access_key))
-    return s3sink_seterr(err, S3SINK_EINVAL,
-                         "sigv4: access_key is required (no '/', blanks or control characters)");
+    return err_set(err, S3SINK_EINVAL,
+                   "sigv4: access_key is required (no '/', blanks or control characters)");
   if (!valid_param(p->secret_key))
-    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: secret_key is required");
+    return err_set(err, S3SINK_EINVAL, "sigv4: secret_key is required");
   if (p->session_token && has_ctl(p->session_token))
-    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: session_token holds control characters");
+    return err_set(err, S3SINK_EINVAL, "sigv4: session_token holds control characters");
   if (!valid_scope_part(p->region))
-    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: region is required, e.g. \"us-east-1\"");
+    return err_set(err, S3SINK_EINVAL, "sigv4: region is required, e.g. \"us-east-1\"");
   if (!valid_scope_part(p->service))
-    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: service is required, e.g. \"s3\"");
+    return err_set(err, S3SINK_EINVAL, "sigv4: service is required, e.g. \"s3\"");
   if (p->now < 0 || p->now > INT64_C(253402300799))
-    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: time %lld is out of range (0 to year 9999)",
-                         (long long)p->now);
+    return err_set(err, S3SINK_EINVAL, "sigv4: time %lld is out of range (0 to year 9999)",
+                   (long long)p->now);
   if (presign && (p->expires < 1 || p->expires > MAX_EXPIRES))
-    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: expires must be 1..%d seconds, got %lld",
-                         MAX_EXPIRES, (long long)p->expires);
+    return err_set(err, S3SINK_EINVAL, "sigv4: expires must be 1..%d seconds, got %lld",
+                   MAX_EXPIRES, (long long)p->expires);
   bool host = false;
   for (size_t i = 0; i < req->nheaders; i++) {
     const s3sink_header *h = &req->headers[i];
     if (!h->name || !is_token(h->name))
-      return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: header %zu has an invalid name", i);
+      return err_set(err, S3SINK_EINVAL, "sigv4: header %zu has an invalid name", i);
     if (!h->value || has_ctl(h->value))
-      return s3sink_seterr(err, S3SINK_EINVAL,
-                           "sigv4: header '%s' has no value or holds control characters", h->name);
+      return err_set(err, S3SINK_EINVAL,
+                     "sigv4: header '%s' has no value or holds control characters", h->name);
     if (ascii_ieq(h->name, "host")) host = true;
   }
-  if (!host) return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: the headers must include Host");
+  if (!host) return err_set(err, S3SINK_EINVAL, "sigv4: the headers must include Host");
   return S3SINK_OK;
 }
 
@@ -464,7 +464,7 @@ typedef struct signing {
   char signature[65];
 } signing;
 
-static int oom(s3sink_err *err) { return s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: out of memory"); }
+static int oom(s3sink_err *err) { return err_set(err, S3SINK_ENOMEM, "sigv4: out of memory"); }
 
 static void signing_free(signing *g) {
   free(g->scope);
@@ -481,7 +481,7 @@ static int prepare(signing *g, s3sink_err *err) {
   time_t t = (time_t)p->now;
   struct tm tm;
   if (!gmtime_r(&t, &tm) || strftime(g->amz_date, sizeof g->amz_date, "%Y%m%dT%H%M%SZ", &tm) != 16)
-    return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: cannot format time %lld", (long long)p->now);
+    return err_set(err, S3SINK_EINVAL, "sigv4: cannot format time %lld", (long long)p->now);
   sb s;
   sb_init(&s);
   sb_put(&s, g->amz_date, 8);
@@ -497,7 +497,7 @@ static int prepare(signing *g, s3sink_err *err) {
   if (!g->payload) {
     const s3sink_sigv4_request *r = g->req;
     if (!sha256_hex(r->body_len ? r->body : "", r->body_len, g->body_hash))
-      return s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: SHA-256 failed");
+      return err_set(err, S3SINK_ENOMEM, "sigv4: SHA-256 failed");
     g->payload = g->body_hash;
   }
   return S3SINK_OK;
@@ -607,7 +607,7 @@ static int canonical_request(signing *g, s3sink_err *err) {
 static int string_to_sign(signing *g, s3sink_err *err) {
   char creq_hash[65];
   if (!sha256_hex(g->canonical, strlen(g->canonical), creq_hash))
-    return s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: SHA-256 failed");
+    return err_set(err, S3SINK_ENOMEM, "sigv4: SHA-256 failed");
   sb s;
   sb_init(&s);
   sb_puts(&s, ALGORITHM "\n");
@@ -636,7 +636,7 @@ static int signature(signing *g, s3sink_err *err) {
   OPENSSL_cleanse(secret, secret_len);
   free(secret);
   OPENSSL_cleanse(key, sizeof key);
-  if (!ok) return s3sink_seterr(err, S3SINK_ENOMEM, "sigv4: HMAC-SHA256 failed");
+  if (!ok) return err_set(err, S3SINK_ENOMEM, "sigv4: HMAC-SHA256 failed");
   ascii_hex(sig, 32, g->signature);
   return S3SINK_OK;
 }
@@ -674,7 +674,7 @@ static int results(signing *g, s3sink_sigv4_result *out, s3sink_err *err) {
 
 static int sign(const s3sink_sigv4_request *req, const s3sink_sigv4_params *p, bool presign,
                 s3sink_sigv4_result *out, s3sink_err *err) {
-  if (!out) return s3sink_seterr(err, S3SINK_EINVAL, "sigv4: result is required");
+  if (!out) return err_set(err, S3SINK_EINVAL, "sigv4: result is required");
   memset(out, 0, sizeof *out);
   int rc = check_input(req, p, presign, err);
   if (rc) return rc;

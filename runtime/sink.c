@@ -134,9 +134,9 @@ static int make_room(s3sink *s, size_t n, s3sink_err *err) {
   if (sink_has_complete(s)) return sink_seal(s, false, err);    /* earlier than the interval */
   if (sink_has_open(s) || (s->spool && spool_has_uncommitted(s->spool)))
     return sink_seal(s, true, err);                        /* a minibatch over the budget */
-  return s3sink_seterr(err, S3SINK_ENOMEM,
-                       "a row of %zu bytes does not fit %s: raise it", n,
-                       s->spool ? "spool_max_bytes" : "max_buffer_bytes");
+  return err_set(err, S3SINK_ENOMEM,
+                 "a row of %zu bytes does not fit %s: raise it", n,
+                 s->spool ? "spool_max_bytes" : "max_buffer_bytes");
 }
 
 static int append_row(s3sink *s, const char *bytes, size_t len, s3sink_err *err) {
@@ -146,7 +146,7 @@ static int append_row(s3sink *s, const char *bytes, size_t len, s3sink_err *err)
     s->buf.len = 0;
   }
   if (!bytebuf_append(&s->buf, bytes, len)) /* fits() made room: only malloc can fail */
-    return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory buffering a row");
+    return err_set(err, S3SINK_ENOMEM, "out of memory buffering a row");
   return S3SINK_OK;
 }
 
@@ -171,14 +171,14 @@ static int append_held(s3sink *s, s3sink_err *err) {
   int rc;
   while (!fits(s, len)) {
     if (s->interrupted)
-      return s3sink_seterr(err, S3SINK_ESTATE,
-                           "the host interrupted the sink while this row waited for room in "
-                           "the buffer; the row was not accepted");
+      return err_set(err, S3SINK_ESTATE,
+                     "the host interrupted the sink while this row waited for room in "
+                     "the buffer; the row was not accepted");
     if (!s->has_thread || s->stopping)
-      return s3sink_seterr(err, S3SINK_ENOMEM,
-                           "the buffer is full (%s) and the sink has no thread to upload it: "
-                           "flush(), or open the sink with its timer; nothing was lost",
-                           s->spool ? "spool_max_bytes" : "max_buffer_bytes");
+      return err_set(err, S3SINK_ENOMEM,
+                     "the buffer is full (%s) and the sink has no thread to upload it: "
+                     "flush(), or open the sink with its timer; nothing was lost",
+                     s->spool ? "spool_max_bytes" : "max_buffer_bytes");
     if ((rc = make_room(s, len, err))) return rc;
     if (!fits(s, len)) pthread_cond_wait(&s->cv, &s->mu);
   }
@@ -191,10 +191,10 @@ static int append_held(s3sink *s, s3sink_err *err) {
  * Lua state, which naming an object uses meanwhile) and returns S3SINK_EAGAIN. */
 static int format_row(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
                       int diff, s3sink_err *err) {
-  if (s->closed) return s3sink_seterr(err, S3SINK_ESTATE, "the sink is closed");
+  if (s->closed) return err_set(err, S3SINK_ESTATE, "the sink is closed");
   if (s->failed) return sink_failure_error(s, err);
   if (s->held)
-    return s3sink_seterr(err, S3SINK_ESTATE, "a row is held: call s3sink_write_held first");
+    return err_set(err, S3SINK_ESTATE, "a row is held: call s3sink_write_held first");
   const char *bytes;
   size_t len;
   int rc = s3sink_formatter_row(s->fmt, values, nvalues, time, diff, &bytes, &len, err);
@@ -206,7 +206,7 @@ static int format_row(s3sink *s, const s3sink_value *values, size_t nvalues, int
   }
   s->scratch.len = 0;
   if (!bytebuf_append(&s->scratch, bytes, len))
-    return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory buffering a row");
+    return err_set(err, S3SINK_ENOMEM, "out of memory buffering a row");
   s->held_time = time;
   return S3SINK_EAGAIN;
 }
@@ -228,7 +228,7 @@ int s3sink_try_write(s3sink *s, const s3sink_value *values, size_t nvalues, int6
   int rc = format_row(s, values, nvalues, time, diff, err);
   if (rc == S3SINK_EAGAIN) {
     s->held = true;
-    s3sink_seterr(err, S3SINK_EAGAIN, "the row waits for room: call s3sink_write_held");
+    err_set(err, S3SINK_EAGAIN, "the row waits for room: call s3sink_write_held");
   }
   pthread_mutex_unlock(&s->mu);
   return rc;
@@ -238,7 +238,7 @@ int s3sink_write_held(s3sink *s, s3sink_err *err) {
   ENSURE_ERR(err);
   pthread_mutex_lock(&s->mu);
   int rc;
-  if (!s->held) rc = s3sink_seterr(err, S3SINK_ESTATE, "no row is held");
+  if (!s->held) rc = err_set(err, S3SINK_ESTATE, "no row is held");
   else if (s->failed) rc = sink_failure_error(s, err);
   else rc = append_held(s, err);
   s->held = false;
@@ -259,7 +259,7 @@ int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err) {
   ENSURE_ERR(err);
   pthread_mutex_lock(&s->mu);
   int rc = S3SINK_OK;
-  if (s->closed) rc = s3sink_seterr(err, S3SINK_ESTATE, "the sink is closed");
+  if (s->closed) rc = err_set(err, S3SINK_ESTATE, "the sink is closed");
   else if (s->failed) rc = sink_failure_error(s, err);
   else rc = complete_rows_locked(s, time, err);
   if (rc == S3SINK_OK && object_full(s)) rc = sink_seal(s, false, err);
@@ -270,7 +270,7 @@ int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err) {
 int s3sink_flush(s3sink *s, bool forced, s3sink_err *err) {
   ENSURE_ERR(err);
   pthread_mutex_lock(&s->mu);
-  int rc = s->closed ? s3sink_seterr(err, S3SINK_ESTATE, "the sink is closed")
+  int rc = s->closed ? err_set(err, S3SINK_ESTATE, "the sink is closed")
                      : sink_flush_locked(s, forced, err);
   pthread_mutex_unlock(&s->mu);
   return rc;

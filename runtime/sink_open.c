@@ -25,7 +25,7 @@ static int with_retries(s3sink *s, const s3sink_config *c, open_step step, int64
     int64_t spent = sink_real_ms() - start;
     if (rc == S3SINK_OK || !e.transient || spent >= budget) {
       if (rc && e.transient)
-        s3sink_prefixerr(&e, "after %d attempts over %" PRId64 " s: ", attempts, spent / 1000);
+        err_prefix(&e, "after %d attempts over %" PRId64 " s: ", attempts, spent / 1000);
       if (rc && err) *err = e;
       return rc;
     }
@@ -80,7 +80,7 @@ static int take_over_spool(s3sink *s, s3sink_err *err) {
   for (size_t i = 0; i < n; i++) {
     const spool_segment *g = spool_recovered(s->spool, i);
     pending *p = calloc(1, sizeof *p);
-    if (!p) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    if (!p) return err_set(err, S3SINK_ENOMEM, "out of memory");
     bytebuf_init(&p->body, SIZE_MAX);
     p->segment = g->id;
     p->rows = g->rows;
@@ -96,7 +96,7 @@ static int take_over_spool(s3sink *s, s3sink_err *err) {
                                     g->extension, &p->key, err)) == S3SINK_OK)
       rc = spool_rename(s->spool, g->id, p->key, err);
     if (rc == S3SINK_OK && (!p->key || !p->extension || !p->content_type))
-      rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+      rc = err_set(err, S3SINK_ENOMEM, "out of memory");
     if (rc) {
       sink_pending_free(p);
       return rc;
@@ -113,7 +113,7 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
   if (rc) return rc;
   const s3sink_config *c = &resolved;
   s3sink *s = calloc(1, sizeof *s);
-  if (!s) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  if (!s) return err_set(err, S3SINK_ENOMEM, "out of memory");
   pthread_mutex_init(&s->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -133,7 +133,7 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
   s->bucket = strdup(c->bucket);
   s->writer_id = c->writer_id ? strdup(c->writer_id) : NULL;
   if (!s->prefix || !s->bucket || (c->writer_id && !s->writer_id)) {
-    rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    rc = err_set(err, S3SINK_ENOMEM, "out of memory");
     goto fail;
   }
 
@@ -145,13 +145,13 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
   const char *header;
   s3sink_formatter_header(s->fmt, &header, &s->header_len, NULL);
   if (s->header_len >= s->max_buffer) {
-    rc = s3sink_seterr(err, S3SINK_ENOMEM, "the format's header is larger than max_buffer_bytes");
+    rc = err_set(err, S3SINK_ENOMEM, "the format's header is larger than max_buffer_bytes");
     goto fail;
   }
   if (!c->spool_dir) {
     s->buf.max = s->max_buffer;
     if (!bytebuf_append(&s->buf, header, s->header_len)) {
-      rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+      rc = err_set(err, S3SINK_ENOMEM, "out of memory");
       goto fail;
     }
     s->complete_len = s->header_len;
@@ -176,7 +176,7 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
       (rc = with_retries(s, c, list_prefix, budget, err)))
     goto fail;
   if (s->last_named && !(s->last_uploaded = strdup(s->last_named))) {
-    rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    rc = err_set(err, S3SINK_ENOMEM, "out of memory");
     goto fail;
   }
   if (s->spool && (rc = take_over_spool(s, err))) goto fail;
@@ -185,7 +185,7 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
   s->stats.last_write_ms = sink_wall_ms(s);
   if (!c->no_timer) {
     if (pthread_create(&s->thread, NULL, sink_uploader_main, s) != 0) {
-      rc = s3sink_seterr(err, S3SINK_ENOMEM, "cannot start the sink's thread");
+      rc = err_set(err, S3SINK_ENOMEM, "cannot start the sink's thread");
       goto fail;
     }
     s->has_thread = true;

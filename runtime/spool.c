@@ -37,8 +37,8 @@ struct spool {
 
 static int io_error(s3sink_err *err, const spool *sp, const char *what, const char *name) {
   int e = errno;
-  return s3sink_seterr(err, S3SINK_EIO, "spool_dir '%s': cannot %s %s: %s", sp->dir, what,
-                       name ? name : "", strerror(e));
+  return err_set(err, S3SINK_EIO, "spool_dir '%s': cannot %s %s: %s", sp->dir, what,
+                 name ? name : "", strerror(e));
 }
 
 static void file_name(char *buf, size_t cap, uint64_t id, const char *ext) {
@@ -139,7 +139,7 @@ static int start_segment(spool *sp, s3sink_err *err) {
             append_field(&line, sp->extension) && append_field(&line, sp->content_type) &&
             bytebuf_append(&line, "\n", 1);
   int rc = S3SINK_OK;
-  if (!ok) rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  if (!ok) rc = err_set(err, S3SINK_ENOMEM, "out of memory");
   else if (!write_all(fd, sp->header, sp->header_len)) rc = io_error(err, sp, "write", seg);
   else if ((rc = append_journal(sp, jfd, line.data, line.len, err)) == S3SINK_OK && fsync(sp->dir_fd) != 0)
     rc = io_error(err, sp, "sync", "the folder");
@@ -222,11 +222,11 @@ static int key_line(const char *key, bytebuf *line) {
 
 int spool_seal(spool *sp, const char *key, uint64_t *id, uint64_t *len, s3sink_err *err) {
   if (!spool_has_committed(sp))
-    return s3sink_seterr(err, S3SINK_ESTATE, "spool: no committed rows to seal");
+    return err_set(err, S3SINK_ESTATE, "spool: no committed rows to seal");
   bytebuf line;
   if (!key_line(key, &line)) {
     bytebuf_free(&line);
-    return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    return err_set(err, S3SINK_ENOMEM, "out of memory");
   }
   int rc = append_journal(sp, sp->cur_journal, line.data, line.len, err);
   bytebuf_free(&line);
@@ -265,7 +265,7 @@ int spool_rename(spool *sp, uint64_t id, const char *key, s3sink_err *err) {
   if (fd < 0) return io_error(err, sp, "open", jou);
   bytebuf line;
   int rc = key_line(key, &line) ? append_journal(sp, fd, line.data, line.len, err)
-                                : s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+                                : err_set(err, S3SINK_ENOMEM, "out of memory");
   bytebuf_free(&line);
   close(fd);
   return rc;
@@ -322,7 +322,7 @@ static char *read_journal(spool *sp, const char *name, s3sink_err *err) {
   close(fd);
   if (!ok || !bytebuf_append(&b, "", 1)) {
     bytebuf_free(&b);
-    s3sink_seterr(err, S3SINK_EIO, "spool_dir '%s': cannot read journal %s", sp->dir, name);
+    err_set(err, S3SINK_EIO, "spool_dir '%s': cannot read journal %s", sp->dir, name);
     return NULL;
   }
   return b.data;
@@ -361,14 +361,14 @@ static int parse_journal(spool *sp, const char *name, char *text, spool_segment 
       ok = false;
     }
     if (!ok)
-      rc = s3sink_seterr(err, S3SINK_EIO, "spool_dir '%s': journal %s is damaged at line %d; "
-                         "move the folder away to start afresh", sp->dir, name, lineno);
+      rc = err_set(err, S3SINK_EIO, "spool_dir '%s': journal %s is damaged at line %d; "
+                   "move the folder away to start afresh", sp->dir, name, lineno);
   }
   if (rc == S3SINK_OK && lineno > 0 && (strcmp(bucket, sp->bucket) != 0 || strcmp(prefix, sp->prefix) != 0))
-    rc = s3sink_seterr(err, S3SINK_EINVAL,
-                       "spool_dir '%s' holds rows not uploaded yet for bucket '%s', prefix '%s' "
-                       "(journal %s): open the sink with that bucket and prefix to upload them, "
-                       "or give this sink another spool_dir", sp->dir, bucket, prefix, name);
+    rc = err_set(err, S3SINK_EINVAL,
+                 "spool_dir '%s' holds rows not uploaded yet for bucket '%s', prefix '%s' "
+                 "(journal %s): open the sink with that bucket and prefix to upload them, "
+                 "or give this sink another spool_dir", sp->dir, bucket, prefix, name);
   free(bucket);
   free(prefix);
   return rc;
@@ -402,7 +402,7 @@ static int list_ids(spool *sp, const char *ext, uint64_t **ids, size_t *n, s3sin
       cap = cap ? 2 * cap : 16;
       uint64_t *p = realloc(*ids, cap * sizeof *p);
       if (!p) {
-        rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+        rc = err_set(err, S3SINK_ENOMEM, "out of memory");
         break;
       }
       *ids = p;
@@ -424,7 +424,7 @@ static int recover(spool *sp, s3sink_err *err) {
   int rc = list_ids(sp, "seg", &segs, &nsegs, err);
   if (rc == S3SINK_OK) rc = list_ids(sp, "journal", &jous, &njous, err);
   if (rc == S3SINK_OK && njous && !(sp->recovered = calloc(njous, sizeof *sp->recovered)))
-    rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    rc = err_set(err, S3SINK_ENOMEM, "out of memory");
   for (size_t i = 0; rc == S3SINK_OK && i < nsegs; i++) {
     if (segs[i] >= sp->next_id) sp->next_id = segs[i] + 1;
     if (!has_id(jous, njous, segs[i])) { /* uploaded and half removed, or never started */
@@ -457,9 +457,9 @@ static int recover(spool *sp, s3sink_err *err) {
       continue;
     }
     if (rc == S3SINK_OK && (!have_seg || (uint64_t)st.st_size < g.len))
-      rc = s3sink_seterr(err, S3SINK_EIO,
-                         "spool_dir '%s': segment %s is missing or shorter than its journal "
-                         "says; move the folder away to start afresh", sp->dir, seg);
+      rc = err_set(err, S3SINK_EIO,
+                   "spool_dir '%s': segment %s is missing or shorter than its journal "
+                   "says; move the folder away to start afresh", sp->dir, seg);
     if (rc == S3SINK_OK && (uint64_t)st.st_size > g.len) { /* cut what was not committed */
       int fd = openat(sp->dir_fd, seg, O_WRONLY | O_CLOEXEC);
       if (fd < 0 || ftruncate(fd, (off_t)g.len) != 0 || fdatasync(fd) != 0)
@@ -499,7 +499,7 @@ int spool_open(const char *dir, const char *bucket, const char *prefix, const ch
                spool **out, s3sink_err *err) {
   *out = NULL;
   spool *sp = calloc(1, sizeof *sp);
-  if (!sp) return s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+  if (!sp) return err_set(err, S3SINK_ENOMEM, "out of memory");
   sp->dir_fd = sp->lock_fd = -1;
   sp->next_id = 1;
   sp->dir = strdup(dir);
@@ -510,30 +510,30 @@ int spool_open(const char *dir, const char *bucket, const char *prefix, const ch
   sp->header = malloc(header_len + 1);
   int rc = S3SINK_OK;
   if (!sp->dir || !sp->bucket || !sp->prefix || !sp->extension || !sp->content_type || !sp->header) {
-    rc = s3sink_seterr(err, S3SINK_ENOMEM, "out of memory");
+    rc = err_set(err, S3SINK_ENOMEM, "out of memory");
     goto fail;
   }
   memcpy(sp->header, header, header_len);
   sp->header_len = header_len;
   if (!make_folders(sp->dir)) {
-    rc = s3sink_seterr(err, S3SINK_EINVAL, "cannot create spool_dir '%s': %s", dir,
-                       strerror(errno));
+    rc = err_set(err, S3SINK_EINVAL, "cannot create spool_dir '%s': %s", dir,
+                 strerror(errno));
     goto fail;
   }
   sp->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (sp->dir_fd < 0) {
-    rc = s3sink_seterr(err, S3SINK_EINVAL, "cannot open spool_dir '%s': %s", dir, strerror(errno));
+    rc = err_set(err, S3SINK_EINVAL, "cannot open spool_dir '%s': %s", dir, strerror(errno));
     goto fail;
   }
   sp->lock_fd = openat(sp->dir_fd, "lock", O_CREAT | O_RDWR | O_CLOEXEC, 0600);
   if (sp->lock_fd < 0) {
-    rc = s3sink_seterr(err, S3SINK_EINVAL, "cannot write in spool_dir '%s': %s", dir, strerror(errno));
+    rc = err_set(err, S3SINK_EINVAL, "cannot write in spool_dir '%s': %s", dir, strerror(errno));
     goto fail;
   }
   if (flock(sp->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    rc = s3sink_seterr(err, S3SINK_EINVAL,
-                       "spool_dir '%s' is in use by another sink: give every writer its own "
-                       "spool_dir", dir);
+    rc = err_set(err, S3SINK_EINVAL,
+                 "spool_dir '%s' is in use by another sink: give every writer its own "
+                 "spool_dir", dir);
     goto fail;
   }
   if ((rc = recover(sp, err))) goto fail;

@@ -67,7 +67,7 @@ int sink_stop_uploads(s3sink *s, s3sink_err *e) {
   s->failure = *e;
   char where[400];
   where_rows_are(s, where, sizeof where);
-  s3sink_prefixerr(&s->failure, "uploads stopped: ");
+  err_prefix(&s->failure, "uploads stopped: ");
   size_t n = strlen(s->failure.msg);
   if (e->s3_code[0] && !strstr(s->failure.msg, e->s3_code))
     n += (size_t)snprintf(s->failure.msg + n, sizeof s->failure.msg - n, " [S3 error %s, HTTP %ld]",
@@ -81,7 +81,7 @@ int sink_stop_uploads(s3sink *s, s3sink_err *e) {
 }
 
 s3sink_err *sink_err_oom(s3sink_err *err, const char *doing) {
-  s3sink_seterr(err, S3SINK_ENOMEM, "out of memory %s", doing);
+  err_set(err, S3SINK_ENOMEM, "out of memory %s", doing);
   return err;
 }
 
@@ -181,7 +181,7 @@ static int attempt(s3sink *s, s3sink_err *caller_err) {
 
   if (rc == S3SINK_OK && outcome == S3CLIENT_TAKEN) {
     s->stats.failed_uploads++;
-    s3sink_seterr(&s->last_err, S3SINK_ES3, "key '%s' was taken by another object", p->key);
+    err_set(&s->last_err, S3SINK_ES3, "key '%s' was taken by another object", p->key);
     rc = rename_head(s, err);
     return rc ? rc : 0;
   }
@@ -213,18 +213,18 @@ static int attempt(s3sink *s, s3sink_err *caller_err) {
   if (retry) {
     int64_t delay = sink_backoff_ms(s, p->attempts);
     p->next_try_ms = now + delay;
-    s3sink_prefixerr(err, "upload of '%s' (%" PRIu64 " rows) failed (attempt %d, retried in "
-                     "%" PRId64 " ms; the rows are kept): ", p->key, p->rows, p->attempts, delay);
+    err_prefix(err, "upload of '%s' (%" PRIu64 " rows) failed (attempt %d, retried in "
+               "%" PRId64 " ms; the rows are kept): ", p->key, p->rows, p->attempts, delay);
     s->last_err = *err;
     return rc;
   }
   if (err->transient)
-    s3sink_prefixerr(err, "upload of '%s' (%" PRIu64 " rows) to bucket '%s' still failed after "
-                     "%d attempts over %" PRId64 " s (max_retry_ms): ", p->key, p->rows,
-                     s->bucket, p->attempts, spent / 1000);
+    err_prefix(err, "upload of '%s' (%" PRIu64 " rows) to bucket '%s' still failed after "
+               "%d attempts over %" PRId64 " s (max_retry_ms): ", p->key, p->rows,
+               s->bucket, p->attempts, spent / 1000);
   else
-    s3sink_prefixerr(err, "upload of '%s' (%" PRIu64 " rows) to bucket '%s' failed: ", p->key,
-                     p->rows, s->bucket);
+    err_prefix(err, "upload of '%s' (%" PRIu64 " rows) to bucket '%s' failed: ", p->key,
+               p->rows, s->bucket);
   s->last_err = *err;
   return sink_stop_uploads(s, err);
 }

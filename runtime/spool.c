@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ascii.h"
 #include "bytebuf.h"
 #include "error.h"
 #include "spool.h"
@@ -74,13 +75,6 @@ static bool append_field(bytebuf *b, const char *s) {
   return true;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
 /* Decodes a "=<percent-encoded>" word; NULL if malformed. */
 static char *decode_field(const char *w) {
   if (*w != '=') return NULL;
@@ -93,7 +87,8 @@ static char *decode_field(const char *w) {
       *o++ = *w;
       continue;
     }
-    int hi = hexval(w[1]), lo = hi < 0 ? -1 : hexval(w[2]);
+    int hi = ascii_hexval((unsigned char)w[1]);
+    int lo = hi < 0 ? -1 : ascii_hexval((unsigned char)w[2]);
     if (lo < 0) {
       free(out);
       return NULL;

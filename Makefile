@@ -41,7 +41,7 @@ RUNTIME_OBJ := $(RUNTIME_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/bundled.o
 LUAMOD_OBJ  := $(LUAMOD_SRC:%.c=$(BUILD)/obj/%.o)
 HEADERS     := $(wildcard $(RUNTIME_DIR)/*.h $(PUBLIC_INCLUDE_DIR)/*.h bindings/lua/*.h)
 
-.PHONY: all lib lua testclient docs install print-minio-bin deps deps-apt deps-minio deps-python python test demo clean asan asan-python
+.PHONY: all lib lua testclient core-bench docs install print-minio-bin deps deps-apt deps-minio deps-python python test demo clean asan asan-python
 
 all: lua testclient
 
@@ -73,6 +73,12 @@ $(BUILD)/s3sink.so: $(LUAMOD_OBJ) $(BUILD)/libs3sink.a
 $(BUILD)/s3sink_testclient.so: $(BUILD)/obj/spec/support/s3sink_testclient.o \
                                $(BUILD)/obj/bindings/lua/lua_util.o $(BUILD)/libs3sink.a
 	$(CC) -shared $(OPT) -o $@ $^ $(LIBS)
+
+# The core's per-row throughput driver (bench/core_bench.c; run it under tools/with-minio).
+core-bench: $(BUILD)/core_bench
+
+$(BUILD)/core_bench: $(BUILD)/obj/bench/core_bench.o $(BUILD)/libs3sink.a
+	$(CC) $(OPT) -o $@ $^ $(shell pkg-config --libs $(LUA_PKG) 2>/dev/null) $(LIBS) -lm
 
 # LuaRocks (`luarocks make`) passes LIBDIR.
 LIBDIR ?= /usr/local/lib/lua/5.4

@@ -1,4 +1,5 @@
-/* formatter.c - binds a Lua format script to a table's columns and calls it per row. */
+/* formatter.c - binds a Lua format script to a table's columns and writes rows with it:
+ * through its native encoder when its `row` is one (encoders.h), else by calling `row`. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <lauxlib.h>
 
 #include "formatter.h"
+#include "encoders.h"
 #include "error.h"
 #include "options.h"
 
@@ -27,6 +29,8 @@ struct s3sink_formatter {
   char *header;
   size_t header_len;
   char *extension, *content_type;
+  encoder *enc;            /* the script's native encoder, or NULL: row() is Lua */
+  bytebuf out;             /* s3sink_formatter_row's bytes on the native path (reused) */
 };
 
 /* The name of the column type whose values have kind k ("int" for S3SINK_V_INT, ...). */
@@ -59,6 +63,8 @@ void s3sink_formatter_free(s3sink_formatter *f) {
   free(f->header);
   free(f->extension);
   free(f->content_type);
+  encoders_free(f->enc);
+  bytebuf_free(&f->out);
   free(f);
 }
 
@@ -160,6 +166,7 @@ int formatter_open_on(luahost *host, const char *format, const s3sink_column *co
   s3sink_formatter *f = calloc(1, sizeof *f);
   if (!f) return err_set(err, S3SINK_ENOMEM, "out of memory");
   f->script = (luahost_script)LUAHOST_NO_SCRIPT;
+  bytebuf_init(&f->out, SIZE_MAX);
   f->row_ref = f->values_ref = f->types_ref = f->kind_types_ref = LUA_NOREF;
   int rc = check_columns(columns, ncolumns, f, err);
   if (rc) goto fail;
@@ -174,10 +181,13 @@ int formatter_open_on(luahost *host, const char *format, const s3sink_column *co
   lua_rawgeti(L, LUA_REGISTRYINDEX, f->script.ref);
   int script = lua_gettop(L);
   lua_getfield(L, script, "row");
-  if (!lua_isfunction(L, -1)) {
+  if (encoders_is_decl(L, -1)) {
+    if ((rc = encoders_new(L, -1, columns, ncolumns, &f->enc, err))) goto fail;
+  } else if (!lua_isfunction(L, -1)) {
     rc = err_set(err, S3SINK_ESCRIPT,
                  "format script %s must have a function 'row(values, time, diff)' "
-                 "returning the bytes of one row",
+                 "returning the bytes of one row, or a native encoder "
+                 "(row = fmt.csv_encoder{} or fmt.json_encoder{})",
                  f->label);
     goto fail;
   }
@@ -285,9 +295,9 @@ void formatter_describe_row(const s3sink_value *values, size_t n, char *buf, siz
   }
 }
 
-int s3sink_formatter_row(s3sink_formatter *f, const s3sink_value *values, size_t nvalues,
-                         int64_t time, int diff, const char **bytes, size_t *len,
-                         s3sink_err *err) {
+/* Checks that the row has one value per column, each of its column's kind. */
+static int check_values(const s3sink_formatter *f, const s3sink_value *values, size_t nvalues,
+                        s3sink_err *err) {
   if (nvalues != f->ncolumns)
     return err_set(err, S3SINK_EINVAL, "row has %zu values but the table has %zu columns",
                    nvalues, f->ncolumns);
@@ -304,6 +314,12 @@ int s3sink_formatter_row(s3sink_formatter *f, const s3sink_value *values, size_t
                    kind_name(f->kinds[i]), kind_name(k),
                    k == S3SINK_V_NULL ? ": declare the column optional" : "");
   }
+  return S3SINK_OK;
+}
+
+/* Calls the script's Lua row(); the bytes stay on the Lua stack until the next call. */
+static int lua_row(s3sink_formatter *f, const s3sink_value *values, size_t nvalues,
+                   int64_t time, int diff, const char **bytes, size_t *len, s3sink_err *err) {
   lua_State *L = luahost_state(f->host);
   lua_settop(L, 0);
   int handler = luahost_push_handler(f->host);
@@ -348,5 +364,32 @@ int s3sink_formatter_row(s3sink_formatter *f, const s3sink_value *values, size_t
                    "format script %s: row() must return a string, not a %s", f->label,
                    luaL_typename(L, -1));
   *bytes = lua_tolstring(L, -1, len); /* stays on the stack until the next call */
+  return S3SINK_OK;
+}
+
+bool formatter_is_native(const s3sink_formatter *f) { return f->enc != NULL; }
+
+int formatter_append_row(s3sink_formatter *f, const s3sink_value *values, size_t nvalues,
+                         int64_t time, int diff, bytebuf *out, s3sink_err *err) {
+  int rc = check_values(f, values, nvalues, err);
+  if (rc) return rc;
+  if (f->enc) return encoders_row(f->enc, values, nvalues, time, diff, out) ? S3SINK_OK : S3SINK_EAGAIN;
+  const char *bytes;
+  size_t len;
+  if ((rc = lua_row(f, values, nvalues, time, diff, &bytes, &len, err))) return rc;
+  return bytebuf_append(out, bytes, len) ? S3SINK_OK : S3SINK_EAGAIN;
+}
+
+int s3sink_formatter_row(s3sink_formatter *f, const s3sink_value *values, size_t nvalues,
+                         int64_t time, int diff, const char **bytes, size_t *len,
+                         s3sink_err *err) {
+  int rc = check_values(f, values, nvalues, err);
+  if (rc) return rc;
+  if (!f->enc) return lua_row(f, values, nvalues, time, diff, bytes, len, err);
+  f->out.len = 0;
+  if (!encoders_row(f->enc, values, nvalues, time, diff, &f->out))
+    return err_set(err, S3SINK_ENOMEM, "out of memory formatting a row");
+  *bytes = f->out.data;
+  *len = f->out.len;
   return S3SINK_OK;
 }

@@ -187,26 +187,37 @@ static int append_held(s3sink *s, s3sink_err *err) {
   return S3SINK_OK;
 }
 
-/* Formats a row and appends it if it fits; else keeps it in `scratch` (copied out of the
- * Lua state, which naming an object uses meanwhile) and returns S3SINK_EAGAIN. */
+/* Formats a row and appends it if it fits; else keeps it in `scratch` and returns
+ * S3SINK_EAGAIN. A native encoder writes straight into the open object when the budget
+ * has room (rolled back if not); a Lua row() (called once) and a spooled sink go through
+ * `scratch`, which also keeps the row out of the Lua state that naming uses meanwhile. */
 static int format_row(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
                       int diff, s3sink_err *err) {
   if (s->closed) return err_set(err, S3SINK_ESTATE, "the sink is closed");
   if (s->failed) return sink_failure_error(s, err);
   if (s->held)
     return err_set(err, S3SINK_ESTATE, "a row is held: call s3sink_write_held first");
-  const char *bytes;
-  size_t len;
-  int rc = s3sink_formatter_row(s->fmt, values, nvalues, time, diff, &bytes, &len, err);
+  int rc;
+  if (!s->spool && formatter_is_native(s->fmt) && budget_left(s) >= s->buf.len) {
+    size_t start = s->buf.len;
+    s->buf.max = budget_left(s); /* as fits() does: capacity stays within the budget */
+    rc = formatter_append_row(s->fmt, values, nvalues, time, diff, &s->buf, err);
+    if (rc == S3SINK_OK) {
+      count_row(s, time, s->buf.len - start);
+      return S3SINK_OK;
+    }
+    if (rc != S3SINK_EAGAIN) return rc;
+  }
+  s->scratch.len = 0;
+  rc = formatter_append_row(s->fmt, values, nvalues, time, diff, &s->scratch, err);
+  if (rc == S3SINK_EAGAIN) return err_set(err, S3SINK_ENOMEM, "out of memory formatting a row");
   if (rc) return rc;
+  size_t len = s->scratch.len;
   if (fits(s, len)) {
-    if ((rc = append_row(s, bytes, len, err))) return rc;
+    if ((rc = append_row(s, s->scratch.data, len, err))) return rc;
     count_row(s, time, len);
     return S3SINK_OK;
   }
-  s->scratch.len = 0;
-  if (!bytebuf_append(&s->scratch, bytes, len))
-    return err_set(err, S3SINK_ENOMEM, "out of memory buffering a row");
   s->held_time = time;
   return S3SINK_EAGAIN;
 }

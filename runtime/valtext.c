@@ -14,16 +14,31 @@
  * -------------------------------------------------------------------------------------- */
 
 size_t s3sink_text_int(char *buf, int64_t v) {
+  /* two digits per division: integers are most of a row's cells (time, diff, ids) */
+  static const char pairs[201] =
+      "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+      "8081828384858687888990919293949596979899";
   char tmp[24];
-  size_t n = 0, len = 0;
+  char *p = tmp + sizeof tmp; /* digits are written backwards, ending at tmp's end */
   /* negate in unsigned arithmetic so INT64_MIN works */
   uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  do {
-    tmp[n++] = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
+  while (u >= 100) {
+    unsigned d = (unsigned)(u % 100) * 2;
+    u /= 100;
+    *--p = pairs[d + 1];
+    *--p = pairs[d];
+  }
+  if (u >= 10) {
+    *--p = pairs[u * 2 + 1];
+    *--p = pairs[u * 2];
+  } else {
+    *--p = (char)('0' + u);
+  }
+  size_t len = 0, n = (size_t)(tmp + sizeof tmp - p);
   if (v < 0) buf[len++] = '-';
-  while (n) buf[len++] = tmp[--n];
+  memcpy(buf + len, p, n);
+  len += n;
   buf[len] = '\0';
   return len;
 }

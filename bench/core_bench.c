@@ -10,7 +10,8 @@
  * S3SINK_TEST_ENDPOINT / _ACCESS_KEY / _SECRET_KEY, as tools/with-minio sets them; without
  * it the sink runs are skipped. Prints one line per run: rows/s and MB/s (best of 3).
  *
- *   make core-bench && tools/with-minio build/core_bench [MB-of-output-per-run, default 64]
+ *   make core-bench && tools/with-minio build/core_bench [MB-per-run [shape [format]]]
+ * (MB of output per run, default 64; shape narrow|wide and format csv|json select runs)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,8 +232,12 @@ int main(int argc, char **argv) {
   build_shapes(&narrow, &wide);
   const shape *shapes[2] = {&narrow, &wide};
   const char *formats[2] = {"csv", "json"};
+  const char *only_shape = argc > 2 ? argv[2] : NULL, *only_format = argc > 3 ? argv[3] : NULL;
   for (int s = 0; s < 2; s++)
     for (int k = 0; k < 2; k++) {
+      if ((only_shape && strcmp(only_shape, shapes[s]->name) != 0) ||
+          (only_format && strcmp(only_format, formats[k]) != 0))
+        continue;
       size_t avg;
       if (bench_formatter(shapes[s], formats[k], target, &avg) ||
           bench_sink(shapes[s], formats[k], target, avg))

@@ -6,7 +6,7 @@ Python, and writes docs/benchmarks.md and docs/benchmarks.png. Sections:
   e2e      end to end through Pathway, static CSV input, one process per variant and run
   stream   a rate-limited stream: objects, PUTs counted by a proxy, emission-to-listable latency
   core     build/core_bench (the runtime alone), when the Makefile has a core-bench target
-  paths    bench/pathway_paths.py, when present
+  paths    bench/pathway_paths.py, when present (not by default: e2e measures the same paths)
   upload   MiB/s of one object of each size: s3sink's forced flush vs boto3 put_object
   memory   RSS over time while streaming many rows through s3sink
 
@@ -43,7 +43,7 @@ from putcount import CountingProxy  # noqa: E402
 
 # name -> (default, meaning); every one can be overridden from the environment
 PARAMS: dict[str, tuple[str, str]] = {
-    "BENCH_SECTIONS": ("e2e,stream,core,paths,upload,memory", "sections to run"),
+    "BENCH_SECTIONS": ("e2e,stream,core,upload,memory", "sections to run (add paths for bench/pathway_paths.py)"),
     "BENCH_REPS": ("3", "interleaved repetitions of each end-to-end variant"),
     "BENCH_NARROW_ROWS": ("1000000", "rows of the narrow table (4 columns)"),
     "BENCH_WIDE_ROWS": ("250000", "rows of the wide table"),
@@ -54,9 +54,9 @@ PARAMS: dict[str, tuple[str, str]] = {
     "BENCH_STREAM_INTERVAL_MS": ("1000", "write_interval_ms of the streaming run"),
     "BENCH_UPLOAD_MIB": ("1,16,128", "object sizes of the upload section, MiB"),
     "BENCH_UPLOAD_REPS": ("3", "repetitions of each upload"),
-    "BENCH_MEMORY_ROWS": ("2000000", "rows streamed in the memory section"),
+    "BENCH_MEMORY_ROWS": ("5000000", "rows streamed in the memory section"),
     "BENCH_MEMORY_BUDGET_MIB": ("64", "max_buffer_bytes of the memory section, MiB"),
-    "BENCH_FALLBACK_ENV": ("S3SINK_FORCE_OBSERVER", "env switch forcing s3sink's old (observer) path"),
+    "BENCH_FALLBACK_ENV": ("S3SINK_PATHWAY_FAST_PATH=0", "NAME=VALUE forcing s3sink's pw.io.python.write path"),
     "BENCH_TIMEOUT_S": ("600", "timeout of one measurement process"),
     "BENCH_OUT": ("docs", "folder of benchmarks.md and benchmarks.png"),
 }
@@ -135,12 +135,13 @@ def write_input(shape: Shape, folder: str) -> None:
             out.writerow(row)
 
 
-def fallback_switch() -> str | None:
-    """The env switch forcing s3sink's previous Pathway path, if this checkout has one:
-    its name appears in the Python package's sources (wt-fast adds it)."""
-    name = param("BENCH_FALLBACK_ENV")
+def fallback_switch() -> dict[str, str] | None:
+    """The environment forcing s3sink's previous Pathway path (the pw.io.python.write
+    observer), if this checkout has such a switch: its name appears in the Python
+    package's sources. Without one there is only that path, and nothing to compare."""
+    name, _, value = param("BENCH_FALLBACK_ENV").partition("=")
     sources = glob.glob(str(ROOT / "bindings/python/s3sink/*.py")) + glob.glob(str(ROOT / "bindings/python/src/*.c"))
-    return name if any(name in Path(p).read_text() for p in sources) else None
+    return {name: value} if any(name in Path(p).read_text() for p in sources) else None
 
 
 @dataclass
@@ -168,7 +169,7 @@ def section_e2e(tmp: str, notes: list[str]) -> list[E2EResult]:
         variants.append(("s3sink-fallback", ["csv", "json"]))
     else:
         notes.append(f"s3sink-fallback skipped: no `{param('BENCH_FALLBACK_ENV')}` switch in this checkout's "
-                     "Python package (set BENCH_FALLBACK_ENV to the switch's name).")
+                     "Python package: s3sink has only its pw.io.python.write path here.")
     results: dict[tuple[str, str, str], E2EResult] = {}
     for shape in shapes:
         for variant, formats in variants:
@@ -186,7 +187,7 @@ def section_e2e(tmp: str, notes: list[str]) -> list[E2EResult]:
                     args = {"variant": variant, "format": fmt if fmt != "-" else "csv", "input": shape.path,
                             "ncols": shape.ncols, "bucket": BUCKET, "prefix": fresh_prefix(f"e2e-{variant}"),
                             "outdir": outdir, "interval_ms": int_param("BENCH_INTERVAL_MS")}
-                    env = {switch: "1"} if variant == "s3sink-fallback" and switch else None
+                    env = switch if variant == "s3sink-fallback" else None
                     try:
                         measured = run_worker("e2e", args, env)
                     except Exception as e:  # noqa: BLE001 - reported in the table, the run goes on

@@ -13,7 +13,7 @@ VARIANT_TEXT = {
     "fs": "`pw.io.fs.write` (local file)",
     "python": "plain Python observer + boto3",
     "s3sink": "s3sink `pw.io.minio.write`",
-    "s3sink-fallback": "s3sink, fallback (observer) path",
+    "s3sink-fallback": "s3sink via `pw.io.python.write` (fallback)",
 }
 
 

@@ -329,7 +329,13 @@ def machine() -> dict[str, str]:
         "pathway": importlib.metadata.version("pathway"),
         "s3sink": f"{s3sink.__version__} (commit {commit})" if commit else s3sink.__version__,
         "boto3": importlib.metadata.version("boto3"),
+        "load": load_average(),
     }
+
+
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine shows in the spread of the runs."""
+    return f"{os.getloadavg()[0]:.2f}"
 
 
 def main() -> int:
@@ -361,6 +367,7 @@ def main() -> int:
         data.upload = guarded("upload", section_upload, tmp) or []
         data.memory = guarded("memory", section_memory)
     data.total_seconds = time.perf_counter() - started
+    data.machine["load"] += f" at the start, {load_average()} at the end"
 
     out = ROOT / param("BENCH_OUT")
     out.mkdir(parents=True, exist_ok=True)

@@ -168,9 +168,10 @@ def markdown(data: Report, chart_name: str | None) -> str:
         out += _e2e_markdown(data)
     if data.stream:
         out += _stream_markdown(data.stream)
-    out += ["## 3. Core alone (`build/core_bench`)", ""]
-    out += ["```", data.core.rstrip(), "```", ""] if data.core else [
-        "Not run: this checkout has no `core-bench` make target.", ""]
+    if "core" in data.params["BENCH_SECTIONS"]:
+        out += ["## 3. Core alone (`build/core_bench`)", ""]
+        out += ["```", data.core.rstrip(), "```", ""] if data.core else [
+            "Not run: this checkout has no `core-bench` make target.", ""]
     if data.paths:
         out += ["### Pathway paths (`bench/pathway_paths.py`)", "", "```", data.paths.rstrip(), "```", ""]
     if data.upload:

@@ -153,3 +153,20 @@ clean:
 
 print-minio-bin:
 	@echo $(MINIO_BIN)
+
+# ---------------------------------------------------------------------------------------
+# make bench: the benchmark (tools/bench/bench.py) under one throw-away MinIO; writes
+# docs/benchmarks.md and docs/benchmarks.png. Sizes and repetitions: BENCH_* variables
+# (listed in docs/benchmarks.md). Not a test: nothing fails on speed.
+
+.PHONY: bench deps-bench
+
+deps-bench: $(VENV)/.bench-deps-ok
+
+$(VENV)/.bench-deps-ok: $(VENV)/.deps-ok bindings/python/requirements-bench.txt
+	$(VENV)/bin/pip install -q -r bindings/python/requirements-bench.txt
+	touch $@
+
+bench: deps deps-bench
+	$(MAKE) python
+	MINIO_BIN=$(MINIO_BIN) tools/with-minio $(VENV)/bin/python tools/bench/bench.py

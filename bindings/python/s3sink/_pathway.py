@@ -2,9 +2,10 @@
 ``pw.io.s3.write_to_digital_ocean``, ``pw.io.s3.write_to_wasabi`` and
 ``pw.io.minio.write``.
 
-Importing this module imports Pathway. The per-row work is done in C: the observer given
-to ``pw.io.python.write`` *is* an ``s3sink._s3sink.Writer``, whose ``on_change`` converts
-each row and hands it to the runtime (Lua formatting into an in-memory buffer); uploads
+Importing this module imports Pathway. The per-row work is done in C: the observer *is*
+an ``s3sink._s3sink.Writer``, attached to the engine's callback sink, whose C
+``on_engine_change`` converts each row and hands it to the runtime (see ``_fastpath``; with
+other Pathway internals, through ``pw.io.python.write`` and the C ``on_change``); uploads
 happen in ``on_time_end`` once ``write_interval_ms`` has passed, on the runtime's timer
 thread while the stream is idle, and in ``on_end``.
 """
@@ -28,7 +29,7 @@ from pathway.internals._io_helpers import AwsS3Settings
 from pathway.io.minio import MinIOSettings
 from pathway.io.s3 import DigitalOceanS3Settings, WasabiS3Settings
 
-from . import _s3sink
+from . import _fastpath, _s3sink
 from ._options import Text, WriterOptions
 
 if sys.version_info >= (3, 11):
@@ -373,8 +374,8 @@ _live_lock = threading.Lock()
 
 
 class _S3Observer(_s3sink.Writer, pw.io.python.ConnectorObserver):
-    """The ConnectorObserver passed to ``pw.io.python.write``: ``on_change`` and
-    ``on_end`` are the C methods of ``s3sink.Writer``; ``on_time_end`` calls the C one and
+    """The observer of the table (see ``_fastpath.attach``): ``on_engine_change``,
+    ``on_change`` and ``on_end`` are the C methods of ``s3sink.Writer``; ``on_time_end`` calls the C one and
     logs failed upload attempts, which are retried with their rows kept. Once uploads
     stop on an error (permanent, or transient past ``max_retry_ms``), the next callback
     raises it and Pathway fails the run with its message."""
@@ -472,7 +473,9 @@ def _connect(
         background_uploads=True,
     )
     try:
-        pw.io.python.write(table, observer, name=name, sort_by=sort_by)
+        # the engine's callback sink calls the C on_engine_change directly; else (other
+        # Pathway internals, S3SINK_PATHWAY_FAST_PATH=0) pw.io.python.write's on_change
+        _fastpath.attach(table, observer, [c[0] for c in columns], name, sort_by)
     except BaseException:
         observer.close()  # nothing was written: no upload, just stops the timer
         raise

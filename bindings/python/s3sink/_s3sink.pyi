@@ -71,6 +71,9 @@ class Writer:
     def __init__(self, *, columns: Sequence[Column], **options: Unpack[SinkOptions]) -> None: ...
     def on_change(self, key: Any, row: Mapping[str, Any], time: int, is_addition: bool) -> None:
         """Buffers one change (``row``: column name -> value, in column order)."""
+    def on_engine_change(self, key: Any, values: Sequence[Any], time: int, diff: int) -> None:
+        """Buffers one change as the engine's callback sink passes it: ``values`` by
+        column position (a list or tuple), ``diff`` >= 1 for an insertion."""
     def on_time_end(self, time: int) -> bool:
         """Closes the minibatch (with a spool: once it is on disk) and applies the flush
         policy; True if an object was uploaded. A failed attempt that is retried does not

@@ -1,7 +1,8 @@
 /*
  * convert.c - Python values -> what the runtime takes: datetimes and timedeltas ->
- * nanoseconds, a column list -> a schema, and a row dict -> s3sink values converted by each
- * column's declared type (composite values as JSON text, json.c).
+ * nanoseconds, a column list -> a schema, and a row (a dict, or the engine's list of values
+ * in column order) -> s3sink values converted by each column's declared type (composite
+ * values as JSON text, json.c).
  */
 #include "pyext.h"
 
@@ -258,6 +259,16 @@ int rowbuf_init(rowbuf *rb, Py_ssize_t n) {
   return 0;
 }
 
+/* Beyond this, a row's arena is given back after the row rather than kept for the next. */
+#define ROWBUF_KEEP_BYTES (256 * 1024)
+
+void rowbuf_clear(rowbuf *rb) {
+  for (Py_ssize_t i = 0; i < rb->n; i++) Py_DECREF(rb->objs[i]);
+  rb->n = 0;
+  if (rb->ar.heap && rb->ar.cap > ROWBUF_KEEP_BYTES) ar_free(&rb->ar);
+  rb->ar.len = 0;
+}
+
 void rowbuf_free(rowbuf *rb) {
   for (Py_ssize_t i = 0; i < rb->n; i++) Py_DECREF(rb->objs[i]);
   rb->n = 0;
@@ -436,6 +447,15 @@ static int convert_value(modstate *st, const schema *sc, Py_ssize_t i, PyObject 
   }
 }
 
+/* Converts the values held in rb->objs (rb->n == sc->n). */
+static int convert_held(modstate *st, const schema *sc, rowbuf *rb) {
+  for (Py_ssize_t i = 0; i < sc->n; i++)
+    if (convert_value(st, sc, i, rb->objs[i], rb) < 0) return -1;
+  for (Py_ssize_t i = 0; i < sc->n; i++) /* texts in the arena: the arena may have moved */
+    if (rb->offs[i] != SIZE_MAX) rb->vals[i].u.s.ptr = rb->ar.data + rb->offs[i];
+  return 0;
+}
+
 int convert_row(modstate *st, const schema *sc, PyObject *row, rowbuf *rb) {
   if (!PyDict_Check(row)) {
     PyErr_Format(PyExc_TypeError, "row must be a dict, not %.100s", Py_TYPE(row)->tp_name);
@@ -462,10 +482,22 @@ int convert_row(modstate *st, const schema *sc, PyObject *row, rowbuf *rb) {
     rb->objs[i] = Py_NewRef(v);
     rb->n = i + 1;
   }
-  for (i = 0; i < sc->n; i++)
-    if (convert_value(st, sc, i, rb->objs[i], rb) < 0) return -1;
-  for (i = 0; i < sc->n; i++) /* texts in the arena: the arena may have moved */
-    if (rb->offs[i] != SIZE_MAX) rb->vals[i].u.s.ptr = rb->ar.data + rb->offs[i];
-  return 0;
+  return convert_held(st, sc, rb);
 }
 
+int convert_values(modstate *st, const schema *sc, PyObject *values, rowbuf *rb) {
+  if (!PyList_Check(values) && !PyTuple_Check(values)) {
+    PyErr_Format(PyExc_TypeError, "values must be a list, not %.100s", Py_TYPE(values)->tp_name);
+    return -1;
+  }
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(values);
+  if (n != sc->n) {
+    PyErr_Format(PyExc_ValueError, "values has %zd items for %zd columns", n, sc->n);
+    return -1;
+  }
+  /* all held before any conversion: converting may run Python code */
+  PyObject **items = PySequence_Fast_ITEMS(values);
+  for (Py_ssize_t i = 0; i < n; i++) rb->objs[i] = Py_NewRef(items[i]);
+  rb->n = n;
+  return convert_held(st, sc, rb);
+}

@@ -5,7 +5,7 @@
  *   module.c     module init and state, the exception classes, module functions
  *   options.c    Writer options and the vocabulary functions, from the runtime's tables
  *   json.c       the per-call byte arena; Python values -> compact JSON text
- *   convert.c    datetime/timedelta -> ns, column schemas, a row dict -> s3sink values
+ *   convert.c    datetime/timedelta -> ns, column schemas, a row -> s3sink values
  *   writer.c     the Writer type (wraps `s3sink *`)
  *   formatter.c  the Formatter type (wraps `s3sink_formatter *`)
  *
@@ -165,10 +165,17 @@ typedef struct {
 } rowbuf;
 
 int rowbuf_init(rowbuf *rb, Py_ssize_t n);
+/* Releases the row's values and empties it, keeping its buffers for the next row (a
+ * writer converts every row into the same rowbuf: no allocation per row). */
+void rowbuf_clear(rowbuf *rb);
 void rowbuf_free(rowbuf *rb);
 
 /* Converts `row` (a dict in column order) into rb->vals. Values stay referenced by
- * rb->objs until rowbuf_free. */
+ * rb->objs until rowbuf_clear/rowbuf_free. */
 int convert_row(modstate *st, const schema *sc, PyObject *row, rowbuf *rb);
+
+/* The same from `values`, a list (or tuple) of the values by column position, as the
+ * engine's callback sink passes them: no names involved. */
+int convert_values(modstate *st, const schema *sc, PyObject *values, rowbuf *rb);
 
 #endif /* S3SINK_PYEXT_H */

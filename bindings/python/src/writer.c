@@ -1,8 +1,10 @@
 /*
  * writer.c - the Writer type: wraps `s3sink *` as a Pathway ConnectorObserver-shaped
  * object whose on_change(key, row, time, is_addition) converts the row in C (convert.c)
- * and hands it to the runtime, which formats it (Lua) and buffers it. Calls that may wait
- * on the network or for room run with the GIL released, under the writer's lock.
+ * and hands it to the runtime, which formats it (Lua) and buffers it. on_engine_change
+ * (key, values, time, diff) does the same for the engine's own callback sink, which
+ * passes the values as a list in column order. Calls that may wait on the network or for
+ * room run with the GIL released, under the writer's lock.
  */
 #include "pyext.h"
 
@@ -19,6 +21,8 @@ typedef struct {
   PyThread_type_lock state; /* held briefly: to read `sink` for health properties, and to
                                free it; so health never waits for an upload */
   schema sc;
+  rowbuf rb;                /* every row is converted here, unless rb_busy */
+  bool rb_busy;             /* rb is in use by a call (read and set with the GIL held) */
   bool closed;
   bool spooled;             /* opened with a spool */
   int64_t last_time;        /* time of the last row written */
@@ -87,7 +91,8 @@ static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds) {
   desc = PyUnicode_FromFormat("bucket=%s prefix=%s%s%s", cfg.bucket ? cfg.bucket : "None",
                               cfg.prefix ? cfg.prefix : "", cfg.format ? " format=" : "",
                               cfg.format ? cfg.format : "");
-  if (!desc) {
+  if (!desc || rowbuf_init(&self->rb, sc.n) < 0) {
+    Py_CLEAR(desc);
     schema_free(&sc);
     goto done;
   }
@@ -101,6 +106,7 @@ static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds) {
   Py_END_ALLOW_THREADS
   if (rc != S3SINK_OK) {
     Py_CLEAR(desc);
+    rowbuf_free(&self->rb);
     schema_free(&sc);
     set_sink_error(st, &err);
     rc = -1;
@@ -163,6 +169,53 @@ PyDoc_STRVAR(Writer_on_change_doc,
 "Buffers one change: ``row`` is a dict of the column values (in column order), ``time``\n"
 "the engine time, ``is_addition`` False for a retraction. ``key`` is ignored.");
 
+/* Converts one row (`row`, a dict, or else `values`, a list by column position) and
+ * writes it. The conversion uses the writer's rowbuf, so a row allocates nothing; a call
+ * that finds it in use (another thread, or a conversion that ran Python code which
+ * re-entered) takes one of its own. One lock per row: the writer's, which keeps close
+ * and flush off the sink while it writes; health reads take `state` and never wait. */
+static PyObject *put_row(WriterObject *self, PyObject *row, PyObject *values, int64_t time, bool add) {
+  if (!self->sink) return closed_error(self);
+  rowbuf local, *rb = &self->rb;
+  bool own = !self->rb_busy;
+  if (own) self->rb_busy = true;
+  else if (rowbuf_init(rb = &local, self->sc.n) < 0) return NULL;
+  bool raised = (row ? convert_row(self->st, &self->sc, row, rb)
+                     : convert_values(self->st, &self->sc, values, rb)) < 0;
+  s3sink_err err;
+  err.code = 0;
+  int rc = S3SINK_OK;
+  bool closed = false;
+  if (!raised) {
+    acquire(self->lock);
+    if (!self->sink) { /* closed by another thread meanwhile */
+      closed = true;
+    } else {
+      rc = s3sink_try_write(self->sink, rb->vals, (size_t)self->sc.n, time, add ? 1 : -1, &err);
+      if (rc == S3SINK_EAGAIN) { /* over budget: wait for uploads (backpressure), without the GIL */
+        Py_BEGIN_ALLOW_THREADS
+        rc = s3sink_write_held(self->sink, &err);
+        Py_END_ALLOW_THREADS
+      }
+      if (rc == S3SINK_OK) {
+        self->last_time = time;
+        self->have_rows = true;
+      }
+    }
+    PyThread_release_lock(self->lock);
+  }
+  if (own) {
+    rowbuf_clear(rb);
+    self->rb_busy = false;
+  } else {
+    rowbuf_free(rb);
+  }
+  if (raised) return NULL;
+  if (closed) return closed_error(self);
+  if (rc != S3SINK_OK) return set_sink_error(self->st, &err);
+  Py_RETURN_NONE;
+}
+
 static PyObject *Writer_on_change(WriterObject *self, PyObject *const *args, Py_ssize_t nargs,
                                   PyObject *kwnames) {
   PyObject *argv[4];
@@ -176,36 +229,29 @@ static PyObject *Writer_on_change(WriterObject *self, PyObject *const *args, Py_
   if (long_to_i64(argv[2], &time, "time") < 0) return NULL;
   int add = PyObject_IsTrue(argv[3]);
   if (add < 0) return NULL;
+  return put_row(self, argv[1], NULL, time, add != 0);
+}
 
-  rowbuf rb;
-  if (rowbuf_init(&rb, self->sc.n) < 0) return NULL;
-  if (convert_row(self->st, &self->sc, argv[1], &rb) < 0) {
-    rowbuf_free(&rb);
+PyDoc_STRVAR(Writer_on_engine_change_doc,
+"on_engine_change(key, values, time, diff)\n--\n\n"
+"Buffers one change as Pathway's engine passes it to a callback sink: ``values`` is the\n"
+"list of the column values in column order, ``diff`` +1 for an insertion, -1 for a\n"
+"retraction. ``key`` is ignored.");
+
+static PyObject *Writer_on_engine_change(WriterObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs != 4) {
+    PyErr_Format(PyExc_TypeError, "on_engine_change() takes 4 arguments (%zd given)", nargs);
     return NULL;
   }
-  s3sink_err err;
-  err.code = 0;
-  int rc;
-  acquire(self->lock);
-  if (!self->sink) { /* closed by another thread meanwhile */
-    PyThread_release_lock(self->lock);
-    rowbuf_free(&rb);
-    return closed_error(self);
+  int64_t time, diff;
+  if (!PyLong_Check(args[2]) || !PyLong_Check(args[3])) {
+    PyErr_Format(PyExc_TypeError, "time and diff must be int, not %.100s and %.100s",
+                 Py_TYPE(args[2])->tp_name, Py_TYPE(args[3])->tp_name);
+    return NULL;
   }
-  rc = s3sink_try_write(self->sink, rb.vals, (size_t)self->sc.n, time, add ? 1 : -1, &err);
-  if (rc == S3SINK_EAGAIN) { /* over budget: wait for uploads (backpressure), without the GIL */
-    Py_BEGIN_ALLOW_THREADS
-    rc = s3sink_write_held(self->sink, &err);
-    Py_END_ALLOW_THREADS
-  }
-  if (rc == S3SINK_OK) {
-    self->last_time = time;
-    self->have_rows = true;
-  }
-  PyThread_release_lock(self->lock);
-  rowbuf_free(&rb);
-  if (rc != S3SINK_OK) return set_sink_error(self->st, &err);
-  Py_RETURN_NONE;
+  if (long_to_i64(args[2], &time, "time") < 0 || long_to_i64(args[3], &diff, "diff") < 0) return NULL;
+  /* an insertion is diff >= 1, as pw.io.python.write decides is_addition */
+  return put_row(self, NULL, args[1], time, diff >= 1);
 }
 
 /* Ends the minibatch of *time_end (if given), then applies the flush policy, with the
@@ -531,6 +577,7 @@ static void Writer_dealloc(WriterObject *self) {
     s3sink_free(self->sink);
     self->sink = NULL;
   }
+  rowbuf_free(&self->rb);
   schema_free(&self->sc);
   if (self->lock) PyThread_free_lock(self->lock);
   if (self->state) PyThread_free_lock(self->state);
@@ -543,6 +590,8 @@ static void Writer_dealloc(WriterObject *self) {
 static PyMethodDef Writer_methods[] = {
     {"on_change", (PyCFunction)(void (*)(void))Writer_on_change, METH_FASTCALL | METH_KEYWORDS,
      Writer_on_change_doc},
+    {"on_engine_change", (PyCFunction)(void (*)(void))Writer_on_engine_change, METH_FASTCALL,
+     Writer_on_engine_change_doc},
     {"on_time_end", (PyCFunction)Writer_on_time_end, METH_O, Writer_on_time_end_doc},
     {"on_end", (PyCFunction)Writer_on_end, METH_NOARGS, Writer_on_end_doc},
     {"flush", (PyCFunction)(void (*)(void))Writer_flush, METH_FASTCALL | METH_KEYWORDS,

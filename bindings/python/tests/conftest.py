@@ -173,3 +173,12 @@ def _fresh_pathway_graph():
         from pathway.internals.parse_graph import G
 
         G.clear()
+
+
+@pytest.fixture(params=["fast", "fallback"])
+def pathway_path(request, monkeypatch) -> str:
+    """Runs a test over both ways the writers attach to Pathway: the engine's callback
+    sink (s3sink._fastpath) and the public pw.io.python.write observer (forced with
+    S3SINK_PATHWAY_FAST_PATH=0, which subprocesses inherit)."""
+    monkeypatch.setenv("S3SINK_PATHWAY_FAST_PATH", "1" if request.param == "fast" else "0")
+    return request.param

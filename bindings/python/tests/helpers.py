@@ -286,30 +286,35 @@ def loss_report(found: dict[int, list[int]], expected: set[int]) -> dict[str, in
 
 class AckRecorder:
     """Records the ids of every minibatch whose on_time_end returned: what the writer
-    acknowledged to Pathway."""
+    acknowledged to Pathway (its rows arrive through on_change or on_engine_change)."""
 
     def __init__(self) -> None:
         from s3sink import _pathway
 
         self._cls = _pathway._S3Observer
-        self._orig = (self._cls.on_change, self._cls.on_time_end)
+        self._orig = (self._cls.on_change, self._cls.on_engine_change, self._cls.on_time_end)
         self.pending: dict[int, list[int]] = {}
         self.acked: set[int] = set()
-        change, time_end = self._orig
+        change, engine_change, time_end = self._orig
         recorder = self
 
         def on_change(obs, key, row, time, is_addition):
             change(obs, key, row, time, is_addition)
             recorder.pending.setdefault(time, []).append(row["id"])
 
+        def on_engine_change(obs, key, values, time, diff):
+            engine_change(obs, key, values, time, diff)
+            recorder.pending.setdefault(time, []).append(values[[c[0] for c in obs.columns].index("id")])
+
         def on_time_end(obs, time):
             time_end(obs, time)
             recorder.acked.update(recorder.pending.pop(time, []))
 
-        self._cls.on_change, self._cls.on_time_end = on_change, on_time_end
+        self._cls.on_change, self._cls.on_engine_change, self._cls.on_time_end = (
+            on_change, on_engine_change, on_time_end)
 
     def __enter__(self) -> "AckRecorder":
         return self
 
     def __exit__(self, *exc) -> None:
-        self._cls.on_change, self._cls.on_time_end = self._orig
+        self._cls.on_change, self._cls.on_engine_change, self._cls.on_time_end = self._orig

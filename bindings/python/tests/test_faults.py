@@ -390,6 +390,7 @@ class Pipeline:
         self.signal(signal.SIGKILL)
 
 
+@pytest.mark.usefixtures("pathway_path")
 def test_kill_9_with_a_spool_and_persistence(s3, bucket, minio, tmp_path):
     """Rounds of a streaming pipeline killed with SIGKILL at random moments, with Pathway
     persistence on: after each restart the bucket gets every row acknowledged before the

@@ -13,6 +13,9 @@ import pytest
 
 from helpers import ROOT, objects, read_back, run
 
+# every test here, over the engine's callback sink and over pw.io.python.write
+pytestmark = pytest.mark.usefixtures("pathway_path")
+
 
 class Basic(pw.Schema):
     name: str

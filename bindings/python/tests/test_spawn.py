@@ -26,6 +26,7 @@ def contents(s3, bucket, prefix):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
+@pytest.mark.usefixtures("pathway_path")
 def test_multi_worker_and_multi_process_output_equals_single(fmt, s3, bucket):
     run_spawn(bucket, "one", fmt)
     run_spawn(bucket, "threads", fmt, threads=2)

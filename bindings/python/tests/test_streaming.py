@@ -13,6 +13,7 @@ import threading
 import time
 
 import pathway as pw
+import pytest
 
 from helpers import TESTS_DIR, ObjectWatcher, ScriptedSubject, objects, python_env, read_back, run
 
@@ -80,6 +81,7 @@ def test_buffer_retention_on_early_flush(s3, bucket, minio_settings):
     assert w.times()[0] >= before_open + interval - POLL_JITTER
 
 
+@pytest.mark.usefixtures("pathway_path")
 def test_multiple_flush_cycles(s3, bucket, minio_settings):
     """Rows over several intervals: several objects, each readable on its own, together
     exactly the dataset."""

@@ -1,6 +1,7 @@
 """A streaming pipeline that the fault tests kill: reads JSON Lines files of ids as they
 appear, with Pathway persistence on, writes them through pw.io.minio.write with a spool,
-and appends to a log the ids of every minibatch it acknowledged (on_time_end returned).
+and appends to a log the ids of every minibatch it acknowledged (on_time_end returned),
+over either path of the writer (S3SINK_PATHWAY_FAST_PATH).
 
   fault_pipeline.py BUCKET IN_DIR PERSISTENCE_DIR SPOOL_DIR ACK_LOG INTERVAL_MS
                     [MAX_BUFFER_BYTES MAX_RETRY_MS]
@@ -22,7 +23,8 @@ bucket, in_dir, persistence_dir, spool_dir, ack_log, interval = sys.argv[1:7]
 max_buffer, max_retry = (int(a) for a in (sys.argv[7:9] or ["0", "300000"]))
 log = os.open(ack_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 pending: dict[int, list[int]] = {}
-change, time_end = _pathway._S3Observer.on_change, _pathway._S3Observer.on_time_end
+obs_cls = _pathway._S3Observer
+change, engine_change, time_end = obs_cls.on_change, obs_cls.on_engine_change, obs_cls.on_time_end
 
 
 def on_change(self, key, row, time, is_addition):
@@ -30,12 +32,17 @@ def on_change(self, key, row, time, is_addition):
     pending.setdefault(time, []).append(row["id"])
 
 
+def on_engine_change(self, key, values, time, diff):  # the rows of the fast path
+    engine_change(self, key, values, time, diff)
+    pending.setdefault(time, []).append(values[0])  # id is the first column
+
+
 def on_time_end(self, time):
     time_end(self, time)
     os.write(log, (json.dumps(pending.pop(time, [])) + "\n").encode())
 
 
-_pathway._S3Observer.on_change, _pathway._S3Observer.on_time_end = on_change, on_time_end
+obs_cls.on_change, obs_cls.on_engine_change, obs_cls.on_time_end = on_change, on_engine_change, on_time_end
 
 
 class Row(pw.Schema):

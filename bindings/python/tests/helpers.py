@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -272,16 +273,38 @@ def count_ids(s3, bucket: str, prefix: str = "", keep=lambda key: True) -> dict[
     return found
 
 
-def loss_report(found: dict[int, list[int]], expected: set[int]) -> dict[str, int]:
+def count_rows(s3, bucket: str, prefix: str = "") -> "Counter[tuple[int, int, int]]":
+    """Every row of the JSON Lines objects under prefix: (id, time, diff) -> how many times
+    it is stored."""
+    from collections import Counter
+
+    return Counter((row["id"], row["time"], row["diff"]) for _, body in objects(s3, bucket, prefix)
+                   for row in map(json.loads, body.decode().splitlines()))
+
+
+def loss_report(found: dict[int, list[int]], expected: set[int],
+                stored: "Counter[tuple[int, int, int]] | None" = None,
+                delivered: "Counter[tuple[int, int, int]] | None" = None) -> dict[str, int]:
     """lost: expected ids not in the bucket; duplicated: rows stored twice (same id and
     time: the sink's doing); redelivered: ids Pathway delivered again at another time
-    (its at-least-once replay after a restart)."""
-    return {
+    (its at-least-once replay after a restart).
+
+    With `stored` (count_rows) and `delivered` (each (id, time, diff) -> how many times
+    Pathway gave it to the writer), duplicated counts only the rows stored more often
+    than Pathway delivered them, and resent the rows stored twice with the same id and
+    time because Pathway delivered them so (e.g. an input file it read, retracted and read
+    again within one minibatch: the same id, time and values with diff +1, -1, +1)."""
+    report = {
         "expected": len(expected),
         "lost": len(expected - set(found)),
         "duplicated": sum(len(t) - len(set(t)) for t in found.values()),
         "redelivered": sum(1 for t in found.values() if len(set(t)) > 1),
     }
+    if stored is not None and delivered is not None:
+        twice = report["duplicated"]
+        report["duplicated"] = sum(max(0, n - delivered[k]) for k, n in stored.items())
+        report["resent"] = max(0, twice - report["duplicated"])
+    return report
 
 
 class AckRecorder:

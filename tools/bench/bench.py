@@ -6,7 +6,6 @@ Python, and writes docs/benchmarks.md and docs/benchmarks.png. Sections:
   e2e      end to end through Pathway, static CSV input, one process per variant and run
   stream   a rate-limited stream: objects, PUTs counted by a proxy, emission-to-listable latency
   core     build/core_bench (the runtime alone), when the Makefile has a core-bench target
-  paths    bench/pathway_paths.py, when present (not by default: e2e measures the same paths)
   upload   MiB/s of one object of each size: s3sink's forced flush vs boto3 put_object
   memory   RSS over time while streaming many rows through s3sink
 
@@ -43,7 +42,7 @@ from putcount import CountingProxy  # noqa: E402
 
 # name -> (default, meaning); every one can be overridden from the environment
 PARAMS: dict[str, tuple[str, str]] = {
-    "BENCH_SECTIONS": ("e2e,stream,core,upload,memory", "sections to run (add paths for bench/pathway_paths.py)"),
+    "BENCH_SECTIONS": ("e2e,stream,core,upload,memory", "sections to run"),
     "BENCH_REPS": ("3", "interleaved repetitions of each end-to-end variant"),
     "BENCH_NARROW_ROWS": ("1000000", "rows of the narrow table (4 columns)"),
     "BENCH_WIDE_ROWS": ("250000", "rows of the wide table"),
@@ -266,15 +265,6 @@ def section_core() -> str | None:
     return proc.stdout
 
 
-def section_paths() -> str | None:
-    script = ROOT / "bench/pathway_paths.py"
-    if not script.exists():
-        return None
-    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=int_param("BENCH_TIMEOUT_S"), check=True)
-    return proc.stdout
-
-
 # ---------------------------------------------------------------------------------------
 # Section 4: uploads
 
@@ -363,7 +353,6 @@ def main() -> int:
         data.e2e = guarded("e2e", section_e2e, tmp, data.notes) or []
         data.stream = guarded("stream", section_stream)
         data.core = guarded("core", section_core)
-        data.paths = guarded("paths", section_paths)
         data.upload = guarded("upload", section_upload, tmp) or []
         data.memory = guarded("memory", section_memory)
     data.total_seconds = time.perf_counter() - started

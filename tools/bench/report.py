@@ -24,7 +24,6 @@ class Report:
     e2e: list[Any] = field(default_factory=list)
     stream: dict[str, Any] | None = None
     core: str | None = None
-    paths: str | None = None
     upload: list[dict[str, Any]] = field(default_factory=list)
     memory: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
@@ -172,8 +171,6 @@ def markdown(data: Report, chart_name: str | None) -> str:
         out += ["## 3. Core alone (`build/core_bench`)", ""]
         out += ["```", data.core.rstrip(), "```", ""] if data.core else [
             "Not run: this checkout has no `core-bench` make target.", ""]
-    if data.paths:
-        out += ["### Pathway paths (`bench/pathway_paths.py`)", "", "```", data.paths.rstrip(), "```", ""]
     if data.upload:
         out += _upload_markdown(data)
     if data.memory:

@@ -6,26 +6,14 @@
 #include "cells.h"
 #include "s3sink_text.h"
 
-#define COLTYPE(s) {s, sizeof s - 1}
-static const struct {
-  const char *name;
-  size_t len;
-} coltypes[] = {
-    COLTYPE("int"),          COLTYPE("float"),        COLTYPE("bool"),
-    COLTYPE("str"),          COLTYPE("bytes"),        COLTYPE("pointer"),
-    COLTYPE("datetime_naive"), COLTYPE("datetime_utc"), COLTYPE("duration"),
-    COLTYPE("json"),         COLTYPE("tuple"),        COLTYPE("list"),
-    COLTYPE("array"),
-};
-#undef COLTYPE
-
 coltype cells_type_of(const char *s, size_t n) {
-  for (int t = 0; t < T_UNKNOWN; t++)
-    if (coltypes[t].len == n && memcmp(coltypes[t].name, s, n) == 0) return (coltype)t;
-  return T_UNKNOWN;
+  int t = strlen(s) == n ? s3sink_column_type_find(s) : -1;
+  return t < 0 || t == S3SINK_T_ANY ? CELLS_NO_TYPE : (coltype)t;
 }
 
-const char *cells_type_name(coltype t) { return t < T_UNKNOWN ? coltypes[t].name : "unknown"; }
+const char *cells_type_name(coltype t) {
+  return t < CELLS_NO_TYPE ? s3sink_column_type_info(t)->name : "unknown";
+}
 
 /* Appends n bytes known to fit (the caller reserved them). */
 static inline void put(bytebuf *b, const void *p, size_t n) {
@@ -90,11 +78,11 @@ static bool number(bytebuf *b, const cell *c, bool json) {
   if (!bytebuf_reserve(b, S3SINK_TEXT_NUMBUF)) return false;
   char *p = b->data + b->len;
   switch (c->t) {
-  case T_FLOAT:
+  case S3SINK_T_FLOAT:
     b->len += json ? s3sink_text_float_json(p, c->f) : s3sink_text_float_csv(p, c->f);
     break;
-  case T_DT_NAIVE:
-  case T_DT_UTC: b->len += s3sink_text_datetime(p, c->i, c->t == T_DT_UTC); break;
+  case S3SINK_T_DATETIME_NAIVE:
+  case S3SINK_T_DATETIME_UTC: b->len += s3sink_text_datetime(p, c->i, c->t == S3SINK_T_DATETIME_UTC); break;
   default: b->len += s3sink_text_int(p, c->i); break;
   }
   return true;
@@ -103,13 +91,13 @@ static bool number(bytebuf *b, const cell *c, bool json) {
 bool cells_csv(bytebuf *b, const cell *c, char q) {
   if (c->null) return bytebuf_append(b, "None", 4);
   switch (c->t) {
-  case T_INT:
-  case T_DURATION:
-  case T_FLOAT:
-  case T_DT_NAIVE:
-  case T_DT_UTC: return number(b, c, false); /* numbers and dates never contain a quote */
-  case T_BOOL: return c->b ? bytebuf_append(b, "True", 4) : bytebuf_append(b, "False", 5);
-  case T_BYTES: return cells_base64(b, (const unsigned char *)c->s, c->len);
+  case S3SINK_T_INT:
+  case S3SINK_T_DURATION:
+  case S3SINK_T_FLOAT:
+  case S3SINK_T_DATETIME_NAIVE:
+  case S3SINK_T_DATETIME_UTC: return number(b, c, false); /* numbers and dates never contain a quote */
+  case S3SINK_T_BOOL: return c->b ? bytebuf_append(b, "True", 4) : bytebuf_append(b, "False", 5);
+  case S3SINK_T_BYTES: return cells_base64(b, (const unsigned char *)c->s, c->len);
   default: /* str, pointer and the JSON texts: raw */
     return q ? cells_doubled(b, c->s, c->len, q) : bytebuf_append(b, c->s, c->len);
   }
@@ -118,16 +106,16 @@ bool cells_csv(bytebuf *b, const cell *c, char q) {
 bool cells_json(bytebuf *b, const cell *c) {
   if (c->null) return bytebuf_append(b, "null", 4);
   switch (c->t) {
-  case T_INT:
-  case T_DURATION:
-  case T_FLOAT: return number(b, c, true);
-  case T_BOOL: return c->b ? bytebuf_append(b, "true", 4) : bytebuf_append(b, "false", 5);
-  case T_DT_NAIVE:
-  case T_DT_UTC: return put1(b, '"') && number(b, c, true) && put1(b, '"');
-  case T_BYTES:
+  case S3SINK_T_INT:
+  case S3SINK_T_DURATION:
+  case S3SINK_T_FLOAT: return number(b, c, true);
+  case S3SINK_T_BOOL: return c->b ? bytebuf_append(b, "true", 4) : bytebuf_append(b, "false", 5);
+  case S3SINK_T_DATETIME_NAIVE:
+  case S3SINK_T_DATETIME_UTC: return put1(b, '"') && number(b, c, true) && put1(b, '"');
+  case S3SINK_T_BYTES:
     return put1(b, '"') && cells_base64(b, (const unsigned char *)c->s, c->len) && put1(b, '"');
-  case T_STR:
-  case T_POINTER: return cells_json_string(b, c->s, c->len);
+  case S3SINK_T_STR:
+  case S3SINK_T_POINTER: return cells_json_string(b, c->s, c->len);
   default: /* json, tuple, list, array: already JSON text, embedded */
     return bytebuf_append(b, c->s, c->len);
   }

@@ -11,11 +11,10 @@
 #include "bytebuf.h"
 #include "s3sink.h"
 
-/* Column types as the cell writers tell them apart (the names of s3sink_column_types). */
-typedef enum coltype {
-  T_INT, T_FLOAT, T_BOOL, T_STR, T_BYTES, T_POINTER, T_DT_NAIVE, T_DT_UTC, T_DURATION,
-  T_JSON, T_TUPLE, T_LIST, T_ARRAY, T_UNKNOWN
-} coltype;
+/* Column types as the cell writers tell them apart: the runtime's (options.c), where "any"
+ * is not a cell's type (each of its values has its own). */
+typedef s3sink_type coltype;
+#define CELLS_NO_TYPE S3SINK_T_COUNT /* unknown, or "any" */
 
 /* One value with its type; s points at bytes the caller keeps alive. */
 typedef struct cell {
@@ -28,18 +27,23 @@ typedef struct cell {
   size_t len;
 } cell;
 
-/* The type named s (n bytes), or T_UNKNOWN. */
+/* The type named s (n bytes), or CELLS_NO_TYPE. */
 coltype cells_type_of(const char *s, size_t n);
 const char *cells_type_name(coltype t);
 
 /* The cell of a host's value: its kind is its type (composites are JSON text). */
 static inline cell cells_of_value(const s3sink_value *v) {
   static const coltype by_kind[] = {
-      [S3SINK_V_INT] = T_INT,           [S3SINK_V_FLOAT] = T_FLOAT,
-      [S3SINK_V_BOOL] = T_BOOL,         [S3SINK_V_STR] = T_STR,
-      [S3SINK_V_BYTES] = T_BYTES,       [S3SINK_V_POINTER] = T_POINTER,
-      [S3SINK_V_DATETIME_NAIVE] = T_DT_NAIVE, [S3SINK_V_DATETIME_UTC] = T_DT_UTC,
-      [S3SINK_V_DURATION] = T_DURATION, [S3SINK_V_JSON] = T_JSON,
+      [S3SINK_V_INT] = S3SINK_T_INT,
+      [S3SINK_V_FLOAT] = S3SINK_T_FLOAT,
+      [S3SINK_V_BOOL] = S3SINK_T_BOOL,
+      [S3SINK_V_STR] = S3SINK_T_STR,
+      [S3SINK_V_BYTES] = S3SINK_T_BYTES,
+      [S3SINK_V_POINTER] = S3SINK_T_POINTER,
+      [S3SINK_V_DATETIME_NAIVE] = S3SINK_T_DATETIME_NAIVE,
+      [S3SINK_V_DATETIME_UTC] = S3SINK_T_DATETIME_UTC,
+      [S3SINK_V_DURATION] = S3SINK_T_DURATION,
+      [S3SINK_V_JSON] = S3SINK_T_JSON,
   };
   cell c = {.null = v->kind == S3SINK_V_NULL, .t = by_kind[v->kind]};
   switch (v->kind) {

@@ -49,24 +49,24 @@ static void read_cell(lua_State *L, int idx, coltype t, int col, const char *nam
   c->null = lt == LUA_TNIL || (lt == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL);
   if (c->null) return;
   switch (t) {
-  case T_INT:
-  case T_DT_NAIVE:
-  case T_DT_UTC:
-  case T_DURATION: {
+  case S3SINK_T_INT:
+  case S3SINK_T_DATETIME_NAIVE:
+  case S3SINK_T_DATETIME_UTC:
+  case S3SINK_T_DURATION: {
     int ok = 0;
     if (lt == LUA_TNUMBER) c->i = lua_tointegerx(L, idx, &ok);
     if (ok) return;
     want = "an integer";
     break;
   }
-  case T_FLOAT:
+  case S3SINK_T_FLOAT:
     if (lt == LUA_TNUMBER) {
       c->f = lua_tonumber(L, idx);
       return;
     }
     want = "a number";
     break;
-  case T_BOOL:
+  case S3SINK_T_BOOL:
     if (lt == LUA_TBOOLEAN) {
       c->b = lua_toboolean(L, idx);
       return;
@@ -95,14 +95,14 @@ static void read_cell(lua_State *L, int idx, coltype t, int col, const char *nam
 static coltype check_coltype(lua_State *L, int idx, int col, const char *fn) {
   size_t n;
   const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
-  coltype t = s ? cells_type_of(s, n) : T_UNKNOWN;
-  if (t != T_UNKNOWN) return t;
+  coltype t = s ? cells_type_of(s, n) : CELLS_NO_TYPE;
+  if (t != CELLS_NO_TYPE) return t;
   const char *shown = s ? s : luaL_typename(L, idx);
   if (col > 0)
     luaL_error(L, "%s: column %d has unknown type '%s'", fn, col, shown);
   else
     luaL_error(L, "%s: unknown column type '%s'", fn, shown);
-  return T_UNKNOWN;
+  return CELLS_NO_TYPE;
 }
 
 /* ----------------------------------------------------------------------------------------

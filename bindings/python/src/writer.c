@@ -1,10 +1,11 @@
 /*
  * writer.c - the Writer type: wraps `s3sink *` as a Pathway ConnectorObserver-shaped
  * object whose on_change(key, row, time, is_addition) converts the row in C (convert.c)
- * and hands it to the runtime, which formats it (a native encoder or the Lua format script) and buffers it. on_engine_change
- * (key, values, time, diff) does the same for the engine's own callback sink, which
- * passes the values as a list in column order. Calls that may wait on the network or for
- * room run with the GIL released, under the writer's lock.
+ * and hands it to the runtime, which formats it (a native encoder or the Lua format
+ * script) and buffers it. on_engine_change(key, values, time, diff) does the same for the
+ * engine's own callback sink, which passes the values as a list in column order. Calls
+ * that may wait on the network or for room run with the GIL released, under the writer's
+ * lock.
  */
 #include "pyext.h"
 

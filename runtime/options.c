@@ -88,8 +88,11 @@ typedef struct option_def {
 static const option_def options[] = {
     STRING(endpoint, "target", NULL, rule_not_empty,
            "URL of the S3 service, e.g. http://127.0.0.1:9000 for a local MinIO (https if "
-           "no scheme is given); default: AWS, https://s3.<region>.amazonaws.com."),
-    STRING(region, "target", "us-east-1", rule_not_empty, "Region the requests are signed for."),
+           "no scheme is given); default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or the AWS "
+           "profile's endpoint_url, else AWS, https://s3.<region>.amazonaws.com."),
+    STRING(region, "target", "us-east-1", rule_not_empty,
+           "Region the requests are signed for; default: AWS_REGION, AWS_DEFAULT_REGION or "
+           "the AWS profile's region, else us-east-1."),
     STRING(bucket, "target", NULL, rule_bucket, "The bucket objects are written to (required)."),
     STRING(prefix, "target", "", rule_prefix,
            "Key prefix of every object, e.g. \"out/run1/\" (no leading slash)."),
@@ -97,9 +100,16 @@ static const option_def options[] = {
          "Virtual-hosted addressing (bucket.host) instead of path-style (host/bucket, what "
          "MinIO expects)."),
     STRING(access_key, "target", NULL, NULL,
-           "Access key id; with neither it nor secret_key, requests are anonymous."),
+           "Access key id. Without it and secret_key, the credentials come from the "
+           "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), then "
+           "the profile's in the shared files (~/.aws/credentials, ~/.aws/config); none "
+           "found is an error unless anonymous is set."),
     STRING(secret_key, "target", NULL, NULL, "Secret access key, given with access_key."),
     STRING(session_token, "target", NULL, NULL, "Session token of temporary credentials."),
+    STRING(profile, "target", NULL, rule_not_empty,
+           "Profile of the AWS shared files to take the credentials (and, when not given, "
+           "the endpoint and region) from; naming it skips the environment's keys. "
+           "Default: AWS_PROFILE, AWS_DEFAULT_PROFILE, else \"default\"."),
     STRING(format, "output", "csv", rule_format,
            "Object format: a bundled one (\"csv\", \"json\" for JSON Lines) or the path of a "
            "Lua format script."),
@@ -127,6 +137,9 @@ static const option_def options[] = {
     BOOL(insecure_tls, "transport", "Do not verify TLS certificates (testing only)."),
     STRING(ca_file, "transport", NULL, rule_not_empty,
            "CA bundle to verify the endpoint's TLS certificate with."),
+    BOOL(anonymous, "transport",
+         "Send unsigned requests, without credentials (a bucket whose policy allows "
+         "anonymous writes). Without it, finding no credentials is an error."),
     BOOL(create_bucket, "output", "Create the bucket if it does not exist."),
     INT(max_buffer_bytes, "reliability", 1, INT64_MAX, false, GIB, "1073741824 (1 GiB)",
         "Memory budget for buffered and in-flight rows, in bytes. When uploads fall behind, "
@@ -281,7 +294,10 @@ int options_resolve(const s3sink_config *in, s3sink_config *out, s3sink_err *err
   if ((out->access_key && *out->access_key) != (out->secret_key && *out->secret_key))
     return err_set(err, S3SINK_EINVAL,
                    "only one of access_key and secret_key is set: give both, or neither "
-                   "for anonymous access");
+                   "(then they come from the environment or an AWS profile)");
+  if (out->session_token && *out->session_token && !(out->access_key && *out->access_key))
+    return err_set(err, S3SINK_EINVAL,
+                   "session_token is set without access_key and secret_key: give all three");
   return S3SINK_OK;
 }
 

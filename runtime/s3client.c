@@ -39,10 +39,9 @@ struct s3client {
   endpoint ep;
   char *region;
   char *bucket;
-  char *access_key;
-  char *secret_key;
-  char *session_token;
-  bool anonymous;
+  credcache *creds;
+  bool own_creds;
+  credsnap snap;  /* the credentials of the request being made */
   EVP_MD *md5;    /* NULL if the provider lacks MD5 (FIPS): no Content-MD5 then */
   EVP_MD *sha256;
   int64_t clock_offset; /* seconds to add to the local clock to get the server's */
@@ -80,7 +79,7 @@ static void scrub(char *buf, size_t cap, const char *secret) {
 
 static int finish_err(s3client *c, s3sink_err *err, int code) {
   if (err && c) {
-    const char *secrets[] = {c->secret_key, c->session_token};
+    const char *secrets[] = {c->snap.secret_key, c->snap.session_token};
     for (size_t i = 0; i < 2; i++) {
       scrub(err->msg, sizeof err->msg, secrets[i]);
       scrub(err->s3_code, sizeof err->s3_code, secrets[i]);
@@ -98,23 +97,6 @@ static int finish_err(s3client *c, s3sink_err *err, int code) {
 static int check_config(const s3client_config *cfg, const char *region, s3sink_err *err) {
   int rc = endpoint_check_names(cfg->bucket, region, err);
   if (rc) return rc;
-  bool anonymous = !cfg->access_key || !*cfg->access_key;
-  if (!anonymous && (!cfg->secret_key || !*cfg->secret_key))
-    return err_set(err, S3SINK_EINVAL,
-                   "access_key is set but secret_key is empty: set both, or neither for "
-                   "anonymous access");
-  if (!anonymous) {
-    for (const char *q = cfg->access_key; *q; q++)
-      if ((unsigned char)*q <= ' ' || *q == '/' || *q == 0x7f)
-        return err_set(err, S3SINK_EINVAL, "access_key holds blanks, '/' or control characters");
-    for (const char *q = cfg->secret_key; *q; q++)
-      if ((unsigned char)*q < ' ' || *q == 0x7f)
-        return err_set(err, S3SINK_EINVAL, "secret_key holds control characters");
-  }
-  if (cfg->session_token)
-    for (const char *q = cfg->session_token; *q; q++)
-      if ((unsigned char)*q < ' ' || *q == 0x7f)
-        return err_set(err, S3SINK_EINVAL, "session_token holds control characters");
   if (cfg->connect_timeout_ms < 0 || cfg->request_timeout_ms < 0)
     return err_set(err, S3SINK_EINVAL, "timeouts must be >= 0 (0: default)");
   return S3SINK_OK;
@@ -128,21 +110,21 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
   int rc = check_config(cfg, region, err);
   if (rc) return rc;
 
+  credcache *own = NULL;
+  if (!cfg->creds && (rc = credcache_new_static(cfg->access_key, cfg->secret_key,
+                                                cfg->session_token, "the access_key option",
+                                                &own, err)))
+    return rc;
   s3client *c = calloc(1, sizeof *c);
-  if (!c) return err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
-  c->anonymous = !cfg->access_key || !*cfg->access_key;
+  if (!c) {
+    credcache_free(own);
+    return err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
+  }
+  c->creds = own ? own : cfg->creds;
+  c->own_creds = own != NULL;
   c->bucket = xstrdup(cfg->bucket);
   c->region = xstrdup(region);
   if (!c->bucket || !c->region) goto oom;
-  if (!c->anonymous) {
-    c->access_key = xstrdup(cfg->access_key);
-    c->secret_key = xstrdup(cfg->secret_key);
-    if (!c->access_key || !c->secret_key) goto oom;
-    if (cfg->session_token && *cfg->session_token) {
-      c->session_token = xstrdup(cfg->session_token);
-      if (!c->session_token) goto oom;
-    }
-  }
   s3http_options ho = {
       .connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS,
       .request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT_MS,
@@ -167,12 +149,6 @@ oom:
   return err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
 }
 
-static void free_secret(char *s) {
-  if (!s) return;
-  OPENSSL_cleanse(s, strlen(s));
-  free(s);
-}
-
 void s3client_free(s3client *c) {
   if (!c) return;
   s3http_cleanup(&c->http);
@@ -181,9 +157,8 @@ void s3client_free(s3client *c) {
   EVP_MD_free(c->sha256);
   free(c->region);
   free(c->bucket);
-  free(c->access_key);
-  free_secret(c->secret_key);
-  free_secret(c->session_token);
+  credsnap_free(&c->snap);
+  if (c->own_creds) credcache_free(c->creds);
   free(c);
 }
 
@@ -293,6 +268,16 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
   return finish_err(c, err, S3SINK_EHTTP);
 }
 
+/* Codes by which a server refuses the credentials themselves (not their permissions). */
+static bool credentials_refused(const char *code) {
+  static const char *const CODES[] = {"InvalidAccessKeyId", "SignatureDoesNotMatch",
+                                      "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
+                                      "ExpiredTokenException", "InvalidTokenId", NULL};
+  for (const char *const *k = CODES; *k; k++)
+    if (strcmp(code, *k) == 0) return true;
+  return false;
+}
+
 /* Fills err from an S3 error response (already parsed into e). */
 static int s3_error(s3client *c, const request *r, long status, const s3errors_doc *e,
                     s3sink_err *err) {
@@ -303,6 +288,18 @@ static int s3_error(s3client *c, const request *r, long status, const s3errors_d
                       .bucket_region = c->http.got.bucket_region, .body = c->http.resp.data,
                       .body_len = c->http.resp.len};
   s3errors_describe(&ctx, status, e, err);
+  if (err && (status == 401 || status == 403 || credentials_refused(e->code))) {
+    /* who signed: the request was anonymous, or where its credentials came from */
+    size_t n = strlen(err->msg);
+    char source[700];
+    credcache_source(c->creds, source, sizeof source);
+    if (credcache_anonymous(c->creds))
+      snprintf(err->msg + n, sizeof err->msg - n,
+               "; the request was anonymous (anonymous = true): nothing was signed, so give "
+               "credentials, or allow anonymous access in the bucket's policy");
+    else
+      snprintf(err->msg + n, sizeof err->msg - n, " [credentials from %s]", source);
+  }
   if (err) {
     err->http_status = status;
     snprintf(err->s3_code, sizeof err->s3_code, "%s", e->code);
@@ -332,21 +329,23 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
   size_t nh = 0;
   hdrs[nh++] = (s3sink_header){"Host", c->ep.host};
   for (size_t i = 0; i < r->nextra; i++) hdrs[nh++] = r->extra[i];
-  if (!c->anonymous) {
+  if (!credcache_anonymous(c->creds)) {
+    if ((rc = credcache_get(c->creds, &c->snap, err))) goto done;
     s3sink_sigv4_request sreq = {
         .method = method, .path = path.data, .query = r->query, .headers = hdrs,
         .nheaders = nh, .payload_hash = r->payload_hash, .body = r->body.data,
         .body_len = r->body.data ? r->body.len : 0}; /* a body in a file comes hashed */
     s3sink_sigv4_params sp = {
-        .access_key = c->access_key, .secret_key = c->secret_key,
-        .session_token = c->session_token, .region = c->region, .service = "s3",
+        .access_key = c->snap.access_key, .secret_key = c->snap.secret_key,
+        .session_token = c->snap.session_token, .region = c->region, .service = "s3",
         .now = (int64_t)time(NULL) + c->clock_offset, .normalize = false,
         .add_content_sha256 = true, .expires = 0};
     rc = s3sink_sigv4_sign(&sreq, &sp, &sig, err);
     if (rc) goto done;
     hdrs[nh++] = (s3sink_header){"x-amz-date", sig.amz_date};
     hdrs[nh++] = (s3sink_header){"x-amz-content-sha256", sig.content_sha256};
-    if (c->session_token) hdrs[nh++] = (s3sink_header){"x-amz-security-token", c->session_token};
+    if (c->snap.session_token)
+      hdrs[nh++] = (s3sink_header){"x-amz-security-token", c->snap.session_token};
     hdrs[nh++] = (s3sink_header){"Authorization", sig.authorization};
   }
   if (!s3http_set_headers(&c->http, hdrs, nh)) {
@@ -385,9 +384,14 @@ static void parse_error(s3client *c, s3errors_doc *e) {
 }
 
 /* Runs a request; on a 2xx returns OK with the body in c->http.resp. Handles clock skew
- * (one retry with the server's time) and turns error responses into s3sink_err. */
+ * (one retry with the server's time), credentials the server refused (with a provider:
+ * one retry with the provider's newest; refused again, the error is transient if those
+ * were new ones, as it may have newer ones later, and permanent if it gave the refused
+ * ones again) and turns error responses into s3sink_err. */
 static int run(s3client *c, const request *r, long *status_out, s3sink_err *err) {
   long status = 0;
+  bool asked_again = false, same_keys = false;
+  char refused_key[256] = "";
   for (int attempt = 0;; attempt++) {
     int rc = perform(c, r, &status, err);
     if (status_out) *status_out = status;
@@ -418,7 +422,17 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
         }
       }
     }
-    if (!c->anonymous && attempt == 0 && (status == 403 || status == 400)) {
+    bool refused = credentials_refused(e.code) && credcache_has_provider(c->creds);
+    if (refused) {
+      credcache_reject(c->creds, c->snap.access_key);
+      if (!asked_again) {
+        asked_again = true;
+        snprintf(refused_key, sizeof refused_key, "%s", c->snap.access_key);
+        continue;
+      }
+      same_keys = strcmp(refused_key, c->snap.access_key) == 0;
+    }
+    if (!credcache_anonymous(c->creds) && attempt == 0 && (status == 403 || status == 400)) {
       /* Clock skew: adopt the server's time and sign again, once. */
       int64_t now = (int64_t)time(NULL);
       int64_t st = server_time(c, &e);
@@ -434,7 +448,16 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
       snprintf(e.code, sizeof e.code, "AccessDenied");
       snprintf(e.message, sizeof e.message, "HTTP 403 with no details");
     }
-    return s3_error(c, r, status, &e, err);
+    rc = s3_error(c, r, status, &e, err);
+    if (refused && err) {
+      err->transient = !same_keys;
+      if (same_keys) {
+        size_t n = strlen(err->msg);
+        snprintf(err->msg + n, sizeof err->msg - n,
+                 "; asked again, the provider gave the same credentials");
+      }
+    }
+    return rc;
   }
 }
 

@@ -6,6 +6,7 @@
 #ifndef S3SINK_S3CLIENT_H
 #define S3SINK_S3CLIENT_H
 
+#include "credentials.h"
 #include "error.h"
 #include "s3body.h"
 #include "s3sink.h"
@@ -18,7 +19,10 @@ typedef struct s3client_config {
   const char *region;        /* NULL: "us-east-1" */
   const char *bucket;
   bool virtual_hosted;       /* false: path-style "/bucket/key" */
-  const char *access_key;    /* NULL/empty: anonymous, requests are not signed */
+  credcache *creds;          /* what to sign with (borrowed: it must outlive the client);
+                                NULL: the keys below */
+  const char *access_key;    /* without creds: static keys; NULL/empty: anonymous, requests
+                                are not signed */
   const char *secret_key;
   const char *session_token;
   long connect_timeout_ms;   /* 0: 10000 */

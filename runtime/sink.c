@@ -316,6 +316,7 @@ void s3sink_free(s3sink *s) {
   s3sink_formatter_free(s->fmt);
   luahost_free(s->lua);
   s3client_free(s->client);
+  credcache_free(s->creds); /* after the client, which borrows it */
   spool_close(s->spool); /* committed segments stay for the next sink on the folder */
   bytebuf_free(&s->buf);
   bytebuf_free(&s->scratch);
@@ -379,6 +380,15 @@ int s3sink_last_error(s3sink *s, s3sink_err *err) {
   if (err) *err = s->last_err;
   pthread_mutex_unlock(&s->mu);
   return rc;
+}
+
+int s3sink_refresh_credentials(s3sink *s, s3sink_err *err) {
+  return credcache_refresh(s->creds, err); /* its own locks: never waits for an upload */
+}
+
+bool s3sink_credentials_source(s3sink *s, char *buf, size_t cap) {
+  credcache_source(s->creds, buf, cap);
+  return credcache_anonymous(s->creds);
 }
 
 int s3sink_failure(s3sink *s, s3sink_err *err) {

@@ -57,6 +57,7 @@ struct s3sink {
   s3sink_formatter *fmt;
   naming *naming;
   s3client *client;
+  credcache *creds;           /* what the client signs with (it may refresh them) */
   spool *spool;
 
   char *prefix, *writer_id, *bucket;

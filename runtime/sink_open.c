@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "awsconfig.h"
 #include "error.h"
 #include "sink_internal.h"
 #include "options.h"
@@ -106,14 +107,39 @@ static int take_over_spool(s3sink *s, s3sink_err *err) {
   return S3SINK_OK;
 }
 
+/* The configuration with the endpoint and region the AWS environment and shared files
+ * give when the host gave none; their strings are borrowed from *aws (or the
+ * environment), `by` says where they came from. */
+static int complete_target(const s3sink_config *given, s3sink_config *out, awsconfig *aws,
+                           char *endpoint_by, char *region_by, size_t cap, s3sink_err *err) {
+  if (!given) return err_set(err, S3SINK_EINVAL, "no configuration given");
+  *out = *given;
+  endpoint_by[0] = region_by[0] = '\0';
+  if (given->endpoint && given->region) return S3SINK_OK;
+  int rc = awsconfig_load(aws, given->profile, err);
+  if (rc) return rc;
+  if (!out->endpoint) out->endpoint = awsconfig_endpoint(aws, endpoint_by, cap);
+  if (!out->region) out->region = awsconfig_region(aws, region_by, cap);
+  return S3SINK_OK;
+}
+
 int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
   *out = NULL;
-  s3sink_config resolved;
-  int rc = options_resolve(given, &resolved, err);
-  if (rc) return rc;
+  s3sink_config completed, resolved;
+  awsconfig aws = {0};
+  char endpoint_by[700], region_by[700];
+  int rc = complete_target(given, &completed, &aws, endpoint_by, region_by, sizeof endpoint_by, err);
+  if (rc == S3SINK_OK) rc = options_resolve(&completed, &resolved, err);
+  if (rc) {
+    awsconfig_free(&aws);
+    return rc;
+  }
   const s3sink_config *c = &resolved;
   s3sink *s = calloc(1, sizeof *s);
-  if (!s) return err_set(err, S3SINK_ENOMEM, "out of memory");
+  if (!s) {
+    awsconfig_free(&aws);
+    return err_set(err, S3SINK_ENOMEM, "out of memory");
+  }
   pthread_mutex_init(&s->mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -161,15 +187,20 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
     goto fail;
   }
 
+  if ((rc = credcache_for_config(c, &s->creds, err))) goto fail;
   s3client_config cc = {
       .endpoint = c->endpoint, .region = c->region, .bucket = c->bucket,
-      .virtual_hosted = c->virtual_hosted, .access_key = c->access_key,
-      .secret_key = c->secret_key, .session_token = c->session_token,
+      .virtual_hosted = c->virtual_hosted, .creds = s->creds,
       .connect_timeout_ms = (long)c->connect_timeout_ms,
       .request_timeout_ms = (long)c->request_timeout_ms,
       .insecure_tls = c->insecure_tls, .ca_file = c->ca_file,
   };
-  if ((rc = s3client_new(&cc, &s->client, err))) goto fail;
+  if ((rc = s3client_new(&cc, &s->client, err))) {
+    if (endpoint_by[0] || region_by[0])
+      err_prefix(err, "(endpoint from %s, region from %s) ", endpoint_by[0] ? endpoint_by : "the options",
+                 region_by[0] ? region_by : "the options");
+    goto fail;
+  }
   int64_t budget = s->opt.max_retry_ms >= 0 && s->opt.max_retry_ms < OPEN_RETRY_MS ? s->opt.max_retry_ms
                                                                             : OPEN_RETRY_MS;
   if ((rc = with_retries(s, c, check_bucket, budget, err)) ||
@@ -190,9 +221,11 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
     }
     s->has_thread = true;
   }
+  awsconfig_free(&aws);
   *out = s;
   return S3SINK_OK;
 fail:
+  awsconfig_free(&aws);
   s3sink_free(s);
   return rc;
 }

@@ -159,6 +159,26 @@ static int rename_head(s3sink *s, s3sink_err *err) {
   return S3SINK_OK;
 }
 
+/* Undoes `uploading` if the thread ends inside the request instead of returning: a
+ * credentials provider that calls Python is ended that way when the interpreter exits
+ * (see s3sink_credentials_fn), and a sink that still waited for that upload would hang. */
+static void upload_abandoned(void *arg) {
+  s3sink *s = arg;
+  pthread_mutex_lock(&s->mu);
+  s->uploading = false;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+static int put_unlocked(s3sink *s, const char *key, const s3body *body, const char *ctype,
+                        s3client_put_outcome *outcome, s3sink_err *err) {
+  volatile int rc;
+  pthread_cleanup_push(upload_abandoned, s);
+  rc = s3client_put_new_object(s->client, key, body, ctype, outcome, err);
+  pthread_cleanup_pop(0);
+  return rc;
+}
+
 /* One upload attempt of the head of the queue, with the lock released during the
  * request. Returns 1 if the object is stored, 0 if it was renamed (its key was taken: try
  * again), or a negative code: retried later if transient, else uploads stop. */
@@ -173,7 +193,7 @@ static int attempt(s3sink *s, s3sink_err *caller_err) {
   s3client_put_outcome outcome;
   s->uploading = true;
   pthread_mutex_unlock(&s->mu);
-  rc = s3client_put_new_object(s->client, p->key, &body, ctype, &outcome, err);
+  rc = put_unlocked(s, p->key, &body, ctype, &outcome, err);
   if (body.fd >= 0) close(body.fd);
   pthread_mutex_lock(&s->mu);
   s->uploading = false;

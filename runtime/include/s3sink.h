@@ -156,10 +156,64 @@ typedef struct s3sink s3sink;
  * (tests drive time with it); retry backoff always runs on the real monotonic clock. */
 typedef int64_t (*s3sink_clock_fn)(void *ud);
 
+/* Credentials a provider hands to the sink. The strings are the provider's: they must
+ * stay valid until the provider is called again or the sink is freed (the sink copies
+ * them before either). */
+typedef struct s3sink_credentials {
+  const char *access_key;    /* required */
+  const char *secret_key;    /* required */
+  const char *session_token; /* NULL or "": none */
+  int64_t expires_at;        /* seconds since the Unix epoch when they stop working; 0:
+                                they do not expire */
+  const char *source;        /* optional: where they came from, for messages ("vault",
+                                "botocore: iam-role"); never a secret */
+} s3sink_credentials;
+
+/* A credentials provider: fills *out and returns S3SINK_OK, or returns a negative
+ * s3sink_code and fills err (its message says what failed and how to fix it; `transient`
+ * when asking again later may succeed, e.g. a metadata service that did not answer).
+ *
+ * The sink asks before signing a request when it has no credentials yet, when the ones it
+ * has are close to their expiry (half their life is left, at most 5 minutes), and when
+ * the server rejected them (InvalidAccessKeyId, ExpiredToken, ...); otherwise it reuses
+ * them. A failure while the cached credentials are still valid keeps them in use; once
+ * they expired it fails the request: at s3sink_open, transient failures are retried for
+ * up to 10 s; during uploads, as any upload failure (within max_retry_ms if transient).
+ *
+ * Threads: called by the thread about to sign, which is the host's thread inside
+ * s3sink_open, s3sink_flush, s3sink_finish / s3sink_close or s3sink_refresh_credentials,
+ * or the sink's own thread (background uploads); never two calls at once for one sink,
+ * and never with a lock of the sink held except the one serializing these calls. So the
+ * provider may take the host's own locks (Python's GIL) as long as no host thread holding
+ * them waits for the sink meanwhile (calls that may upload or wait for room). It must not
+ * call the sink's functions. A provider that can only run on the host's thread (one Lua
+ * state) fails with `transient` on the sink's thread and relies on
+ * s3sink_refresh_credentials. */
+typedef int (*s3sink_credentials_fn)(void *ud, s3sink_credentials *out, s3sink_err *err);
+
 /* Configuration. Zero means "default" for every field; only bucket and columns are
  * required. All strings are borrowed for the duration of s3sink_open. Each field but the
- * columns and the clock is an option (see s3sink_option_info below: its type, range,
- * default and documentation); hosts that read options from users set them by name. */
+ * columns, the clock and the credentials provider is an option (see s3sink_option_info
+ * below: its type, range, default and documentation); hosts that read options from users
+ * set them by name.
+ *
+ * Credentials come from one source, decided at s3sink_open, in this order (the AWS CLI's
+ * for the sources it shares):
+ *   1. `credentials`, a provider (asked again as the credentials near their expiry);
+ *   2. access_key and secret_key (and session_token);
+ *   3. the environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+ *      (skipped when the `profile` option names a profile);
+ *   4. the profile (`profile`, else AWS_PROFILE, AWS_DEFAULT_PROFILE, "default") in the
+ *      shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials),
+ *      then in the config file (AWS_CONFIG_FILE, else ~/.aws/config, "[profile name]");
+ *   5. none: s3sink_open fails, naming what it searched, unless `anonymous` is set (then
+ *      requests are not signed; anonymous with any other source is an error).
+ * Sources 3 and 4 give static keys, read once; profiles that fetch credentials
+ * (credential_process, role_arn, SSO, web identity) are refused with a message: give a
+ * provider instead. Without endpoint or region, they come from AWS_ENDPOINT_URL_S3,
+ * AWS_ENDPOINT_URL or the profile's endpoint_url (and `services` section), and from
+ * AWS_REGION, AWS_DEFAULT_REGION or the profile's region. The environment is read on the
+ * thread calling s3sink_open. */
 typedef struct s3sink_config {
   const char *endpoint;      /* "http://127.0.0.1:9000", "https://host"; default
                                 "https://s3.<region>.amazonaws.com". https if no scheme. */
@@ -167,9 +221,12 @@ typedef struct s3sink_config {
   const char *bucket;        /* required */
   const char *prefix;        /* key prefix, e.g. "out/run1/"; default "" */
   bool virtual_hosted;       /* default false: path-style addressing (what MinIO expects) */
-  const char *access_key;    /* NULL or empty: anonymous (unsigned) requests */
+  const char *access_key;    /* NULL or empty: from the provider, the environment or a
+                                profile (see above) */
   const char *secret_key;
   const char *session_token; /* optional */
+  const char *profile;       /* the profile of the shared files; default AWS_PROFILE */
+  bool anonymous;            /* send unsigned requests: no credentials at all */
   const char *format;        /* "csv" (default), "json", or a Lua script path */
   const char *naming;        /* "default" (default), or a Lua script path */
   int64_t write_interval_ms; /* minimum time between uploads; default 60000, >= 0 */
@@ -210,6 +267,8 @@ typedef struct s3sink_config {
   int64_t max_object_bytes;  /* likewise, once it holds this many bytes (header included) */
   s3sink_clock_fn clock;     /* default: the system clocks */
   void *clock_ud;
+  s3sink_credentials_fn credentials; /* optional provider, see s3sink_credentials_fn */
+  void *credentials_ud;      /* passed to it; must stay valid until s3sink_free */
 } s3sink_config;
 
 /* Options: the settings of s3sink_config by name, for hosts that take them from users
@@ -356,6 +415,20 @@ int s3sink_last_error(s3sink *s, s3sink_err *err);
  * a naming script that fails, a spool that cannot be written), copied into *err; returns
  * its code, or S3SINK_OK while uploads go on. Never waits on the network. */
 int s3sink_failure(s3sink *s, s3sink_err *err);
+
+/* With a credentials provider: asks it now, on the caller's thread, if the credentials
+ * are missing, close to their expiry or were rejected; does nothing otherwise (and for
+ * every other source). For hosts whose provider runs on their own thread only: call it
+ * regularly (the Lua binding does at every time_end and flush). Returns an error only
+ * when no valid credentials are left (the provider's, with its `transient`). Never waits
+ * for an upload. */
+int s3sink_refresh_credentials(s3sink *s, s3sink_err *err);
+
+/* Where the sink's credentials come from, copied into buf (NUL-terminated, truncated to
+ * cap), e.g. "the access_key option", "the environment (AWS_ACCESS_KEY_ID)", "profile
+ * 'dev' in /home/u/.aws/credentials", "the credentials provider (botocore: iam-role)".
+ * Returns true when requests are anonymous (the `anonymous` option). Never a secret. */
+bool s3sink_credentials_source(s3sink *s, char *buf, size_t cap);
 
 /* ----------------------------------------------------------------------------------------
  * AWS Signature Version 4

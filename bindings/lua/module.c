@@ -1,7 +1,9 @@
 /* module.c - the Lua module `s3sink`: sinks and formatters as userdata with metatables,
  * plus the signer. Misuse (wrong argument types, unknown options)
  * raises; runtime failures return nil, message, code. */
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,23 +125,150 @@ static void to_values(lua_State *L, int idx, const int *kinds, const s3sink_colu
 /* ------------------------------------------------------------------------------------ */
 /* Sink                                                                                 */
 
+/* A credentials function (config.credentials) lives in the sink's Lua state, which one
+ * thread at a time may run: the thread that made the sink, during its own calls. So the
+ * sink's provider (lua_credentials) calls it only on that thread while one of the sink's
+ * methods that may sign a request runs (call_L is that call's state); on the sink's own
+ * thread it fails as transient, and the methods refresh ahead instead
+ * (s3sink_refresh_credentials at time_end, flush, close and a write that waits for room),
+ * which the runtime's margin (half the credentials' life, at most 5 minutes) leaves time
+ * for. The runtime never calls a provider twice at once, so the fields used by it are
+ * only ever touched by one thread at a time. */
+typedef struct lcreds {
+  int ref;                 /* the function in the registry, or LUA_NOREF */
+  pthread_t owner;         /* the thread that made the sink */
+  lua_State *call_L;       /* set by the owner while a method may sign */
+  bool running;            /* the function runs: the sink's methods are refused */
+  char *strings[4];        /* copies of its last answer: access, secret, token, source */
+  char last_failure[400];  /* its last failure, for the sink's thread's message */
+} lcreds;
+
 typedef struct lsink {
   s3sink *sink;
   columns cols;            /* names/types copied, see below */
   char **owned;            /* copies of the column names and types */
   s3sink_value *values;    /* reused for every row */
   atomic_llong manual_now; /* the manual clock, when config.clock == "manual" */
+  lcreds creds;
 } lsink;
 
 static int64_t manual_clock(void *ud) { return atomic_load(&((lsink *)ud)->manual_now); }
 
-static lsink *check_sink(lua_State *L) {
+static lsink *check_open_sink(lua_State *L) {
   lsink *s = luaL_checkudata(L, 1, SINK_MT);
+  if (s->creds.running) luaL_error(L, "the sink's methods cannot be called from its credentials function");
+  return s;
+}
+
+static lsink *check_sink(lua_State *L) {
+  lsink *s = check_open_sink(L);
   if (!s->sink) luaL_error(L, "the sink is closed");
   return s;
 }
 
-static void lsink_release(lsink *s) {
+/* Fills err as the runtime's errors are. */
+static int creds_fail(s3sink_err *err, int code, bool transient, const char *fmt, const char *a,
+                      const char *b) {
+  memset(err, 0, sizeof *err);
+  err->code = code;
+  err->transient = transient;
+  snprintf(err->msg, sizeof err->msg, fmt, a, b);
+  return code;
+}
+
+/* Message handler of the function's call: the error with a traceback. */
+static int creds_traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  luaL_traceback(L, L, msg ? msg : luaL_tolstring(L, 1, NULL), 1);
+  return 1;
+}
+
+/* Reads field `name` of the table on top: a string (or nil if optional) copied to *slot. */
+static const char *creds_string(lua_State *L, const char *name, bool optional, char **slot) {
+  int t = lua_getfield(L, -1, name);
+  free(*slot);
+  *slot = NULL;
+  const char *bad = NULL;
+  if (t == LUA_TSTRING) {
+    size_t n;
+    const char *v = lua_tolstring(L, -1, &n);
+    if (strlen(v) != n) bad = "holds a NUL byte";
+    else if (!(*slot = strdup(v))) bad = "could not be copied (out of memory)";
+  } else if (t != LUA_TNIL || !optional) {
+    bad = t == LUA_TNIL ? "is missing" : "is not a string";
+  }
+  lua_pop(L, 1);
+  return bad;
+}
+
+static int lua_credentials(void *ud, s3sink_credentials *out, s3sink_err *err) {
+  lcreds *c = ud;
+  if (!pthread_equal(pthread_self(), c->owner) || !c->call_L)
+    return creds_fail(err, S3SINK_ESTATE, true,
+                      "the Lua credentials function runs on the thread that made the sink, "
+                      "during its calls (time_end, flush, close, a write that waits), not on "
+                      "the sink's own thread: the credentials are refreshed at the sink's "
+                      "next call%s%s",
+                      c->last_failure[0] ? "; its last call failed: " : "", c->last_failure);
+  lua_State *L = c->call_L;
+  int top = lua_gettop(L);
+  if (!lua_checkstack(L, 4))
+    return creds_fail(err, S3SINK_ENOMEM, true, "no Lua stack left to call the credentials function%s%s", "", "");
+  lua_pushcfunction(L, creds_traceback);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+  c->running = true;
+  int st = lua_pcall(L, 0, 2, top + 1);
+  c->running = false;
+  int rc = S3SINK_OK;
+  if (st != LUA_OK) {
+    rc = creds_fail(err, S3SINK_ESCRIPT, false, "the credentials function raised an error: %s%s",
+                    lua_tostring(L, -1) ? lua_tostring(L, -1) : "(not a string)", "");
+  } else if (!lua_toboolean(L, -2)) {
+    /* nil, message: a failure that may pass (a service that did not answer) */
+    const char *why = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "no reason given";
+    rc = creds_fail(err, S3SINK_ESCRIPT, true, "the credentials function returned nil: %s%s", why, "");
+  } else if (!lua_istable(L, -2)) {
+    rc = creds_fail(err, S3SINK_EINVAL, false,
+                    "the credentials function returned a %s: return a table {access_key=, "
+                    "secret_key=, session_token=, expires_at=, source=}, or nil, message%s",
+                    luaL_typename(L, -2), "");
+  } else {
+    lua_pop(L, 1); /* the table on top */
+    static const char *const names[] = {"access_key", "secret_key", "session_token", "source"};
+    for (int i = 0; i < 4 && rc == S3SINK_OK; i++) {
+      const char *bad = creds_string(L, names[i], i >= 2, &c->strings[i]);
+      if (bad) rc = creds_fail(err, S3SINK_EINVAL, false, "the credentials function's %s %s", names[i], bad);
+    }
+    int t = lua_getfield(L, -1, "expires_at");
+    lua_Integer expires = 0;
+    if (rc == S3SINK_OK && t != LUA_TNIL) {
+      int isint = 0;
+      expires = lua_tointegerx(L, -1, &isint);
+      if (!isint && t == LUA_TNUMBER) expires = (lua_Integer)lua_tonumber(L, -1);
+      else if (!isint)
+        rc = creds_fail(err, S3SINK_EINVAL, false,
+                        "the credentials function's expires_at is a %s: give seconds since the "
+                        "Unix epoch (os.time() + lifetime), or nil%s", luaL_typename(L, -1), "");
+    }
+    *out = (s3sink_credentials){c->strings[0], c->strings[1], c->strings[2], (int64_t)expires,
+                                c->strings[3]};
+  }
+  snprintf(c->last_failure, sizeof c->last_failure, "%.399s", rc ? err->msg : "");
+  lua_settop(L, top);
+  return rc;
+}
+
+/* Runs fn(sink, ...) with the credentials function callable on this thread. */
+#define WITH_CREDENTIALS(ls, L, call) \
+  ((ls)->creds.call_L = (L), (call), (ls)->creds.call_L = NULL)
+
+static void lsink_release(lua_State *L, lsink *s) {
+  luaL_unref(L, LUA_REGISTRYINDEX, s->creds.ref);
+  s->creds.ref = LUA_NOREF;
+  for (int i = 0; i < 4; i++) {
+    free(s->creds.strings[i]);
+    s->creds.strings[i] = NULL;
+  }
   if (s->owned) {
     for (size_t i = 0; i < 2 * s->cols.n; i++) free(s->owned[i]);
     free(s->owned);
@@ -159,9 +288,21 @@ static int l_sink_new(lua_State *L) {
   luaL_setmetatable(L, SINK_MT);
   int ud = lua_gettop(L);
 
+  ls->creds.ref = LUA_NOREF;
   s3sink_config c = {0};
-  static const char *const own[] = {"columns", "clock", NULL};
+  static const char *const own[] = {"columns", "clock", "credentials", NULL};
   lutil_read_options(L, 1, "sink", own, &c);
+  int ct = lua_getfield(L, 1, "credentials");
+  if (ct == LUA_TFUNCTION) {
+    ls->creds.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ls->creds.owner = pthread_self();
+    c.credentials = lua_credentials;
+    c.credentials_ud = &ls->creds;
+  } else if (ct != LUA_TNIL) {
+    return luaL_error(L, "sink: option 'credentials' must be a function, not a %s", luaL_typename(L, -1));
+  } else {
+    lua_pop(L, 1);
+  }
   const char *clock = lopt_string(L, 1, "sink", "clock", false, NULL);
   if (clock) {
     if (strcmp(clock, "manual") != 0) luaL_error(L, "option 'clock' must be \"manual\" or nil");
@@ -176,14 +317,14 @@ static int l_sink_new(lua_State *L) {
   ls->owned = calloc(2 * ls->cols.n, sizeof *ls->owned);
   ls->values = calloc(ls->cols.n, sizeof *ls->values);
   if (!ls->owned || !ls->values) {
-    lsink_release(ls);
+    lsink_release(L, ls);
     return luaL_error(L, "out of memory");
   }
   for (size_t i = 0; i < ls->cols.n; i++) {
     ls->owned[2 * i] = strdup(ls->cols.cols[i].name);
     ls->owned[2 * i + 1] = strdup(ls->cols.cols[i].type);
     if (!ls->owned[2 * i] || !ls->owned[2 * i + 1]) {
-      lsink_release(ls);
+      lsink_release(L, ls);
       return luaL_error(L, "out of memory");
     }
     ls->cols.cols[i].name = ls->owned[2 * i];
@@ -192,12 +333,22 @@ static int l_sink_new(lua_State *L) {
   atomic_store(&ls->manual_now, 0);
 
   s3sink_err e;
-  if (s3sink_open(&c, &ls->sink, &e) != S3SINK_OK) {
-    lsink_release(ls);
+  int rc;
+  WITH_CREDENTIALS(ls, L, rc = s3sink_open(&c, &ls->sink, &e));
+  if (rc != S3SINK_OK) {
+    lsink_release(L, ls);
     return lutil_push_failure(L, &e);
   }
   lua_pushvalue(L, ud);
   return 1;
+}
+
+/* Asks a credentials function for new credentials when they are due, on this (the
+ * host's) thread; its failures reach the host through the uploads that need them. */
+static void refresh_credentials(lua_State *L, lsink *s) {
+  if (s->creds.ref == LUA_NOREF) return;
+  s3sink_err e;
+  WITH_CREDENTIALS(s, L, s3sink_refresh_credentials(s->sink, &e));
 }
 
 /* sink:write(values, time, diff) -> true | nil, message, code */
@@ -208,7 +359,12 @@ static int l_sink_write(lua_State *L) {
   if (diff != 1 && diff != -1) return luaL_argerror(L, 4, "diff must be 1 or -1");
   to_values(L, 2, s->cols.kinds, s->cols.cols, s->cols.n, s->values);
   s3sink_err e;
-  if (s3sink_write(s->sink, s->values, s->cols.n, time, (int)diff, &e)) return lutil_push_failure(L, &e);
+  int rc = s3sink_try_write(s->sink, s->values, s->cols.n, time, (int)diff, &e);
+  if (rc == S3SINK_EAGAIN) { /* the write waits for uploads: they may need credentials */
+    refresh_credentials(L, s);
+    rc = s3sink_write_held(s->sink, &e);
+  }
+  if (rc) return lutil_push_failure(L, &e);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -217,6 +373,7 @@ static int l_sink_time_end(lua_State *L) {
   lsink *s = check_sink(L);
   s3sink_err e;
   if (s3sink_time_end(s->sink, luaL_checkinteger(L, 2), &e)) return lutil_push_failure(L, &e);
+  refresh_credentials(L, s);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -225,7 +382,8 @@ static int l_sink_time_end(lua_State *L) {
 static int l_sink_flush(lua_State *L) {
   lsink *s = check_sink(L);
   s3sink_err e;
-  int rc = s3sink_flush(s->sink, lua_toboolean(L, 2), &e);
+  int rc;
+  WITH_CREDENTIALS(s, L, rc = s3sink_flush(s->sink, lua_toboolean(L, 2), &e));
   if (rc < 0) return lutil_push_failure(L, &e);
   lua_pushboolean(L, rc > 0);
   return 1;
@@ -233,25 +391,27 @@ static int l_sink_flush(lua_State *L) {
 
 /* sink:close() -> true | nil, message, code (the sink stays open then: retry close) */
 static int l_sink_close(lua_State *L) {
-  lsink *s = luaL_checkudata(L, 1, SINK_MT);
+  lsink *s = check_open_sink(L);
   if (!s->sink) {
     lua_pushboolean(L, 1);
     return 1;
   }
   s3sink_err e;
-  if (s3sink_close(s->sink, &e)) return lutil_push_failure(L, &e);
+  int rc;
+  WITH_CREDENTIALS(s, L, rc = s3sink_close(s->sink, &e));
+  if (rc) return lutil_push_failure(L, &e);
   s->sink = NULL;
-  lsink_release(s);
+  lsink_release(L, s);
   lua_pushboolean(L, 1);
   return 1;
 }
 
 /* sink:discard(): frees the sink without uploading what is buffered. */
 static int l_sink_discard(lua_State *L) {
-  lsink *s = luaL_checkudata(L, 1, SINK_MT);
+  lsink *s = check_open_sink(L);
   if (s->sink) s3sink_free(s->sink);
   s->sink = NULL;
-  lsink_release(s);
+  lsink_release(L, s);
   return 0;
 }
 
@@ -263,7 +423,9 @@ static int l_sink_gc(lua_State *L) {
   lsink *s = luaL_checkudata(L, 1, SINK_MT);
   if (s->sink) {
     s3sink_err e;
-    if (s3sink_finish(s->sink, S3SINK_LEAVE_SPOOLED, &e)) {
+    int rc;
+    WITH_CREDENTIALS(s, L, rc = s3sink_finish(s->sink, S3SINK_LEAVE_SPOOLED, &e));
+    if (rc) {
       lua_warning(L, "s3sink: a sink was garbage-collected unclosed and its final upload "
                   "failed; its buffered rows are lost: ", 1);
       lua_warning(L, e.msg, 0);
@@ -271,7 +433,7 @@ static int l_sink_gc(lua_State *L) {
     s3sink_free(s->sink);
     s->sink = NULL;
   }
-  lsink_release(s);
+  lsink_release(L, s);
   return 0;
 }
 
@@ -322,6 +484,16 @@ static int l_sink_last_error(lua_State *L) { return push_sink_error(L, s3sink_la
 
 /* sink:failure() -> nil | message, code: the error that stopped uploads */
 static int l_sink_failure(lua_State *L) { return push_sink_error(L, s3sink_failure); }
+
+/* sink:credentials_source() -> where the credentials come from, anonymous (boolean) */
+static int l_sink_credentials_source(lua_State *L) {
+  lsink *s = check_sink(L);
+  char buf[700];
+  bool anonymous = s3sink_credentials_source(s->sink, buf, sizeof buf);
+  lua_pushstring(L, buf);
+  lua_pushboolean(L, anonymous);
+  return 2;
+}
 
 /* sink:set_clock(ms): only for sinks made with clock = "manual" */
 static int l_sink_set_clock(lua_State *L) {
@@ -475,7 +647,7 @@ static const luaL_Reg sink_methods[] = {
     {"write", l_sink_write},   {"time_end", l_sink_time_end}, {"flush", l_sink_flush},
     {"close", l_sink_close},   {"discard", l_sink_discard},   {"stats", l_sink_stats},
     {"last_key", l_sink_last_key}, {"last_error", l_sink_last_error},
-    {"failure", l_sink_failure},
+    {"failure", l_sink_failure}, {"credentials_source", l_sink_credentials_source},
     {"set_clock", l_sink_set_clock}, {NULL, NULL}};
 
 static const luaL_Reg formatter_methods[] = {

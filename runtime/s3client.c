@@ -295,7 +295,7 @@ static int s3_error(s3client *c, const request *r, long status, const s3errors_d
     credcache_source(c->creds, source, sizeof source);
     if (credcache_anonymous(c->creds))
       snprintf(err->msg + n, sizeof err->msg - n,
-               "; the request was anonymous (anonymous = true): nothing was signed, so give "
+               "; the request was anonymous (the anonymous option): nothing was signed, so give "
                "credentials, or allow anonymous access in the bucket's policy");
     else
       snprintf(err->msg + n, sizeof err->msg - n, " [credentials from %s]", source);

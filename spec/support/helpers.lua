@@ -114,4 +114,53 @@ function M.tmpname(suffix)
   return p .. (suffix or "")
 end
 
+-- Quotes s for /bin/sh.
+function M.shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- Runs `command` (a shell command line) and returns its output and whether it succeeded.
+function M.run(command)
+  local p = assert(io.popen(command .. " 2>&1", "r"))
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok == true
+end
+
+local function form_encode(s)
+  return (s:gsub("[^A-Za-z0-9%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+-- Temporary credentials from the test MinIO's STS (AssumeRole, signed with the module's
+-- own signer, sent with curl) that really stop working `seconds` from now: a session
+-- policy allows every S3 action only until then (MinIO's shortest STS lifetime is 15
+-- minutes). Returns {access_key=, secret_key=, session_token=, expires_at=}.
+function M.assume_role(seconds)
+  M.require_minio()
+  local s3sink = require "s3sink"
+  local expires_at = os.time() + seconds
+  local policy = ([[{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*"],]]
+    .. [["Resource":["arn:aws:s3:::*"],"Condition":{"DateLessThan":{"aws:CurrentTime":"%s"}}}]}]])
+    :format(os.date("!%Y-%m-%dT%H:%M:%SZ", expires_at))
+  local body = "Action=AssumeRole&DurationSeconds=900&Version=2011-06-15&Policy=" .. form_encode(policy)
+  local host = M.endpoint:match("^https?://([^/]+)")
+  local ctype = "application/x-www-form-urlencoded; charset=utf-8"
+  local sig = assert(s3sink.sign {
+    method = "POST", path = "/", body = body, region = "us-east-1", service = "sts",
+    access_key = M.access_key, secret_key = M.secret_key,
+    headers = { { "Host", host }, { "Content-Type", ctype } },
+  })
+  local file = M.write_file(M.tmpname(".form"), body)
+  -- (curl does not run with the sanitizer preloaded, as the ASan specs run)
+  local out, ok = M.run(("env -u LD_PRELOAD curl -sS -X POST %s -H %s -H %s -H %s --data-binary @%s"):format(
+    M.shell_quote(M.endpoint .. "/"), M.shell_quote("Content-Type: " .. ctype),
+    M.shell_quote("X-Amz-Date: " .. sig.amz_date), M.shell_quote("Authorization: " .. sig.authorization),
+    M.shell_quote(file)))
+  os.remove(file)
+  local function field(name) return out:match("<" .. name .. ">([^<]*)</" .. name .. ">") end
+  assert(ok and field("AccessKeyId"), "AssumeRole failed: " .. out)
+  return { access_key = field("AccessKeyId"), secret_key = field("SecretAccessKey"),
+           session_token = field("SessionToken"), expires_at = expires_at }
+end
+
 return M

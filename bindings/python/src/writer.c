@@ -6,6 +6,18 @@
  * engine's own callback sink, which passes the values as a list in column order. Calls
  * that may wait on the network or for room run with the GIL released, under the writer's
  * lock.
+ *
+ * Credentials from a Python callable (`credentials=`, e.g. botocore's chain): the runtime
+ * calls it before signing, from the thread that signs, which may be the sink's own
+ * thread. That thread takes the GIL (py_credentials). It could deadlock only with a thread
+ * that holds the GIL while it waits for the sink's thread, so no call here does: every
+ * call that may upload, wait for room, or stop the sink's thread (open, flush, time_end,
+ * close, write_held, free) runs with the GIL released; those kept with the GIL (try_write,
+ * health, stats) take the sink's lock only, which the provider never runs under. The
+ * alternative, a Python thread pushing credentials ahead of their expiry, would duplicate
+ * botocore's refresh timing and still need the GIL. At interpreter exit Python ends
+ * threads that wait for the GIL: the callable is then not called from threads Python does
+ * not know, and the runtime survives a thread ended inside it.
  */
 #include "pyext.h"
 
@@ -30,7 +42,12 @@ typedef struct {
   bool have_rows;
   s3sink_stats final_stats; /* snapshot taken by close */
   char *final_key;          /* PyMem_Raw, last key at close */
+  char final_source[700];   /* where the credentials came from, at close */
+  bool final_anonymous;
   PyObject *desc;           /* str for repr: bucket, prefix, format (no credentials) */
+  PyObject *credentials;    /* the credentials callable, or NULL */
+  char *answer[4];          /* PyMem_Raw copies of its last answer (access, secret, token,
+                               source); the runtime never calls it twice at once */
 } WriterObject;
 
 static void acquire(PyThread_type_lock lock) {
@@ -39,6 +56,138 @@ static void acquire(PyThread_type_lock lock) {
     PyThread_acquire_lock(lock, WAIT_LOCK);
     Py_END_ALLOW_THREADS
   }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Credentials from a callable
+ * ------------------------------------------------------------------------------------- */
+
+static int credentials_fail(s3sink_err *err, int code, bool transient, const char *fmt, ...) {
+  memset(err, 0, sizeof *err);
+  err->code = code;
+  err->transient = transient;
+  va_list ap;
+  va_start(ap, fmt);
+  PyOS_vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+static bool interpreter_exiting(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
+/* Copies the str `v` (or NULL for None when `optional`) into answer[i]; -1 with a message
+ * in err for anything else. */
+static int copy_answer(WriterObject *w, int i, const char *name, PyObject *v, bool optional,
+                       s3sink_err *err) {
+  PyMem_RawFree(w->answer[i]);
+  w->answer[i] = NULL;
+  if ((v == NULL || v == Py_None) && optional) return 0;
+  if (v == NULL || !PyUnicode_Check(v))
+    return credentials_fail(err, S3SINK_EINVAL, false,
+                            "the credentials callable's %s is %s: it must be a str", name,
+                            v ? Py_TYPE(v)->tp_name : "missing"), -1;
+  Py_ssize_t n;
+  const char *s = PyUnicode_AsUTF8AndSize(v, &n);
+  if (!s || strlen(s) != (size_t)n) {
+    PyErr_Clear();
+    return credentials_fail(err, S3SINK_EINVAL, false,
+                            "the credentials callable's %s is not valid text", name), -1;
+  }
+  if (!(w->answer[i] = PyMem_RawMalloc((size_t)n + 1)))
+    return credentials_fail(err, S3SINK_ENOMEM, true, "out of memory"), -1;
+  memcpy(w->answer[i], s, (size_t)n + 1);
+  return 0;
+}
+
+/* Seconds since the epoch of None (0), a number or an object with timestamp() (an aware
+ * datetime); -1 with a message in err otherwise. */
+static int expiry_of(PyObject *v, int64_t *out, s3sink_err *err) {
+  *out = 0;
+  if (!v || v == Py_None) return 0;
+  PyObject *ts = PyNumber_Check(v) ? Py_NewRef(v) : PyObject_CallMethod(v, "timestamp", NULL);
+  double d = ts ? PyFloat_AsDouble(ts) : -1.0;
+  Py_XDECREF(ts);
+  if (PyErr_Occurred() || d < 0 || d > 9e15) {
+    PyErr_Clear();
+    return credentials_fail(err, S3SINK_EINVAL, false,
+                            "the credentials callable's expires_at is a %.100s: give seconds "
+                            "since the Unix epoch, a datetime, or None", Py_TYPE(v)->tp_name), -1;
+  }
+  *out = (int64_t)d;
+  return 0;
+}
+
+/* Calls the callable (GIL held) and reads its answer: a dict {access_key, secret_key,
+ * session_token, expires_at, source} or a tuple (access_key, secret_key[, session_token])
+ * such as botocore's frozen credentials. */
+static int call_credentials(WriterObject *w, s3sink_credentials *out, s3sink_err *err) {
+  PyObject *r = PyObject_CallNoArgs(w->credentials);
+  if (!r) {
+    /* ConfigError means "fix the settings"; anything else may pass (a metadata service
+     * that did not answer, a process that failed once) */
+    bool config = PyErr_ExceptionMatches(w->st->ConfigError);
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc = PyErr_GetRaisedException();
+#else
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    PyErr_NormalizeException(&type, &exc, &tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+#endif
+    PyObject *text = exc ? PyObject_Str(exc) : NULL;
+    const char *msg = text ? PyUnicode_AsUTF8(text) : NULL;
+    PyErr_Clear();
+    credentials_fail(err, config ? S3SINK_EINVAL : S3SINK_EHTTP, !config, "%s%s%s",
+                     config || !exc ? "" : Py_TYPE(exc)->tp_name, config || !exc ? "" : ": ",
+                     msg ? msg : "(no message)");
+    Py_XDECREF(text);
+    Py_XDECREF(exc);
+    return err->code;
+  }
+  PyObject *fields[5] = {NULL, NULL, NULL, NULL, NULL}; /* borrowed */
+  int rc = 0;
+  if (PyDict_Check(r)) {
+    static const char *const names[] = {"access_key", "secret_key", "session_token", "expires_at", "source"};
+    for (int i = 0; i < 5; i++) fields[i] = PyDict_GetItemString(r, names[i]);
+  } else if (PyTuple_Check(r) && PyTuple_GET_SIZE(r) >= 2 && PyTuple_GET_SIZE(r) <= 3) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(r); i++) fields[i] = PyTuple_GET_ITEM(r, i);
+  } else {
+    rc = credentials_fail(err, S3SINK_EINVAL, false,
+                          "the credentials callable returned a %.100s: return a dict "
+                          "{access_key, secret_key, session_token, expires_at, source} or a "
+                          "tuple (access_key, secret_key[, session_token])", Py_TYPE(r)->tp_name);
+  }
+  int64_t expires = 0;
+  if (rc == 0 &&
+      (copy_answer(w, 0, "access_key", fields[0], false, err) < 0 ||
+       copy_answer(w, 1, "secret_key", fields[1], false, err) < 0 ||
+       copy_answer(w, 2, "session_token", fields[2], true, err) < 0 ||
+       expiry_of(fields[3], &expires, err) < 0 ||
+       copy_answer(w, 3, "source", fields[4], true, err) < 0))
+    rc = err->code;
+  Py_DECREF(r);
+  if (rc == 0) *out = (s3sink_credentials){w->answer[0], w->answer[1], w->answer[2], expires, w->answer[3]};
+  return rc;
+}
+
+/* The runtime's provider (see the top of the file for the threads and the GIL). */
+static int py_credentials(void *ud, s3sink_credentials *out, s3sink_err *err) {
+  WriterObject *w = ud;
+  if (interpreter_exiting() && !PyGILState_GetThisThreadState())
+    return credentials_fail(err, S3SINK_ESTATE, true,
+                            "the Python interpreter is exiting: the credentials callable is "
+                            "not called from the sink's thread any more");
+  PyGILState_STATE g = PyGILState_Ensure();
+  int rc = call_credentials(w, out, err);
+  PyGILState_Release(g);
+  return rc;
 }
 
 static PyObject *Writer_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
@@ -86,6 +235,20 @@ static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds) {
   schema sc;
   PyObject *desc = NULL;
   int rc = -1;
+  PyObject *credentials = PyDict_GetItemString(options, "credentials"); /* borrowed */
+  if (credentials) {
+    if (credentials != Py_None && !PyCallable_Check(credentials)) {
+      PyErr_Format(PyExc_TypeError, "credentials must be a callable or None, not %.100s",
+                   Py_TYPE(credentials)->tp_name);
+      goto done;
+    }
+    if (credentials != Py_None) {
+      Py_XSETREF(self->credentials, Py_NewRef(credentials));
+      cfg.credentials = py_credentials;
+      cfg.credentials_ud = self;
+    }
+    if (PyDict_DelItemString(options, "credentials") < 0) goto done;
+  }
   if (PyDict_DelItem(options, st->s_columns) < 0 || config_from_options(st, options, &cfg) < 0 ||
       schema_parse(st, columns, &sc) < 0)
     goto done;
@@ -351,6 +514,7 @@ static int close_locked(WriterObject *self, unsigned flags, s3sink_err *err) {
   if (copy) memcpy(copy, key, n + 1);
   PyThread_acquire_lock(self->state, WAIT_LOCK);
   s3sink_get_stats(s, &self->final_stats);
+  self->final_anonymous = s3sink_credentials_source(s, self->final_source, sizeof self->final_source);
   PyMem_RawFree(self->final_key);
   self->final_key = copy;
   self->sink = NULL;
@@ -398,6 +562,7 @@ static void discard_sink(WriterObject *self) {
   s3sink *sink = self->sink;
   if (sink) {
     s3sink_get_stats(sink, &self->final_stats);
+    self->final_anonymous = s3sink_credentials_source(sink, self->final_source, sizeof self->final_source);
     self->closed = true;
   }
   self->sink = NULL;
@@ -511,6 +676,34 @@ static PyObject *Writer_get_failure(WriterObject *self, void *Py_UNUSED(closure)
   return sink_error_property(self, s3sink_failure);
 }
 
+/* Where the credentials come from and whether requests are anonymous. */
+static bool read_credentials_source(WriterObject *self, char *buf, size_t cap, bool *anonymous) {
+  acquire(self->state);
+  bool known = self->sink != NULL || self->closed;
+  if (self->sink) {
+    *anonymous = s3sink_credentials_source(self->sink, buf, cap);
+  } else {
+    *anonymous = self->final_anonymous;
+    PyOS_snprintf(buf, cap, "%s", self->final_source);
+  }
+  PyThread_release_lock(self->state);
+  return known;
+}
+
+static PyObject *Writer_get_credentials_source(WriterObject *self, void *Py_UNUSED(closure)) {
+  char buf[700];
+  bool anonymous;
+  if (!read_credentials_source(self, buf, sizeof buf, &anonymous)) return closed_error(self);
+  return PyUnicode_DecodeUTF8(buf, (Py_ssize_t)strlen(buf), "replace");
+}
+
+static PyObject *Writer_get_anonymous(WriterObject *self, void *Py_UNUSED(closure)) {
+  char buf[700];
+  bool anonymous;
+  if (!read_credentials_source(self, buf, sizeof buf, &anonymous)) return closed_error(self);
+  return PyBool_FromLong(anonymous);
+}
+
 static PyObject *Writer_get_closed(WriterObject *self, void *Py_UNUSED(closure)) {
   return PyBool_FromLong(self->sink == NULL);
 }
@@ -575,9 +768,15 @@ static void Writer_dealloc(WriterObject *self) {
   PyTypeObject *tp = Py_TYPE(self);
   if (PyObject_CallFinalizerFromDealloc((PyObject *)self) < 0) return; /* resurrected */
   if (self->sink) { /* finalizer could not run (e.g. at shutdown) */
-    s3sink_free(self->sink);
+    s3sink *sink = self->sink;
     self->sink = NULL;
+    /* its thread may be waiting for the GIL in the credentials callable */
+    Py_BEGIN_ALLOW_THREADS
+    s3sink_free(sink);
+    Py_END_ALLOW_THREADS
   }
+  Py_CLEAR(self->credentials);
+  for (int i = 0; i < 4; i++) PyMem_RawFree(self->answer[i]);
   rowbuf_free(&self->rb);
   schema_free(&self->sc);
   if (self->lock) PyThread_free_lock(self->lock);
@@ -620,6 +819,11 @@ static PyGetSetDef Writer_getset[] = {
     {"failure", (getter)Writer_get_failure, NULL,
      "The error that stopped uploads (permanent, or transient past the retry budget), else "
      "None. The rows are kept; flush(True) or close() tries again.", NULL},
+    {"credentials_source", (getter)Writer_get_credentials_source, NULL,
+     "Where the credentials come from, e.g. 'the access_key option', 'the credentials "
+     "provider (botocore: iam-role)', or the anonymous requests' note.", NULL},
+    {"anonymous", (getter)Writer_get_anonymous, NULL,
+     "True when requests are not signed (anonymous=True).", NULL},
     {"closed", (getter)Writer_get_closed, NULL, "True once closed.", NULL},
     {"columns", (getter)Writer_get_columns, NULL, "The columns: (name, type, optional).", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
@@ -629,6 +833,10 @@ PyDoc_STRVAR(Writer_doc,
 "--\n\n"
 "A sink that buffers rows and uploads them as self-contained objects to an S3 bucket.\n\n"
 "``columns`` is a list of ``(name, type[, optional])``, type one of column_types().\n"
+"``credentials`` (optional) is a callable returning a dict {access_key, secret_key,\n"
+"session_token, expires_at, source} or a tuple (access_key, secret_key[, session_token]),\n"
+"called again as the credentials near expires_at (seconds since the epoch or a datetime),\n"
+"possibly from the sink's own thread; it raises ConfigError for what retrying cannot fix.\n"
 "The options are the runtime's, listed with their types, ranges, defaults and docs by\n"
 "options() (and docs/options.md). None leaves an option at its default, except where\n"
 "options() says ``unlimited``: there it means no limit. Opening checks the bucket\n"

@@ -18,6 +18,13 @@ and the bundled scripts.
 
 Without Pathway, :class:`Writer` is the sink itself: ``Writer(bucket=..., columns=[...])``
 then ``on_change`` / ``on_time_end`` / ``close``.
+
+Credentials: ``access_key`` / ``secret_key`` (/ ``session_token``) if given, else
+botocore's provider chain (:class:`AwsCredentials`: environment, shared files and
+``AWS_PROFILE`` or ``profile``, SSO, ``credential_process``, AssumeRole, web identity,
+container and instance metadata), refreshed while the writer runs; ``credentials=`` takes
+any callable instead. Finding none is an error: ``anonymous=True`` sends unsigned
+requests.
 """
 
 from __future__ import annotations
@@ -27,23 +34,25 @@ import os
 import warnings
 
 from . import _s3sink
+from ._credentials import AwsCredentials
 from ._s3sink import (
     ConfigError,
     Formatter,
     ScriptError,
     SinkError,
     UploadError,
-    Writer,
     bundled,
     column_types,
     format_float,
     options,
     to_json,
 )
+from ._writer import Writer
 
 __version__ = _s3sink.__version__
 
 __all__ = [
+    "AwsCredentials",
     "ConfigError",
     "Formatter",
     "ScriptError",

@@ -31,6 +31,7 @@ class WriterOptions(TypedDict, total=False):
     request_timeout_ms: int | None
     insecure_tls: bool | None
     ca_file: Text | None
+    anonymous: bool | None
     create_bucket: bool | None
     max_buffer_bytes: int | None
     max_retry_ms: int | None
@@ -49,6 +50,7 @@ class SinkOptions(WriterOptions, total=False):
     access_key: Text | None
     secret_key: Text | None
     session_token: Text | None
+    profile: Text | None
     format: Text | None
     no_timer: bool | None
     background_uploads: bool | None

@@ -13,7 +13,6 @@ thread while the stream is idle, and in ``on_end``.
 from __future__ import annotations
 
 import atexit
-import configparser
 import logging
 import os
 import sys
@@ -29,8 +28,9 @@ from pathway.internals._io_helpers import AwsS3Settings
 from pathway.io.minio import MinIOSettings
 from pathway.io.s3 import DigitalOceanS3Settings, WasabiS3Settings
 
-from . import _fastpath, _s3sink
+from . import _credentials, _fastpath, _s3sink
 from ._options import Text, WriterOptions
+from ._writer import Writer
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -59,7 +59,9 @@ AnySettings = AwsS3Settings | MinIOSettings | DigitalOceanS3Settings | WasabiS3S
 
 
 class _Target:
-    """Resolved connection settings. Its repr never shows the credentials."""
+    """Resolved connection settings. Its repr never shows the credentials. Keys are the
+    settings' own; without them the Writer signs with botocore's chain (environment,
+    profiles, SSO, credential_process, web identity, container and instance metadata)."""
 
     __slots__ = (
         "endpoint",
@@ -81,7 +83,7 @@ class _Target:
             f"_Target(endpoint={self.endpoint!r}, region={self.region!r}, "
             f"bucket={self.bucket!r}, prefix={self.prefix!r}, "
             f"virtual_hosted={self.virtual_hosted!r}, credentials="
-            f"{'set' if self.access_key else 'anonymous'})"
+            f"{'given' if self.access_key else 'the AWS chain'})"
         )
 
     def writer_kwargs(self) -> dict[str, Any]:
@@ -106,59 +108,28 @@ def _normalize_prefix(prefix: str) -> str:
     return prefix
 
 
-def _ini_section(path: str, section: str) -> dict[str, str]:
-    parser = configparser.RawConfigParser()
-    try:
-        parser.read(path, encoding="utf-8")
-    except (OSError, configparser.Error) as e:
-        logger.warning("s3sink: cannot read AWS configuration file %s: %s", path, type(e).__name__)
-        return {}
-    if not parser.has_section(section):
-        return {}
-    return dict(parser.items(section))
-
-
-def _profile_name() -> str:
-    return os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or "default"
-
-
-def _profile_settings() -> dict[str, str]:
-    """The shared credentials file's section for the profile, completed by the config
-    file's (``[profile NAME]``, or ``[default]``), as the AWS tools read them."""
-    profile = _profile_name()
-    home = os.path.expanduser("~")
-    creds_file = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(home, ".aws", "credentials")
-    config_file = os.environ.get("AWS_CONFIG_FILE") or os.path.join(home, ".aws", "config")
-    cfg_section = "default" if profile == "default" else f"profile {profile}"
-    merged = _ini_section(config_file, cfg_section)
-    merged.update(_ini_section(creds_file, profile))
-    return merged
-
-
-def _resolve_credentials(
-    access_key: str | None, secret_key: str | None, session_token: str | None
+def _given_keys(
+    access_key: str | None, secret_key: str | None, session_token: str | None, param: str
 ) -> tuple[str | None, str | None, str | None]:
-    """Explicit keys; else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN);
-    else the shared credentials file for AWS_PROFILE; else anonymous (None)."""
-    if access_key and secret_key:
-        return access_key, secret_key, session_token or None
-    if access_key or secret_key:
-        logger.warning(
-            "s3sink: only one of the access key and the secret key is set; "
-            "looking the credentials up in the environment and the AWS profile instead"
+    """The settings' keys (empty is not given); both or neither."""
+    access_key, secret_key = access_key or None, secret_key or None
+    if (access_key is None) != (secret_key is None):
+        raise ValueError(
+            f"{param}: only one of the access key and the secret access key is set; give "
+            "both, or neither to use the AWS credential chain (environment, AWS_PROFILE, ...)"
         )
-    env_key = os.environ.get("AWS_ACCESS_KEY_ID")
-    env_secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if env_key and env_secret:
-        return env_key, env_secret, os.environ.get("AWS_SESSION_TOKEN") or None
-    prof = _profile_settings()
-    if prof.get("aws_access_key_id") and prof.get("aws_secret_access_key"):
-        return (
-            prof["aws_access_key_id"],
-            prof["aws_secret_access_key"],
-            prof.get("aws_session_token") or None,
-        )
-    return None, None, None
+    return access_key, secret_key, (session_token or None) if access_key else None
+
+
+def _is_ip_endpoint(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        ipaddress.ip_address(urlsplit(url if "://" in url else "https://" + url).hostname or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _aws_host(region: str) -> tuple[str, str]:
@@ -173,7 +144,7 @@ def _aws_host(region: str) -> tuple[str, str]:
 
 
 def _detect_region(bucket: str, param: str) -> str:
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or _profile_settings().get("region")
+    region = _credentials.configured_region(_credentials.session())
     if region:
         return region
     try:  # Pathway's own detection: an anonymous HEAD on s3.amazonaws.com
@@ -200,13 +171,13 @@ def _resolve_target(path: str, settings: Any, param: str) -> _Target:
     if settings is None:
         pass
     elif isinstance(settings, MinIOSettings):
-        endpoint = settings.endpoint
+        endpoint = settings.endpoint or _credentials.configured_endpoint(_credentials.session())
         bucket = settings.bucket_name
         access_key, secret_key = settings.access_key, settings.secret_access_key
         path_style = bool(settings.with_path_style)
         region = settings.region
         if not endpoint:
-            raise ValueError(f"{param}: MinIOSettings needs an endpoint")
+            raise ValueError(f"{param}: MinIOSettings needs an endpoint (or AWS_ENDPOINT_URL)")
     elif isinstance(settings, DigitalOceanS3Settings):
         if not settings.region:
             raise ValueError(f"{param}: DigitalOceanS3Settings needs a region (e.g. 'fra1')")
@@ -250,15 +221,23 @@ def _resolve_target(path: str, settings: Any, param: str) -> _Target:
             f"(got path {path!r})"
         )
 
+    configured = False
+    if not endpoint:  # AWS_ENDPOINT_URL(_S3), the profile's endpoint_url
+        sess = _credentials.session()
+        endpoint = _credentials.configured_endpoint(sess)
+        configured = bool(endpoint)
+        region = region or (_credentials.configured_region(sess) if endpoint else None)
     if endpoint:
-        virtual_hosted = not path_style
+        # as botocore does, an endpoint configured by IP address is addressed path-style
+        # (no bucket.<IP> host exists)
+        virtual_hosted = not path_style and not (configured and _is_ip_endpoint(endpoint))
         region = region or "us-east-1"
     else:
         region = region or _detect_region(bucket, param)
         endpoint, region = _aws_host(region)
         virtual_hosted = not path_style
 
-    access_key, secret_key, session_token = _resolve_credentials(access_key, secret_key, session_token)
+    access_key, secret_key, session_token = _given_keys(access_key, secret_key, session_token, param)
     return _Target(
         endpoint=endpoint,
         region=region,
@@ -373,7 +352,7 @@ _live_writers: "weakref.WeakSet[_S3Observer]" = weakref.WeakSet()
 _live_lock = threading.Lock()
 
 
-class _S3Observer(_s3sink.Writer, pw.io.python.ConnectorObserver):
+class _S3Observer(Writer, pw.io.python.ConnectorObserver):
     """The observer of the table (see ``_fastpath.attach``): ``on_engine_change``,
     ``on_change`` and ``on_end`` are the C methods of ``s3sink.Writer``; ``on_time_end`` calls the C one and
     logs failed upload attempts, which are retried with their rows kept. Once uploads
@@ -514,11 +493,14 @@ _COMMON_ARGS_DOC = f"""
     first minibatch after ``write_interval_ms``, by the sink's timer while the stream is
     idle, and at the end of the stream. Objects are never overwritten or deleted, so
     ``pw.io.s3.read(..., mode="streaming")`` picks each of them up exactly once.
-    Without explicit credentials, the standard AWS environment variables
-    (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``) and then the
-    shared credentials file for ``AWS_PROFILE`` are used, as the AWS tools do; failing
-    those, requests are anonymous. A failed upload keeps its rows and is retried; once
-    uploads stop on an error (permanent, or past ``max_retry_ms``), the run fails with it.
+    Without keys in the settings, the credentials come from botocore's provider chain, as
+    boto3 finds them (environment, shared files and ``AWS_PROFILE``, SSO,
+    ``credential_process``, AssumeRole, web identity, container and instance metadata),
+    and are renewed before they expire while the pipeline runs; finding none is an error
+    (``anonymous=True`` sends unsigned requests). Without an endpoint in the settings,
+    ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` or the profile's ``endpoint_url`` is
+    used. A failed upload keeps its rows and is retried; once uploads stop on an error
+    (permanent, or past ``max_retry_ms``), the run fails with it.
 
     Without ``spool_dir``, rows buffered when the process dies are lost; with
     persistence, Pathway may already count them as delivered (up to one

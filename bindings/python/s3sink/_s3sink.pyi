@@ -1,6 +1,7 @@
 """Type stubs of the C core of s3sink."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, TypedDict
 
@@ -48,6 +49,20 @@ class ScriptError(SinkError):
 class UploadError(SinkError, OSError):
     """A request to the object store failed (transport or S3 error)."""
 
+class Credentials(TypedDict, total=False):
+    """What a credentials callable returns (or a tuple (access_key, secret_key[,
+    session_token]), such as botocore's frozen credentials)."""
+
+    access_key: str
+    secret_key: str
+    session_token: str | None
+    expires_at: float | datetime | None
+    """Seconds since the Unix epoch (or an aware datetime) when they stop working."""
+    source: str | None
+    """Where they came from, for messages."""
+
+CredentialsCallable = Callable[[], "Credentials | tuple[str, str] | tuple[str, str, str | None]"]
+
 class Stats(TypedDict):
     objects: int
     rows: int
@@ -68,7 +83,16 @@ class Writer:
     leaves one at its default (for ``max_retry_ms``: retries forever).
     """
 
-    def __init__(self, *, columns: Sequence[Column], **options: Unpack[SinkOptions]) -> None: ...
+    def __init__(
+        self,
+        *,
+        columns: Sequence[Column],
+        credentials: CredentialsCallable | None = None,
+        **options: Unpack[SinkOptions],
+    ) -> None:
+        """``credentials``: called before signing (possibly from the sink's own thread)
+        and again as the credentials near ``expires_at``; raise ConfigError for what
+        retrying cannot fix."""
     def on_change(self, key: Any, row: Mapping[str, Any], time: int, is_addition: bool) -> None:
         """Buffers one change (``row``: column name -> value, in column order)."""
     def on_engine_change(self, key: Any, values: Sequence[Any], time: int, diff: int) -> None:
@@ -113,6 +137,12 @@ class Writer:
         retried until uploads stop); None once one succeeds."""
     @property
     def failure(self) -> SinkError | None: ...
+    @property
+    def credentials_source(self) -> str:
+        """Where the credentials come from, e.g. "the credentials provider (botocore: env)"."""
+    @property
+    def anonymous(self) -> bool:
+        """True when requests are not signed (anonymous=True)."""
     @property
     def closed(self) -> bool: ...
     @property

@@ -1,5 +1,5 @@
 """The Pathway-facing API: installation into pw.io, argument checking at the call,
-mapping of Pathway's settings classes, credentials lookup."""
+mapping of Pathway's settings classes (the credentials: test_credentials.py)."""
 
 from __future__ import annotations
 
@@ -231,39 +231,45 @@ def test_settings_bucket_wins_over_the_path(caplog):
 # --- credentials -------------------------------------------------------------------------
 
 
-def test_credentials_from_the_environment(monkeypatch):
+def test_keys_of_the_settings_come_in_pairs_else_the_writer_uses_the_aws_chain(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "envkey")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "envsecret")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "envtoken")
-    t = _resolve_target("s3://b/p", pw.io.s3.AwsS3Settings(region="us-east-1"), "x")
-    assert (t.access_key, t.secret_key, t.session_token) == ("envkey", "envsecret", "envtoken")
-    # explicit keys win
     t = _resolve_target("s3://b/p", AWS, "x")
     assert (t.access_key, t.secret_key, t.session_token) == ("k", "s", None)
+    # no keys in the settings: the Writer signs with botocore's chain (test_credentials.py)
+    t = _resolve_target("s3://b/p", pw.io.s3.AwsS3Settings(region="us-east-1", session_token="t"), "x")
+    assert (t.access_key, t.secret_key, t.session_token) == (None, None, None)
+    assert "credentials=the AWS chain" in repr(t)
+    t = _resolve_target("p", pw.io.minio.MinIOSettings("http://127.0.0.1:9000", "mb", "", ""), "m")
+    assert (t.access_key, t.secret_key) == (None, None)
+    with pytest.raises(ValueError, match="minio_settings: only one of the access key and the secret access key"):
+        _resolve_target("p", pw.io.minio.MinIOSettings("http://127.0.0.1:9000", "mb", "k", None), "minio_settings")
 
 
-def test_credentials_from_the_shared_file(monkeypatch, tmp_path):
-    creds = tmp_path / "credentials"
-    creds.write_text(
-        "[default]\naws_access_key_id = dk\naws_secret_access_key = ds\n\n"
-        "[work]\naws_access_key_id = wk\naws_secret_access_key = ws\naws_session_token = wt\n"
-    )
+def test_region_and_endpoint_from_the_environment_and_the_profile(monkeypatch, tmp_path):
     config = tmp_path / "config"
-    config.write_text("[profile cfg]\naws_access_key_id = ck\naws_secret_access_key = cs\nregion = eu-north-1\n")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    config.write_text("[profile cfg]\nregion = eu-north-1\n\n[profile ep]\nendpoint_url = http://10.1.2.3:9000\n")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    settings = pw.io.s3.AwsS3Settings(region="us-east-1")
-    t = _resolve_target("s3://b/p", settings, "x")
-    assert (t.access_key, t.secret_key, t.session_token) == ("dk", "ds", None)
-    monkeypatch.setenv("AWS_PROFILE", "work")
-    t = _resolve_target("s3://b/p", settings, "x")
-    assert (t.access_key, t.secret_key, t.session_token) == ("wk", "ws", "wt")
     monkeypatch.setenv("AWS_PROFILE", "cfg")
     t = _resolve_target("s3://b/p", None, "x")
-    assert (t.access_key, t.secret_key, t.region) == ("ck", "cs", "eu-north-1")
-    monkeypatch.setenv("AWS_PROFILE", "nobody")
-    t = _resolve_target("s3://b/p", settings, "x")
-    assert (t.access_key, t.secret_key) == (None, None)  # anonymous
+    assert (t.endpoint, t.region) == ("https://s3.eu-north-1.amazonaws.com", "eu-north-1")
+    monkeypatch.setenv("AWS_PROFILE", "ep")
+    t = _resolve_target("s3://b/p", pw.io.s3.AwsS3Settings(), "x")
+    # an endpoint given by IP address is addressed path-style, as botocore does
+    assert (t.endpoint, t.region, t.virtual_hosted) == ("http://10.1.2.3:9000", "us-east-1", False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://objects.example.com")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    t = _resolve_target("s3://b/p", pw.io.s3.AwsS3Settings(), "x")
+    assert (t.endpoint, t.region, t.virtual_hosted) == ("https://objects.example.com", "eu-west-3", True)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9001")
+    t = _resolve_target("p", pw.io.minio.MinIOSettings(None, "mb", "k", "s"), "m")
+    assert t.endpoint == "http://127.0.0.1:9001"
+    # what the settings say wins
+    t = _resolve_target("s3://b/p", pw.io.s3.AwsS3Settings(endpoint="http://h:1", region="r"), "x")
+    assert (t.endpoint, t.region) == ("http://h:1", "r")
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    t = _resolve_target("s3://b/p", pw.io.s3.AwsS3Settings(), "x")
+    assert t.endpoint == "https://s3.eu-west-3.amazonaws.com"
 
 
 def test_writes_with_credentials_from_env_and_profile(monkeypatch, tmp_path, minio, s3, bucket):

@@ -131,7 +131,7 @@ def test_stub_declares_writer_and_vocabulary_from_the_table():
     tree = ast.parse((PKG / "_s3sink.pyi").read_text())
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     init = next(f for f in classes["Writer"].body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
-    assert [a.arg for a in init.args.kwonlyargs] == ["columns"] and init.args.args[1:] == []
+    assert [a.arg for a in init.args.kwonlyargs] == ["columns", "credentials"] and init.args.args[1:] == []
     assert ast.unparse(init.args.kwarg.annotation) == "Unpack[SinkOptions]"
     column_type = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "ColumnType")
     assert tuple(ast.literal_eval(e) for e in column_type.value.slice.elts) == _s3sink.column_types()

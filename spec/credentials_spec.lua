@@ -79,7 +79,9 @@ describe("credentials from the environment and the AWS shared files", function()
   end)
 
   it("the default profile of ~/.aws/credentials", function()
-    local dir = home { credentials = keys_file("default", h.access_key, h.secret_key) }
+    -- comments, upper-case keys and ':' are read as the AWS tools read them
+    local dir = home { credentials = "# keys\n; more\n[other]\naws_access_key_id = x\n\n[default]\n"
+      .. "AWS_ACCESS_KEY_ID = " .. h.access_key .. "\naws_secret_access_key: " .. h.secret_key .. "\n" }
     local ok, source = child({ HOME = dir }, bucket, "default/")
     assert.is_true(ok, source)
     assert.equal("profile 'default' in " .. dir .. "/.aws/credentials", source)
@@ -345,6 +347,25 @@ describe("a credentials function", function()
     local sink, err = s3sink.sink(config(function() end, { anonymous = true }))
     assert.is_nil(sink)
     assert.matches("a credentials provider is given, and anonymous too", err, 1, true)
+  end)
+
+  it("may refer to its sink: an unclosed sink is still collected (its last upload too)", function()
+    local function make() -- the function keeps its sink in an upvalue of its own
+      local own
+      own = assert(s3sink.sink(config(function()
+        assert(own == nil or getmetatable(own))
+        return { access_key = h.access_key, secret_key = h.secret_key }
+      end, { no_timer = true })))
+      return own
+    end
+    local sink = make()
+    assert(sink:write({ 1, "x" }, 1, 1))
+    local weak = setmetatable({ sink }, { __mode = "v" })
+    sink = nil
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1])
+    assert.equal(1, uploaded(client, "out/")) -- uploaded by the collector
   end)
 
   it("cannot call the sink's methods, and keeps valid credentials when it fails", function()

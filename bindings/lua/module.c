@@ -128,16 +128,19 @@ static void to_values(lua_State *L, int idx, const int *kinds, const s3sink_colu
 /* A credentials function (config.credentials) lives in the sink's Lua state, which one
  * thread at a time may run: the thread that made the sink, during its own calls. So the
  * sink's provider (lua_credentials) calls it only on that thread while one of the sink's
- * methods that may sign a request runs (call_L is that call's state); on the sink's own
+ * methods that may sign a request runs (call_L is that call's state, with the sink at
+ * call_idx: the function is the sink's user value); on the sink's own
  * thread it fails as transient, and the methods refresh ahead instead
  * (s3sink_refresh_credentials at time_end, flush, close and a write that waits for room),
  * which the runtime's margin (half the credentials' life, at most 5 minutes) leaves time
  * for. The runtime never calls a provider twice at once, so the fields used by it are
  * only ever touched by one thread at a time. */
 typedef struct lcreds {
-  int ref;                 /* the function in the registry, or LUA_NOREF */
+  bool has_fn;             /* the function is the sink userdata's user value: a function
+                              that refers to its sink makes no uncollectable cycle */
   pthread_t owner;         /* the thread that made the sink */
-  lua_State *call_L;       /* set by the owner while a method may sign */
+  lua_State *call_L;       /* set by the owner while a method may sign ... */
+  int call_idx;            /* ... with the sink userdata at this index of call_L */
   bool running;            /* the function runs: the sink's methods are refused */
   char *strings[4];        /* copies of its last answer: access, secret, token, source */
   char last_failure[400];  /* its last failure, for the sink's thread's message */
@@ -215,7 +218,7 @@ static int lua_credentials(void *ud, s3sink_credentials *out, s3sink_err *err) {
   if (!lua_checkstack(L, 4))
     return creds_fail(err, S3SINK_ENOMEM, true, "no Lua stack left to call the credentials function%s%s", "", "");
   lua_pushcfunction(L, creds_traceback);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+  lua_getiuservalue(L, c->call_idx, 1);
   c->running = true;
   int st = lua_pcall(L, 0, 2, top + 1);
   c->running = false;
@@ -258,13 +261,12 @@ static int lua_credentials(void *ud, s3sink_credentials *out, s3sink_err *err) {
   return rc;
 }
 
-/* Runs fn(sink, ...) with the credentials function callable on this thread. */
-#define WITH_CREDENTIALS(ls, L, call) \
-  ((ls)->creds.call_L = (L), (call), (ls)->creds.call_L = NULL)
+/* Runs `call` with the credentials function callable on this thread, the sink being at
+ * index idx of L. */
+#define WITH_CREDENTIALS(ls, L, idx, call) \
+  ((ls)->creds.call_L = (L), (ls)->creds.call_idx = (idx), (call), (ls)->creds.call_L = NULL)
 
-static void lsink_release(lua_State *L, lsink *s) {
-  luaL_unref(L, LUA_REGISTRYINDEX, s->creds.ref);
-  s->creds.ref = LUA_NOREF;
+static void lsink_release(lsink *s) {
   for (int i = 0; i < 4; i++) {
     free(s->creds.strings[i]);
     s->creds.strings[i] = NULL;
@@ -283,18 +285,18 @@ static void lsink_release(lua_State *L, lsink *s) {
 static int l_sink_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lsink *ls = lua_newuserdatauv(L, sizeof *ls, 0);
+  lsink *ls = lua_newuserdatauv(L, sizeof *ls, 1);
   memset(ls, 0, sizeof *ls);
   luaL_setmetatable(L, SINK_MT);
   int ud = lua_gettop(L);
 
-  ls->creds.ref = LUA_NOREF;
   s3sink_config c = {0};
   static const char *const own[] = {"columns", "clock", "credentials", NULL};
   lutil_read_options(L, 1, "sink", own, &c);
   int ct = lua_getfield(L, 1, "credentials");
   if (ct == LUA_TFUNCTION) {
-    ls->creds.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setiuservalue(L, ud, 1);
+    ls->creds.has_fn = true;
     ls->creds.owner = pthread_self();
     c.credentials = lua_credentials;
     c.credentials_ud = &ls->creds;
@@ -317,14 +319,14 @@ static int l_sink_new(lua_State *L) {
   ls->owned = calloc(2 * ls->cols.n, sizeof *ls->owned);
   ls->values = calloc(ls->cols.n, sizeof *ls->values);
   if (!ls->owned || !ls->values) {
-    lsink_release(L, ls);
+    lsink_release(ls);
     return luaL_error(L, "out of memory");
   }
   for (size_t i = 0; i < ls->cols.n; i++) {
     ls->owned[2 * i] = strdup(ls->cols.cols[i].name);
     ls->owned[2 * i + 1] = strdup(ls->cols.cols[i].type);
     if (!ls->owned[2 * i] || !ls->owned[2 * i + 1]) {
-      lsink_release(L, ls);
+      lsink_release(ls);
       return luaL_error(L, "out of memory");
     }
     ls->cols.cols[i].name = ls->owned[2 * i];
@@ -334,9 +336,9 @@ static int l_sink_new(lua_State *L) {
 
   s3sink_err e;
   int rc;
-  WITH_CREDENTIALS(ls, L, rc = s3sink_open(&c, &ls->sink, &e));
+  WITH_CREDENTIALS(ls, L, ud, rc = s3sink_open(&c, &ls->sink, &e));
   if (rc != S3SINK_OK) {
-    lsink_release(L, ls);
+    lsink_release(ls);
     return lutil_push_failure(L, &e);
   }
   lua_pushvalue(L, ud);
@@ -346,9 +348,9 @@ static int l_sink_new(lua_State *L) {
 /* Asks a credentials function for new credentials when they are due, on this (the
  * host's) thread; its failures reach the host through the uploads that need them. */
 static void refresh_credentials(lua_State *L, lsink *s) {
-  if (s->creds.ref == LUA_NOREF) return;
+  if (!s->creds.has_fn) return;
   s3sink_err e;
-  WITH_CREDENTIALS(s, L, s3sink_refresh_credentials(s->sink, &e));
+  WITH_CREDENTIALS(s, L, 1, s3sink_refresh_credentials(s->sink, &e));
 }
 
 /* sink:write(values, time, diff) -> true | nil, message, code */
@@ -383,7 +385,7 @@ static int l_sink_flush(lua_State *L) {
   lsink *s = check_sink(L);
   s3sink_err e;
   int rc;
-  WITH_CREDENTIALS(s, L, rc = s3sink_flush(s->sink, lua_toboolean(L, 2), &e));
+  WITH_CREDENTIALS(s, L, 1, rc = s3sink_flush(s->sink, lua_toboolean(L, 2), &e));
   if (rc < 0) return lutil_push_failure(L, &e);
   lua_pushboolean(L, rc > 0);
   return 1;
@@ -398,10 +400,10 @@ static int l_sink_close(lua_State *L) {
   }
   s3sink_err e;
   int rc;
-  WITH_CREDENTIALS(s, L, rc = s3sink_close(s->sink, &e));
+  WITH_CREDENTIALS(s, L, 1, rc = s3sink_close(s->sink, &e));
   if (rc) return lutil_push_failure(L, &e);
   s->sink = NULL;
-  lsink_release(L, s);
+  lsink_release(s);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -411,7 +413,7 @@ static int l_sink_discard(lua_State *L) {
   lsink *s = check_open_sink(L);
   if (s->sink) s3sink_free(s->sink);
   s->sink = NULL;
-  lsink_release(L, s);
+  lsink_release(s);
   return 0;
 }
 
@@ -424,7 +426,7 @@ static int l_sink_gc(lua_State *L) {
   if (s->sink) {
     s3sink_err e;
     int rc;
-    WITH_CREDENTIALS(s, L, rc = s3sink_finish(s->sink, S3SINK_LEAVE_SPOOLED, &e));
+    WITH_CREDENTIALS(s, L, 1, rc = s3sink_finish(s->sink, S3SINK_LEAVE_SPOOLED, &e));
     if (rc) {
       lua_warning(L, "s3sink: a sink was garbage-collected unclosed and its final upload "
                   "failed; its buffered rows are lost: ", 1);
@@ -433,7 +435,7 @@ static int l_sink_gc(lua_State *L) {
     s3sink_free(s->sink);
     s->sink = NULL;
   }
-  lsink_release(L, s);
+  lsink_release(s);
   return 0;
 }
 

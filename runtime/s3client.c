@@ -43,7 +43,6 @@ struct s3client {
   char *secret_key;
   char *session_token;
   bool anonymous;
-  EVP_MD *md5;    /* NULL if the provider lacks MD5 (FIPS): no Content-MD5 then */
   EVP_MD *sha256;
   int64_t clock_offset; /* seconds to add to the local clock to get the server's */
 };
@@ -153,7 +152,6 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
     s3client_free(c);
     return rc;
   }
-  c->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
   c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
   if (!c->sha256) {
     s3client_free(c);
@@ -177,7 +175,6 @@ void s3client_free(s3client *c) {
   if (!c) return;
   s3http_cleanup(&c->http);
   endpoint_free(&c->ep);
-  EVP_MD_free(c->md5);
   EVP_MD_free(c->sha256);
   free(c->region);
   free(c->bucket);
@@ -466,12 +463,12 @@ static int put(s3client *c, const char *key, const s3body *body, const char *con
     return err_set(err, S3SINK_EINVAL, "body has neither data nor a file");
   if (content_type && (!*content_type || strpbrk(content_type, "\r\n")))
     return err_set(err, S3SINK_EINVAL, "content_type is empty or holds a line break");
-  char md5_b64[25];
-  if ((rc = s3body_hash(body, c->sha256, c->md5, sha_hex, md5_b64, err))) return rc;
+  /* The signed x-amz-content-sha256 makes S3 check the body (XAmzContentSHA256Mismatch):
+   * no second hash for Content-MD5. */
+  if ((rc = s3body_hash(body, c->sha256, sha_hex, err))) return rc;
   request r = {.op = OP_PUT_OBJECT, .key = key, .body = *body, .payload_hash = sha_hex};
   r.extra[r.nextra++] = (s3sink_header){"Content-Type",
                                         content_type ? content_type : "application/octet-stream"};
-  if (md5_b64[0]) r.extra[r.nextra++] = (s3sink_header){"Content-MD5", md5_b64};
   if (if_none_match) r.extra[r.nextra++] = (s3sink_header){"If-None-Match", "*"};
   r.extra[r.nextra++] = (s3sink_header){S3HTTP_IDENTITY_HEADER, sha_hex};
   rc = run(c, &r, NULL, err);

@@ -33,7 +33,7 @@ void s3client_free(s3client *c);
 
 /* PutObject. With if_none_match, sends `If-None-Match: *` so an existing key is never
  * overwritten; the server's 412 is returned as S3SINK_ES3 with s3_code
- * "PreconditionFailed". Sends x-amz-content-sha256 and Content-MD5 of the body, and the
+ * "PreconditionFailed". Sends x-amz-content-sha256 (S3 checks the body against it), and the
  * body's SHA-256 as the object's metadata s3sink-sha256 (its identity, see below). */
 int s3client_put_object(s3client *c, const char *key, const void *body, size_t len,
                         const char *content_type, bool if_none_match, s3sink_err *err);

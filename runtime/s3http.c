@@ -96,6 +96,8 @@ int s3http_init(s3http *h, const s3http_options *o, s3sink_err *err) {
   SETOPT(CURLOPT_HEADERFUNCTION, on_header);
   SETOPT(CURLOPT_HEADERDATA, h);
   SETOPT(CURLOPT_READFUNCTION, on_read);
+  /* objects are MiBs: copy and send them 1 MiB at a time instead of libcurl's 64 KiB */
+  SETOPT(CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
   SETOPT(CURLOPT_READDATA, h);
   SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
   SETOPT(CURLOPT_SEEKDATA, h);

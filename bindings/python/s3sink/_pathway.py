@@ -33,8 +33,8 @@ from . import _fastpath, _s3sink
 from ._options import Text, WriterOptions
 
 if sys.version_info >= (3, 11):
-    from typing import Unpack
-else:  # Pathway depends on typing_extensions
+    from typing import Unpack  # novm (3.11+, guarded)
+else:  # a dependency of the package on 3.10 (pyproject.toml)
     from typing_extensions import Unpack
 
 logger = logging.getLogger("s3sink")

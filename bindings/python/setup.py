@@ -6,7 +6,7 @@ scripts embedded by ``tools/embed_scripts.lua``, with the compile settings of
 package is built from a checkout of the repository: ``pip install
 --no-build-isolation ./bindings/python`` (or ``-e``) works offline once setuptools and
 wheel are installed. System dependencies: lua5.4 (interpreter and headers), libcurl,
-OpenSSL and pkg-config.
+OpenSSL, zlib, libzstd and pkg-config.
 
 Environment:
   S3SINK_SANITIZE=1   build with ASan/UBSan, build.mk's SANITIZE (run Python with
@@ -54,7 +54,8 @@ def _pkg_config(*args: str) -> list[str]:
         detail = getattr(e, "stderr", "") or str(e)
         sys.exit(
             f"s3sink: pkg-config {' '.join(args)} {' '.join(PKGS)} failed: {detail.strip()}\n"
-            "install pkg-config, liblua5.4-dev, libcurl4-openssl-dev and libssl-dev "
+            "install pkg-config, liblua5.4-dev, libcurl4-openssl-dev, libssl-dev, "
+            "zlib1g-dev and libzstd-dev "
             "(`make deps-apt` from the repository root)"
         )
     return shlex.split(out)

@@ -315,7 +315,7 @@ static const option_def options[] = {
            "Compression of every object: \"none\", \"gzip\" or \"zstd\". An object is "
            "then one gzip member or zstd frame (with its content size and a checksum) of "
            "exactly the bytes it would hold uncompressed, header included; its key ends in "
-           ".gz or .zst after the format's extension (\"csv.gz\", \"jsonl.zst\"); its "
+           ".gz or .zst after the format's extension (\"csv.gz\", \"json.zst\"); its "
            "Content-Type is application/gzip or application/zstd, with no Content-Encoding "
            "(readers get the stored bytes). The sink's thread compresses each object once, "
            "before its first upload, never the host's per row; max_object_bytes counts "

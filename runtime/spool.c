@@ -467,7 +467,7 @@ static int list_ids(spool *sp, const char *ext, uint64_t **ids, size_t *n, s3sin
 }
 
 static bool has_id(const uint64_t *ids, size_t n, uint64_t id) {
-  return bsearch(&id, ids, n, sizeof id, cmp_ids) != NULL;
+  return n && bsearch(&id, ids, n, sizeof id, cmp_ids) != NULL;
 }
 
 /* Cuts the file `name` to len bytes (and syncs it); it must have at least that many. */

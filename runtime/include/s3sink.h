@@ -202,7 +202,9 @@ typedef struct s3sink_config {
                                 1 GiB; s3sink_write waits for uploads to make room
                                 (backpressure), or fails without the timer thread. A
                                 minibatch larger than the budget is split across objects
-                                (without a spool). */
+                                (without a spool). With compression, a queued object counts
+                                uncompressed until the sink's thread compressed it, then
+                                compressed. */
   int64_t max_retry_ms;      /* how long transient failures of one upload are retried
                                 (exponential backoff, full jitter) before the sink stops
                                 with the error; default 300000, -1: forever. Permanent

@@ -19,6 +19,8 @@ dependencies = { "lua >= 5.4, < 5.5" }
 external_dependencies = {
   CURL = { library = "curl" }, -- Debian keeps curl.h in a multiarch folder luarocks does not search
   OPENSSL = { header = "openssl/evp.h" },
+  ZLIB = { header = "zlib.h" },           -- compression = "gzip"
+  ZSTD = { header = "zstd.h" },           -- compression = "zstd"
 }
 build = {
   -- the Makefile lists the sources once, for the Lua module and the Python extension alike

@@ -7,8 +7,8 @@ Those live at the repository's root, two folders up in a checkout: ``pip install
 --no-build-isolation ./bindings/python`` (or ``-e``) works offline once setuptools and
 wheel are installed. The sdist (``python -m build --sdist``) carries a copy of them beside
 this file (see SdistWithRuntime), so it builds on its own, and so does the wheel built
-from it. System dependencies: lua5.4 (interpreter and headers), libcurl, OpenSSL, a C
-compiler and pkg-config.
+from it. System dependencies: lua5.4 (interpreter and headers), libcurl, OpenSSL, zlib,
+libzstd, a C compiler and pkg-config.
 
 Environment:
   S3SINK_SANITIZE=1   build with ASan/UBSan, build.mk's SANITIZE (run Python with
@@ -72,7 +72,8 @@ def _pkg_config(*args: str) -> list[str]:
         detail = getattr(e, "stderr", "") or str(e)
         sys.exit(
             f"s3sink: pkg-config {' '.join(args)} {' '.join(PKGS)} failed: {detail.strip()}\n"
-            "install pkg-config, liblua5.4-dev, libcurl4-openssl-dev and libssl-dev "
+            "install pkg-config, liblua5.4-dev, libcurl4-openssl-dev, libssl-dev, "
+            "zlib1g-dev and libzstd-dev "
             "(`make deps-apt` from the repository root)"
         )
     return shlex.split(out)

@@ -137,7 +137,7 @@ class OptionInfo(TypedDict):
     """An option of the runtime, as ``options()`` describes it."""
 
     name: str
-    type: Literal["str", "int", "bool"]
+    type: Literal["str", "int", "bool", "dict"]
     group: Literal["target", "output", "transport", "reliability", "host"]
     min: int | None
     """Integers: the accepted range; None for other types."""

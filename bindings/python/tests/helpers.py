@@ -35,6 +35,39 @@ def objects(s3, bucket: str, prefix: str = "") -> list[tuple[str, bytes]]:
         token = resp["NextContinuationToken"]
 
 
+def zstd_content_size(frame: bytes) -> int | None:
+    """The content size a zstd frame's header records (None if it records none)."""
+    assert frame[:4] == b"\x28\xb5\x2f\xfd", "not a zstd frame"
+    descriptor = frame[4]
+    size_flag, single_segment = descriptor >> 6, (descriptor >> 5) & 1
+    at = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[descriptor & 3]  # window, dictionary id
+    width = (1 if single_segment else 0, 2, 4, 8)[size_flag]
+    if width == 0:
+        return None
+    size = int.from_bytes(frame[at : at + width], "little")
+    return size + 256 if width == 2 else size
+
+
+def unpack(key: str, body: bytes) -> bytes:
+    """An object's content: .gz and .zst objects decompressed (stdlib zlib, pyarrow's
+    zstd), each checked to be one gzip member, or one zstd frame whose header records the
+    size of all of the content; other objects as they are."""
+    if key.endswith(".gz"):
+        import zlib
+
+        inflater = zlib.decompressobj(wbits=31)  # gzip
+        content = inflater.decompress(body)
+        assert inflater.eof and not inflater.unused_data, f"{key}: not exactly one gzip member"
+        return content
+    if key.endswith(".zst"):
+        import pyarrow as pa
+
+        content = pa.CompressedInputStream(pa.BufferReader(body), "zstd").read()
+        assert zstd_content_size(body) == len(content), f"{key}: not one frame with its content size"
+        return content
+    return body
+
+
 def keys(s3, bucket: str, prefix: str = "") -> list[str]:
     resp = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
     return [o["Key"] for o in resp.get("Contents", [])]
@@ -259,27 +292,27 @@ class MinioServer:
 
 
 def count_ids(s3, bucket: str, prefix: str = "", keep=lambda key: True) -> dict[int, list[int]]:
-    """Every row of the JSON Lines objects under prefix (whose key `keep` accepts):
-    id -> the times it came with."""
+    """Every row of the JSON Lines objects under prefix (whose key `keep` accepts;
+    compressed ones decompressed): id -> the times it came with."""
     import json
 
     found: dict[int, list[int]] = {}
     for key, body in objects(s3, bucket, prefix):
         if not keep(key):
             continue
-        for line in body.decode().splitlines():
+        for line in unpack(key, body).decode().splitlines():
             row = json.loads(line)
             found.setdefault(row["id"], []).append(row["time"])
     return found
 
 
 def count_rows(s3, bucket: str, prefix: str = "") -> "Counter[tuple[int, int, int]]":
-    """Every row of the JSON Lines objects under prefix: (id, time, diff) -> how many times
-    it is stored."""
+    """Every row of the JSON Lines objects under prefix (compressed ones decompressed):
+    (id, time, diff) -> how many times it is stored."""
     from collections import Counter
 
-    return Counter((row["id"], row["time"], row["diff"]) for _, body in objects(s3, bucket, prefix)
-                   for row in map(json.loads, body.decode().splitlines()))
+    return Counter((row["id"], row["time"], row["diff"]) for key, body in objects(s3, bucket, prefix)
+                   for row in map(json.loads, unpack(key, body).decode().splitlines()))
 
 
 def loss_report(found: dict[int, list[int]], expected: set[int],

@@ -248,17 +248,22 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
     return err_set(err, S3SINK_EINVAL, "cannot read the body of %s of %s from its file: %s",
                    OPS[r->op].name, what, strerror(c->http.up_errno));
   const char *why = c->http.errbuf[0] ? c->http.errbuf : curl_easy_strerror(cc);
+  char hint[512];
+  endpoint_addressing_hint(&c->ep, hint, sizeof hint);
   bool transient = true; /* the network or the server may recover */
   switch (cc) {
   case CURLE_COULDNT_RESOLVE_HOST:
+    err_set(err, S3SINK_EHTTP, "cannot resolve the host of %s: %s; check the endpoint%s",
+            c->ep.origin, why, hint);
+    break;
   case CURLE_COULDNT_RESOLVE_PROXY:
-    err_set(err, S3SINK_EHTTP, "cannot resolve the host of %s: %s; check the endpoint",
+    err_set(err, S3SINK_EHTTP, "cannot resolve the proxy for %s: %s; check the proxy settings",
             c->ep.origin, why);
     break;
   case CURLE_COULDNT_CONNECT:
     err_set(err, S3SINK_EHTTP,
-            "cannot connect to %s: %s; check the endpoint and that the server is running",
-            c->ep.origin, why);
+            "cannot connect to %s: %s; check the endpoint and that the server is running%s",
+            c->ep.origin, why, hint);
     break;
   case CURLE_OPERATION_TIMEDOUT:
     err_set(err, S3SINK_EHTTP,
@@ -298,10 +303,12 @@ static int s3_error(s3client *c, const request *r, long status, const s3errors_d
                     s3sink_err *err) {
   char what[512];
   describe(c, r, what, sizeof what);
+  char hint[512];
+  endpoint_addressing_hint(&c->ep, hint, sizeof hint);
   s3errors_ctx ctx = {.op = OPS[r->op].name, .what = what, .key = r->key, .bucket = c->bucket,
                       .region = c->region, .endpoint = c->ep.origin,
                       .bucket_region = c->http.got.bucket_region, .body = c->http.resp.data,
-                      .body_len = c->http.resp.len};
+                      .body_len = c->http.resp.len, .addressing = hint};
   s3errors_describe(&ctx, status, e, err);
   if (err) {
     err->http_status = status;
@@ -604,11 +611,19 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   *next = NULL;
   const char *s = page->data ? page->data : "", *end = s + page->len;
   const char *ts, *te, *after;
-  if (!s3xml_find(s, end, "ListBucketResult", &ts, &te, NULL))
+  if (!s3xml_find(s, end, "ListBucketResult", &ts, &te, NULL)) {
+    char hint[512];
+    endpoint_addressing_hint(&c->ep, hint, sizeof hint);
     return finish_err(c, err, err_set(err, S3SINK_ES3,
                                       "ListObjectsV2 of bucket '%s' at %s returned no "
-                                      "ListBucketResult: is the endpoint an S3 server?",
-                                      c->bucket, c->ep.origin));
+                                      "ListBucketResult%s: is the endpoint an S3 server?%s",
+                                      c->bucket, c->ep.origin,
+                                      s3xml_find(s, end, "ListAllMyBucketsResult", &ts, &te, NULL)
+                                          ? " but the list of all buckets (the server ignored "
+                                            "the bucket in the host name)"
+                                          : "",
+                                      hint));
+  }
   const char *lend = te;
   bytebuf key, num;
   bytebuf_init(&key, 64 * 1024);

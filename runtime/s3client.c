@@ -199,8 +199,7 @@ typedef enum s3op {
   OP_HEAD_BUCKET,
   OP_DELETE_BUCKET,
   OP_CREATE_BUCKET,
-  OP_LIST,
-  OP_BUCKET_LOCATION
+  OP_LIST
 } s3op;
 
 /* Each operation's name (for messages) and HTTP method. */
@@ -215,7 +214,6 @@ static const struct {
     [OP_DELETE_BUCKET] = {"DeleteBucket", "DELETE"},
     [OP_CREATE_BUCKET] = {"CreateBucket", "PUT"},
     [OP_LIST] = {"ListObjectsV2", "GET"},
-    [OP_BUCKET_LOCATION] = {"GetBucketLocation", "GET"},
 };
 
 typedef struct request {
@@ -270,6 +268,12 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
             "%s of %s at %s timed out: %s; check the network, or raise "
             "connect_timeout_ms / request_timeout_ms",
             OPS[r->op].name, what, c->ep.origin, why);
+    break;
+  case CURLE_SSL_CONNECT_ERROR:
+    err_set(err, S3SINK_EHTTP,
+            "TLS handshake with %s failed: %s; if the server speaks plain HTTP, use an "
+            "http:// endpoint, else check its TLS setup",
+            c->ep.origin, why);
     break;
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CERTPROBLEM:
@@ -411,8 +415,10 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
         snprintf(e.code, sizeof e.code, "PermanentRedirect");
       } else if (!e.code[0]) {
         /* Ask again with a GET, whose error body names the cause (wrong key, wrong
-         * secret, expired token, clock skew, region, policy). */
-        request probe = {.op = OP_BUCKET_LOCATION, .query = "location="};
+         * secret, expired token, clock skew, region, policy): a listing of no keys, which
+         * takes the permission HeadBucket takes (GetBucketLocation would not do: S3 and
+         * MinIO answer it whatever region the request is signed for). */
+        request probe = {.op = OP_LIST, .query = "list-type=2&max-keys=0"};
         long pst = 0;
         s3sink_err perr;
         if (perform(c, &probe, &pst, &perr) == S3SINK_OK && pst >= 300) {

@@ -255,7 +255,9 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
             c->ep.origin, why, hint);
     break;
   case CURLE_COULDNT_RESOLVE_PROXY:
-    err_set(err, S3SINK_EHTTP, "cannot resolve the proxy for %s: %s; check the proxy settings",
+    err_set(err, S3SINK_EHTTP,
+            "cannot resolve the proxy for %s: %s; check the proxy variables (http_proxy, "
+            "https_proxy; no_proxy names the hosts reached directly)",
             c->ep.origin, why);
     break;
   case CURLE_COULDNT_CONNECT:

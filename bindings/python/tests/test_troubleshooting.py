@@ -11,6 +11,7 @@ attempts, milliseconds, the time in a key) are compared as "N".
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -173,6 +174,17 @@ def ip_virtual_hosted(servers: Servers) -> str:
     return pathway_call(lambda: pw.io.s3.write(t, "s3://s3sink/readings/", "csv", aws_s3_settings=aws))
 
 
+def through_proxy(servers: Servers, proxy: str) -> str:
+    """libcurl takes its proxy from the environment, at every request."""
+    saved = {k: os.environ.pop(k, None) for k in ("http_proxy", "no_proxy", "NO_PROXY")}
+    os.environ["http_proxy"] = proxy
+    try:
+        return opening(servers)
+    finally:
+        del os.environ["http_proxy"]
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
+
+
 SKEWED = "The difference between the request time and the server's time is too large."
 REDIRECTED = "The bucket you are attempting to access must be addressed using the specified endpoint."
 
@@ -198,6 +210,7 @@ SCENARIOS = {
     "http-to-https": lambda s: opening(s, endpoint=s.tls.endpoint.replace("https:", "http:"),
                                        region="us-east-1"),
     "no-bucket": lambda s: opening(s, bucket="readings"),
+    "proxy-unresolved": lambda s: through_proxy(s, "http://proxy.invalid:3128"),
     "timeout": lambda s: proxied(s, STALL, request_timeout_ms=1000),
 }
 

@@ -84,6 +84,9 @@ class Servers:
         self.tls.kill()
 
     def _add_writer_user(self) -> None:
+        # the admin API's payload is encrypted with pycryptodome, whose libraries are
+        # loaded with RTLD_DEEPBIND unless told otherwise, which ASan refuses
+        os.environ.setdefault("PYCRYPTODOME_DISABLE_DEEPBIND", "1")
         from minio import MinioAdmin
         from minio.credentials import StaticProvider
 

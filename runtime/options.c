@@ -289,7 +289,7 @@ static const option_def options[] = {
            "Key prefix of every object, e.g. \"out/run1/\" (no leading slash)."),
     BOOL(virtual_hosted, "target",
          "Virtual-hosted addressing (bucket.host) instead of path-style (host/bucket, what "
-         "MinIO expects)."),
+         "MinIO expects); refused for an endpoint that is an IP address."),
     STRING(access_key, "target", NULL, NULL,
            "Access key id; with neither it nor secret_key, requests are anonymous."),
     STRING(secret_key, "target", NULL, NULL, "Secret access key, given with access_key."),

@@ -212,8 +212,7 @@ typedef enum s3op {
   OP_HEAD_BUCKET,
   OP_DELETE_BUCKET,
   OP_CREATE_BUCKET,
-  OP_LIST,
-  OP_BUCKET_LOCATION
+  OP_LIST
 } s3op;
 
 /* Each operation's name (for messages) and HTTP method. */
@@ -228,7 +227,6 @@ static const struct {
     [OP_DELETE_BUCKET] = {"DeleteBucket", "DELETE"},
     [OP_CREATE_BUCKET] = {"CreateBucket", "PUT"},
     [OP_LIST] = {"ListObjectsV2", "GET"},
-    [OP_BUCKET_LOCATION] = {"GetBucketLocation", "GET"},
 };
 
 typedef struct request {
@@ -263,23 +261,36 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
     return err_set(err, S3SINK_EINVAL, "cannot read the body of %s of %s from its file: %s",
                    OPS[r->op].name, what, strerror(c->http.up_errno));
   const char *why = c->http.errbuf[0] ? c->http.errbuf : curl_easy_strerror(cc);
+  char hint[512];
+  endpoint_addressing_hint(&c->ep, hint, sizeof hint);
   bool transient = true; /* the network or the server may recover */
   switch (cc) {
   case CURLE_COULDNT_RESOLVE_HOST:
+    err_set(err, S3SINK_EHTTP, "cannot resolve the host of %s: %s; check the endpoint%s",
+            c->ep.origin, why, hint);
+    break;
   case CURLE_COULDNT_RESOLVE_PROXY:
-    err_set(err, S3SINK_EHTTP, "cannot resolve the host of %s: %s; check the endpoint",
+    err_set(err, S3SINK_EHTTP,
+            "cannot resolve the proxy for %s: %s; check the proxy variables (http_proxy, "
+            "https_proxy; no_proxy names the hosts reached directly)",
             c->ep.origin, why);
     break;
   case CURLE_COULDNT_CONNECT:
     err_set(err, S3SINK_EHTTP,
-            "cannot connect to %s: %s; check the endpoint and that the server is running",
-            c->ep.origin, why);
+            "cannot connect to %s: %s; check the endpoint and that the server is running%s",
+            c->ep.origin, why, hint);
     break;
   case CURLE_OPERATION_TIMEDOUT:
     err_set(err, S3SINK_EHTTP,
             "%s of %s at %s timed out: %s; check the network, or raise "
             "connect_timeout_ms / request_timeout_ms",
             OPS[r->op].name, what, c->ep.origin, why);
+    break;
+  case CURLE_SSL_CONNECT_ERROR:
+    err_set(err, S3SINK_EHTTP,
+            "TLS handshake with %s failed: %s; if the server speaks plain HTTP, use an "
+            "http:// endpoint, else check its TLS setup",
+            c->ep.origin, why);
     break;
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CERTPROBLEM:
@@ -313,10 +324,12 @@ static int s3_error(s3client *c, const request *r, long status, const s3errors_d
                     s3sink_err *err) {
   char what[512];
   describe(c, r, what, sizeof what);
+  char hint[512];
+  endpoint_addressing_hint(&c->ep, hint, sizeof hint);
   s3errors_ctx ctx = {.op = OPS[r->op].name, .what = what, .key = r->key, .bucket = c->bucket,
                       .region = c->region, .endpoint = c->ep.origin,
                       .bucket_region = c->http.got.bucket_region, .body = c->http.resp.data,
-                      .body_len = c->http.resp.len};
+                      .body_len = c->http.resp.len, .addressing = hint};
   s3errors_describe(&ctx, status, e, err);
   if (err) {
     err->http_status = status;
@@ -422,8 +435,10 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
         snprintf(e.code, sizeof e.code, "PermanentRedirect");
       } else if (!e.code[0]) {
         /* Ask again with a GET, whose error body names the cause (wrong key, wrong
-         * secret, expired token, clock skew, region, policy). */
-        request probe = {.op = OP_BUCKET_LOCATION, .query = "location="};
+         * secret, expired token, clock skew, region, policy): a listing of no keys, which
+         * takes the permission HeadBucket takes (GetBucketLocation would not do: S3 and
+         * MinIO answer it whatever region the request is signed for). */
+        request probe = {.op = OP_LIST, .query = "list-type=2&max-keys=0"};
         long pst = 0;
         s3sink_err perr;
         if (perform(c, &probe, &pst, &perr) == S3SINK_OK && pst >= 300) {
@@ -626,11 +641,19 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   *next = NULL;
   const char *s = page->data ? page->data : "", *end = s + page->len;
   const char *ts, *te, *after;
-  if (!s3xml_find(s, end, "ListBucketResult", &ts, &te, NULL))
+  if (!s3xml_find(s, end, "ListBucketResult", &ts, &te, NULL)) {
+    char hint[512];
+    endpoint_addressing_hint(&c->ep, hint, sizeof hint);
     return finish_err(c, err, err_set(err, S3SINK_ES3,
                                       "ListObjectsV2 of bucket '%s' at %s returned no "
-                                      "ListBucketResult: is the endpoint an S3 server?",
-                                      c->bucket, c->ep.origin));
+                                      "ListBucketResult%s: is the endpoint an S3 server?%s",
+                                      c->bucket, c->ep.origin,
+                                      s3xml_find(s, end, "ListAllMyBucketsResult", &ts, &te, NULL)
+                                          ? " but the list of all buckets (the server ignored "
+                                            "the bucket in the host name)"
+                                          : "",
+                                      hint));
+  }
   const char *lend = te;
   bytebuf key, num;
   bytebuf_init(&key, 64 * 1024);

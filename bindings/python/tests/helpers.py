@@ -243,34 +243,41 @@ def minio_binary() -> str:
 
 class MinioServer:
     """A MinIO of its own on a free loopback port, which a test may kill and start again
-    (same port, same data)."""
+    (same port, same data). `env` adds to its environment (MINIO_REGION, MINIO_DOMAIN,
+    ...); with `certs_dir` (holding public.crt and private.key) it serves HTTPS."""
 
-    def __init__(self, data_dir: Path, access_key: str, secret_key: str) -> None:
+    def __init__(self, data_dir: Path, access_key: str, secret_key: str,
+                 env: dict[str, str] | None = None, certs_dir: Path | None = None) -> None:
         self.data_dir = data_dir
         self.access_key, self.secret_key = access_key, secret_key
+        self.env = dict(env or {})
+        self.certs_dir = certs_dir
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"{'https' if certs_dir else 'http'}://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> None:
         env = dict(os.environ, MINIO_ROOT_USER=self.access_key, MINIO_ROOT_PASSWORD=self.secret_key,
-                   MINIO_BROWSER="off", MINIO_UPDATE="off")
+                   MINIO_BROWSER="off", MINIO_UPDATE="off", **self.env)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             console = s.getsockname()[1]
+        certs = ["--certs-dir", str(self.certs_dir)] if self.certs_dir else []
         self.proc = subprocess.Popen(
             [minio_binary(), "server", "--quiet", "--address", f"127.0.0.1:{self.port}",
-             "--console-address", f"127.0.0.1:{console}", str(self.data_dir)],
+             "--console-address", f"127.0.0.1:{console}", *certs, str(self.data_dir)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+        import ssl
         import urllib.request
 
+        context = ssl.create_default_context(cafile=str(self.certs_dir / "public.crt")) if self.certs_dir else None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(self.endpoint + "/minio/health/ready", timeout=1)
+                urllib.request.urlopen(self.endpoint + "/minio/health/ready", timeout=1, context=context)
                 return
             except OSError:
                 time.sleep(0.1)
@@ -282,13 +289,21 @@ class MinioServer:
             self.proc.wait()
             self.proc = None
 
-    def client(self):
+    def client(self, region: str = "us-east-1"):
         import boto3
         from botocore.config import Config
 
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
-                            aws_secret_access_key=self.secret_key, region_name="us-east-1",
+                            aws_secret_access_key=self.secret_key, region_name=region,
+                            verify=str(self.certs_dir / "public.crt") if self.certs_dir else None,
                             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 10}))
+
+    def __enter__(self) -> "MinioServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
 
 
 def count_ids(s3, bucket: str, prefix: str = "", keep=lambda key: True) -> dict[int, list[int]]:

@@ -496,7 +496,8 @@ def _option_doc(o: dict[str, Any]) -> str:
         python = {"bool": default.capitalize(), "str": repr(default)}.get(o["type"], default)
         text += f" Default: {python}."
     return textwrap.fill(
-        f"{o['name']}: {text}", width=88, initial_indent=" " * 8, subsequent_indent=" " * 12
+        f"{o['name']}: {text}", width=88, initial_indent=" " * 8, subsequent_indent=" " * 12,
+        break_on_hyphens=False,  # "Content-Encoding" stays one word
     )
 
 

@@ -27,12 +27,10 @@ bool s3body_read(const s3body *b, size_t off, char *p, size_t n) {
   return true;
 }
 
-int s3body_hash(const s3body *b, const EVP_MD *sha256, const EVP_MD *md5, char sha_hex[65],
-                char md5_b64[25], s3sink_err *err) {
-  EVP_MD_CTX *sc = EVP_MD_CTX_new(), *mc = md5 ? EVP_MD_CTX_new() : NULL;
+int s3body_hash(const s3body *b, const EVP_MD *sha256, char sha_hex[65], s3sink_err *err) {
+  EVP_MD_CTX *sc = EVP_MD_CTX_new();
   int rc = S3SINK_OK;
-  bool ok = sc && (!md5 || mc) && EVP_DigestInit_ex(sc, sha256, NULL) == 1 &&
-            (!mc || EVP_DigestInit_ex(mc, md5, NULL) == 1);
+  bool ok = sc && EVP_DigestInit_ex(sc, sha256, NULL) == 1;
   char chunk[64 * 1024];
   for (size_t off = 0; ok && off < b->len;) {
     size_t n = b->len - off < sizeof chunk ? b->len - off : sizeof chunk;
@@ -42,23 +40,16 @@ int s3body_hash(const s3body *b, const EVP_MD *sha256, const EVP_MD *md5, char s
                    strerror(errno));
       break;
     }
-    ok = EVP_DigestUpdate(sc, p, n) == 1 && (!mc || EVP_DigestUpdate(mc, p, n) == 1);
+    ok = EVP_DigestUpdate(sc, p, n) == 1;
     off += n;
   }
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned int dl = 0;
-  if (rc == S3SINK_OK && ok && EVP_DigestFinal_ex(sc, d, &dl) == 1 && dl == 32) {
+  if (rc == S3SINK_OK && ok && EVP_DigestFinal_ex(sc, d, &dl) == 1 && dl == 32)
     ascii_hex(d, 32, sha_hex);
-    md5_b64[0] = '\0';
-    if (mc && (EVP_DigestFinal_ex(mc, d, &dl) != 1 || dl != 16))
-      ok = false;
-    else if (mc)
-      EVP_EncodeBlock((unsigned char *)md5_b64, d, 16);
-  } else {
+  else
     ok = false;
-  }
   if (rc == S3SINK_OK && !ok) rc = err_set(err, S3SINK_ENOMEM, "hashing a body failed (OpenSSL)");
   EVP_MD_CTX_free(sc);
-  EVP_MD_CTX_free(mc);
   return rc;
 }

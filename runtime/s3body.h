@@ -22,9 +22,7 @@ typedef struct s3body {
  * file shorter than the body. */
 bool s3body_read(const s3body *b, size_t off, char *p, size_t n);
 
-/* The body's SHA-256 as lowercase hex and, if md5 is not NULL, its MD5 in base64 (else
- * md5_b64 is empty). */
-int s3body_hash(const s3body *b, const EVP_MD *sha256, const EVP_MD *md5, char sha_hex[65],
-                char md5_b64[25], s3sink_err *err);
+/* The body's SHA-256 as lowercase hex: one pass over it. */
+int s3body_hash(const s3body *b, const EVP_MD *sha256, char sha_hex[65], s3sink_err *err);
 
 #endif

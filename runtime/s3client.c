@@ -42,9 +42,10 @@ struct s3client {
   credcache *creds;
   bool own_creds;
   credsnap snap;  /* the credentials of the request being made */
-  EVP_MD *md5;    /* NULL if the provider lacks MD5 (FIPS): no Content-MD5 then */
   EVP_MD *sha256;
   int64_t clock_offset; /* seconds to add to the local clock to get the server's */
+  s3sink_header *put_headers; /* the object settings, owned */
+  size_t nput_headers;
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -135,7 +136,15 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
     s3client_free(c);
     return rc;
   }
-  c->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+  if (cfg->nput_headers) {
+    if (!(c->put_headers = calloc(cfg->nput_headers, sizeof *c->put_headers))) goto oom;
+    c->nput_headers = cfg->nput_headers;
+    for (size_t i = 0; i < cfg->nput_headers; i++) {
+      c->put_headers[i].name = xstrdup(cfg->put_headers[i].name);
+      c->put_headers[i].value = xstrdup(cfg->put_headers[i].value);
+      if (!c->put_headers[i].name || !c->put_headers[i].value) goto oom;
+    }
+  }
   c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
   if (!c->sha256) {
     s3client_free(c);
@@ -153,12 +162,16 @@ void s3client_free(s3client *c) {
   if (!c) return;
   s3http_cleanup(&c->http);
   endpoint_free(&c->ep);
-  EVP_MD_free(c->md5);
   EVP_MD_free(c->sha256);
   free(c->region);
   free(c->bucket);
   credsnap_free(&c->snap);
   if (c->own_creds) credcache_free(c->creds);
+  for (size_t i = 0; c->put_headers && i < c->nput_headers; i++) {
+    free((char *)c->put_headers[i].name);
+    free((char *)c->put_headers[i].value);
+  }
+  free(c->put_headers);
   free(c);
 }
 
@@ -174,8 +187,7 @@ typedef enum s3op {
   OP_HEAD_BUCKET,
   OP_DELETE_BUCKET,
   OP_CREATE_BUCKET,
-  OP_LIST,
-  OP_BUCKET_LOCATION
+  OP_LIST
 } s3op;
 
 /* Each operation's name (for messages) and HTTP method. */
@@ -190,7 +202,6 @@ static const struct {
     [OP_DELETE_BUCKET] = {"DeleteBucket", "DELETE"},
     [OP_CREATE_BUCKET] = {"CreateBucket", "PUT"},
     [OP_LIST] = {"ListObjectsV2", "GET"},
-    [OP_BUCKET_LOCATION] = {"GetBucketLocation", "GET"},
 };
 
 typedef struct request {
@@ -201,6 +212,8 @@ typedef struct request {
   const char *payload_hash; /* hex SHA-256 of the body, or NULL: the signer hashes it */
   s3sink_header extra[6];
   size_t nextra;
+  const s3sink_header *settings; /* PutObject: the object settings, after extra */
+  size_t nsettings;
 } request;
 
 /* Describes the object or bucket for messages: "object 'k' in bucket 'b'". */
@@ -223,23 +236,36 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
     return err_set(err, S3SINK_EINVAL, "cannot read the body of %s of %s from its file: %s",
                    OPS[r->op].name, what, strerror(c->http.up_errno));
   const char *why = c->http.errbuf[0] ? c->http.errbuf : curl_easy_strerror(cc);
+  char hint[512];
+  endpoint_addressing_hint(&c->ep, hint, sizeof hint);
   bool transient = true; /* the network or the server may recover */
   switch (cc) {
   case CURLE_COULDNT_RESOLVE_HOST:
+    err_set(err, S3SINK_EHTTP, "cannot resolve the host of %s: %s; check the endpoint%s",
+            c->ep.origin, why, hint);
+    break;
   case CURLE_COULDNT_RESOLVE_PROXY:
-    err_set(err, S3SINK_EHTTP, "cannot resolve the host of %s: %s; check the endpoint",
+    err_set(err, S3SINK_EHTTP,
+            "cannot resolve the proxy for %s: %s; check the proxy variables (http_proxy, "
+            "https_proxy; no_proxy names the hosts reached directly)",
             c->ep.origin, why);
     break;
   case CURLE_COULDNT_CONNECT:
     err_set(err, S3SINK_EHTTP,
-            "cannot connect to %s: %s; check the endpoint and that the server is running",
-            c->ep.origin, why);
+            "cannot connect to %s: %s; check the endpoint and that the server is running%s",
+            c->ep.origin, why, hint);
     break;
   case CURLE_OPERATION_TIMEDOUT:
     err_set(err, S3SINK_EHTTP,
             "%s of %s at %s timed out: %s; check the network, or raise "
             "connect_timeout_ms / request_timeout_ms",
             OPS[r->op].name, what, c->ep.origin, why);
+    break;
+  case CURLE_SSL_CONNECT_ERROR:
+    err_set(err, S3SINK_EHTTP,
+            "TLS handshake with %s failed: %s; if the server speaks plain HTTP, use an "
+            "http:// endpoint, else check its TLS setup",
+            c->ep.origin, why);
     break;
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CERTPROBLEM:
@@ -283,17 +309,22 @@ static int s3_error(s3client *c, const request *r, long status, const s3errors_d
                     s3sink_err *err) {
   char what[512];
   describe(c, r, what, sizeof what);
+  char hint[512];
+  endpoint_addressing_hint(&c->ep, hint, sizeof hint);
   s3errors_ctx ctx = {.op = OPS[r->op].name, .what = what, .key = r->key, .bucket = c->bucket,
                       .region = c->region, .endpoint = c->ep.origin,
                       .bucket_region = c->http.got.bucket_region, .body = c->http.resp.data,
-                      .body_len = c->http.resp.len};
+                      .body_len = c->http.resp.len, .addressing = hint};
   s3errors_describe(&ctx, status, e, err);
-  if (err && (status == 401 || status == 403 || credentials_refused(e->code))) {
+  bool anonymous = credcache_anonymous(c->creds);
+  bool about_credentials = credentials_refused(e->code) || strcmp(e->code, "AccessDenied") == 0 ||
+                           ((status == 401 || status == 403) && !e->code[0]);
+  if (err && (anonymous ? status == 401 || status == 403 : about_credentials)) {
     /* who signed: the request was anonymous, or where its credentials came from */
     size_t n = strlen(err->msg);
     char source[700];
     credcache_source(c->creds, source, sizeof source);
-    if (credcache_anonymous(c->creds))
+    if (anonymous)
       snprintf(err->msg + n, sizeof err->msg - n,
                "; the request was anonymous (the anonymous option): nothing was signed, so give "
                "credentials, or allow anonymous access in the bucket's policy");
@@ -320,15 +351,17 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
   s3sink_sigv4_result sig;
   memset(&sig, 0, sizeof sig);
   int rc = S3SINK_OK;
+  /* Host, the request's own, the object settings, then the 4 of the signature */
+  s3sink_header *hdrs = malloc((1 + r->nextra + r->nsettings + 4) * sizeof *hdrs);
+  size_t nh = 0;
 
-  if (!endpoint_target(&c->ep, c->bucket, r->key, r->query, &path, &url)) {
+  if (!endpoint_target(&c->ep, c->bucket, r->key, r->query, &path, &url) || !hdrs) {
     rc = err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
     goto done;
   }
-  s3sink_header hdrs[12];
-  size_t nh = 0;
   hdrs[nh++] = (s3sink_header){"Host", c->ep.host};
   for (size_t i = 0; i < r->nextra; i++) hdrs[nh++] = r->extra[i];
+  for (size_t i = 0; i < r->nsettings; i++) hdrs[nh++] = r->settings[i];
   if (!credcache_anonymous(c->creds)) {
     if ((rc = credcache_get(c->creds, &c->snap, err))) goto done;
     s3sink_sigv4_request sreq = {
@@ -360,6 +393,7 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
     rc = err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
 
 done:
+  free(hdrs);
   s3sink_sigv4_result_free(&sig);
   bytebuf_free(&path);
   bytebuf_free(&url);
@@ -408,8 +442,10 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
         snprintf(e.code, sizeof e.code, "PermanentRedirect");
       } else if (!e.code[0]) {
         /* Ask again with a GET, whose error body names the cause (wrong key, wrong
-         * secret, expired token, clock skew, region, policy). */
-        request probe = {.op = OP_BUCKET_LOCATION, .query = "location="};
+         * secret, expired token, clock skew, region, policy): a listing of no keys, which
+         * takes the permission HeadBucket takes (GetBucketLocation would not do: S3 and
+         * MinIO answer it whatever region the request is signed for). */
+        request probe = {.op = OP_LIST, .query = "list-type=2&max-keys=0"};
         long pst = 0;
         s3sink_err perr;
         if (perform(c, &probe, &pst, &perr) == S3SINK_OK && pst >= 300) {
@@ -481,7 +517,7 @@ static int check_key(s3client *c, const char *key, s3sink_err *err) {
 /* PutObject of a body, with If-None-Match when asked and the body's identity in the
  * object's metadata. sha_hex gets the body's SHA-256. */
 static int put(s3client *c, const char *key, const s3body *body, const char *content_type,
-               bool if_none_match, char sha_hex[65], s3sink_err *err) {
+               bool if_none_match, bool settings, char sha_hex[65], s3sink_err *err) {
   if (!c) return err_set(err, S3SINK_EINVAL, "s3client is NULL");
   int rc = check_key(c, key, err);
   if (rc) return rc;
@@ -489,14 +525,18 @@ static int put(s3client *c, const char *key, const s3body *body, const char *con
     return err_set(err, S3SINK_EINVAL, "body has neither data nor a file");
   if (content_type && (!*content_type || strpbrk(content_type, "\r\n")))
     return err_set(err, S3SINK_EINVAL, "content_type is empty or holds a line break");
-  char md5_b64[25];
-  if ((rc = s3body_hash(body, c->sha256, c->md5, sha_hex, md5_b64, err))) return rc;
+  /* The signed x-amz-content-sha256 makes S3 check the body (XAmzContentSHA256Mismatch):
+   * no second hash for Content-MD5. */
+  if ((rc = s3body_hash(body, c->sha256, sha_hex, err))) return rc;
   request r = {.op = OP_PUT_OBJECT, .key = key, .body = *body, .payload_hash = sha_hex};
   r.extra[r.nextra++] = (s3sink_header){"Content-Type",
                                         content_type ? content_type : "application/octet-stream"};
-  if (md5_b64[0]) r.extra[r.nextra++] = (s3sink_header){"Content-MD5", md5_b64};
   if (if_none_match) r.extra[r.nextra++] = (s3sink_header){"If-None-Match", "*"};
   r.extra[r.nextra++] = (s3sink_header){S3HTTP_IDENTITY_HEADER, sha_hex};
+  if (settings) {
+    r.settings = c->put_headers;
+    r.nsettings = c->nput_headers;
+  }
   rc = run(c, &r, NULL, err);
   trim_buffer(c);
   return rc;
@@ -507,7 +547,7 @@ int s3client_put_object(s3client *c, const char *key, const void *body, size_t l
   if (len && !body) return err_set(err, S3SINK_EINVAL, "body is NULL but len is %zu", len);
   s3body b = {.data = len ? body : "", .fd = -1, .len = len};
   char sha_hex[65];
-  return put(c, key, &b, content_type, if_none_match, sha_hex, err);
+  return put(c, key, &b, content_type, if_none_match, false, sha_hex, err);
 }
 
 int s3client_put_new_object(s3client *c, const char *key, const s3body *body,
@@ -516,7 +556,7 @@ int s3client_put_new_object(s3client *c, const char *key, const s3body *body,
   s3sink_err local, *e = err ? err : &local; /* the S3 code is needed here */
   char sha_hex[65];
   *outcome = S3CLIENT_CREATED;
-  int rc = put(c, key, body, content_type, true, sha_hex, e);
+  int rc = put(c, key, body, content_type, true, true, sha_hex, e);
   if (!(rc == S3SINK_ES3 && (e->http_status == 412 || strcmp(e->s3_code, "PreconditionFailed") == 0)))
     return rc;
   /* The key exists: our own earlier attempt (a retry, or a request that libcurl re-sent
@@ -627,11 +667,19 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   *next = NULL;
   const char *s = page->data ? page->data : "", *end = s + page->len;
   const char *ts, *te, *after;
-  if (!s3xml_find(s, end, "ListBucketResult", &ts, &te, NULL))
+  if (!s3xml_find(s, end, "ListBucketResult", &ts, &te, NULL)) {
+    char hint[512];
+    endpoint_addressing_hint(&c->ep, hint, sizeof hint);
     return finish_err(c, err, err_set(err, S3SINK_ES3,
                                       "ListObjectsV2 of bucket '%s' at %s returned no "
-                                      "ListBucketResult: is the endpoint an S3 server?",
-                                      c->bucket, c->ep.origin));
+                                      "ListBucketResult%s: is the endpoint an S3 server?%s",
+                                      c->bucket, c->ep.origin,
+                                      s3xml_find(s, end, "ListAllMyBucketsResult", &ts, &te, NULL)
+                                          ? " but the list of all buckets (the server ignored "
+                                            "the bucket in the host name)"
+                                          : "",
+                                      hint));
+  }
   const char *lend = te;
   bytebuf key, num;
   bytebuf_init(&key, 64 * 1024);

@@ -29,6 +29,10 @@ typedef struct s3client_config {
   long request_timeout_ms;   /* 0: 120000 */
   bool insecure_tls;
   const char *ca_file;
+  const s3sink_header *put_headers; /* sent (and signed) with every PutObject of
+                                       s3client_put_new_object: the object settings
+                                       (objhead.h); copied */
+  size_t nput_headers;
 } s3client_config;
 
 /* Copies everything it keeps from cfg. *out owned by the caller (s3client_free). */
@@ -37,7 +41,7 @@ void s3client_free(s3client *c);
 
 /* PutObject. With if_none_match, sends `If-None-Match: *` so an existing key is never
  * overwritten; the server's 412 is returned as S3SINK_ES3 with s3_code
- * "PreconditionFailed". Sends x-amz-content-sha256 and Content-MD5 of the body, and the
+ * "PreconditionFailed". Sends x-amz-content-sha256 (S3 checks the body against it), and the
  * body's SHA-256 as the object's metadata s3sink-sha256 (its identity, see below). */
 int s3client_put_object(s3client *c, const char *key, const void *body, size_t len,
                         const char *content_type, bool if_none_match, s3sink_err *err);
@@ -49,7 +53,8 @@ typedef enum s3client_put_outcome {
   S3CLIENT_TAKEN          /* key holds another object; ours was not stored */
 } s3client_put_outcome;
 
-/* PutObject that never overwrites and can be repeated: with If-None-Match, and on a 412
+/* PutObject that never overwrites and can be repeated, with the config's put_headers:
+ * with If-None-Match, and on a 412
  * it reads the existing object's identity (HeadObject) to tell our own earlier attempt
  * from a foreign object. The identity is metadata, which S3, MinIO and S3-compatible
  * stores keep as sent, whatever the encryption (unlike the ETag). */

@@ -96,6 +96,8 @@ int s3http_init(s3http *h, const s3http_options *o, s3sink_err *err) {
   SETOPT(CURLOPT_HEADERFUNCTION, on_header);
   SETOPT(CURLOPT_HEADERDATA, h);
   SETOPT(CURLOPT_READFUNCTION, on_read);
+  /* objects are MiBs: copy and send them 1 MiB at a time instead of libcurl's 64 KiB */
+  SETOPT(CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
   SETOPT(CURLOPT_READDATA, h);
   SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
   SETOPT(CURLOPT_SEEKDATA, h);
@@ -135,8 +137,10 @@ bool s3http_set_headers(s3http *h, const s3sink_header *hdrs, size_t n) {
   h->headers = NULL;
   char line[8192];
   for (size_t i = 0; i <= n; i++) {
-    int len = i < n ? snprintf(line, sizeof line, "%s: %s", hdrs[i].name, hdrs[i].value)
-                    : snprintf(line, sizeof line, "Expect:"); /* no 100-continue round trip */
+    /* "Name;" is how libcurl sends a header with an empty value ("Name:" removes it) */
+    int len = i == n ? snprintf(line, sizeof line, "Expect:") /* no 100-continue round trip */
+              : hdrs[i].value[0] ? snprintf(line, sizeof line, "%s: %s", hdrs[i].name, hdrs[i].value)
+                                 : snprintf(line, sizeof line, "%s;", hdrs[i].name);
     struct curl_slist *l = len < 0 || (size_t)len >= sizeof line ? NULL
                                                                  : curl_slist_append(h->headers, line);
     if (!l) {

@@ -72,13 +72,15 @@ int sink_seal(s3sink *s, bool split, s3sink_err *err) {
   if (!p) return sink_stop_uploads(s, sink_err_oom(err, "sealing an object"));
   bytebuf_init(&p->body, SIZE_MAX);
   rc = sink_name_object(s, s->complete_rows, complete_size(s), s->complete_first_time,
-                        s->complete_last_time, s3sink_formatter_extension(s->fmt), &p->key, err);
+                        s->complete_last_time, s->extension, &p->key, err);
   if (rc) {
     free(p);
     return sink_stop_uploads(s, err);
   }
   p->rows = s->complete_rows;
   p->row_bytes = s->complete_bytes;
+  p->codec = s->codec;
+  p->level = s->level;
   p->first_time = s->complete_first_time;
   p->last_time = s->complete_last_time;
   if (s->spool) {
@@ -325,6 +327,8 @@ void s3sink_free(s3sink *s) {
   free(s->prefix);
   free(s->bucket);
   free(s->writer_id);
+  free(s->extension);
+  free(s->content_type);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   free(s);

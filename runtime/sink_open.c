@@ -10,8 +10,9 @@
 
 #include "awsconfig.h"
 #include "error.h"
-#include "sink_internal.h"
+#include "objhead.h"
 #include "options.h"
+#include "sink_internal.h"
 
 /* Retries a request of the opening while its failure is transient, for up to `budget`
  * milliseconds. */
@@ -91,7 +92,19 @@ static int take_over_spool(s3sink *s, s3sink_err *err) {
     p->last_time = g->last_time;
     p->extension = strdup(g->extension);
     p->content_type = strdup(g->content_type);
+    p->packed = g->packed;
+    p->packed_len = g->packed_len;
+    p->level = g->level;
+    int codec = g->codec ? compress_find(g->codec) : COMPRESS_NONE;
     int rc = S3SINK_OK;
+    if (codec < 0) {
+      sink_pending_free(p);
+      return err_set(err, S3SINK_EINVAL,
+                     "spool_dir '%s' holds a segment compressed with '%s', which this build "
+                     "does not know: open it with a build that does", spool_dir(s->spool),
+                     g->codec);
+    }
+    p->codec = (compress_codec)codec;
     if (g->key) p->key = strdup(g->key);
     else if ((rc = sink_name_object(s, g->rows, g->len, g->first_time, g->last_time,
                                     g->extension, &p->key, err)) == S3SINK_OK)
@@ -158,6 +171,8 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
   s->prefix = strdup(c->prefix);
   s->bucket = strdup(c->bucket);
   s->writer_id = c->writer_id ? strdup(c->writer_id) : NULL;
+  s->codec = (compress_codec)compress_find(c->compression); /* checked by options_resolve */
+  s->level = (int)c->compression_level;
   if (!s->prefix || !s->bucket || (c->writer_id && !s->writer_id)) {
     rc = err_set(err, S3SINK_ENOMEM, "out of memory");
     goto fail;
@@ -167,6 +182,19 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
   if ((rc = formatter_open_on(s->lua, c->format, c->columns, c->ncolumns, &s->fmt, err)))
     goto fail;
   if ((rc = naming_open(s->lua, c->naming, &s->naming, err))) goto fail;
+
+  /* the objects' extension and content type: compression's type, after the format's
+   * extension its own ("csv.gz") */
+  const compress_codec_info *ci = compress_info(s->codec);
+  const char *fext = s3sink_formatter_extension(s->fmt);
+  size_t elen = strlen(fext) + (ci->extension ? strlen(ci->extension) + 1 : 0) + 1;
+  s->extension = malloc(elen);
+  s->content_type = strdup(ci->content_type ? ci->content_type : s3sink_formatter_content_type(s->fmt));
+  if (!s->extension || !s->content_type) {
+    rc = err_set(err, S3SINK_ENOMEM, "out of memory");
+    goto fail;
+  }
+  snprintf(s->extension, elen, "%s%s%s", fext, ci->extension ? "." : "", ci->extension ? ci->extension : "");
 
   const char *header;
   s3sink_formatter_header(s->fmt, &header, &s->header_len, NULL);
@@ -182,20 +210,28 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
     }
     s->complete_len = s->header_len;
   } else if ((rc = spool_open(c->spool_dir, s->bucket, s->prefix, header, s->header_len,
-                              s3sink_formatter_extension(s->fmt),
-                              s3sink_formatter_content_type(s->fmt), &s->spool, err))) {
+                              s->extension, s->content_type,
+                              s->codec ? ci->name : NULL, s->level, &s->spool, err))) {
     goto fail;
   }
 
   if ((rc = credcache_for_config(c, &s->creds, err))) goto fail;
+  objhead settings;
+  if ((rc = objhead_build(c, &settings, err))) {
+    objhead_free(&settings);
+    goto fail;
+  }
   s3client_config cc = {
       .endpoint = c->endpoint, .region = c->region, .bucket = c->bucket,
       .virtual_hosted = c->virtual_hosted, .creds = s->creds,
       .connect_timeout_ms = (long)c->connect_timeout_ms,
       .request_timeout_ms = (long)c->request_timeout_ms,
       .insecure_tls = c->insecure_tls, .ca_file = c->ca_file,
+      .put_headers = settings.v, .nput_headers = settings.n,
   };
-  if ((rc = s3client_new(&cc, &s->client, err))) {
+  rc = s3client_new(&cc, &s->client, err);
+  objhead_free(&settings);
+  if (rc) {
     if (endpoint_by[0] || region_by[0])
       err_prefix(err, "(endpoint from %s, region from %s) ", endpoint_by[0] ? endpoint_by : "the options",
                  region_by[0] ? region_by : "the options");

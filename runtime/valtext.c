@@ -1,10 +1,7 @@
 /* valtext.c - value text exactly as Pathway's engine writes it: integers, floats (shortest
  * round-trip digits), datetimes, base64, JSON escapes. The public face is s3sink_text.h;
  * docs/value-text.md gives the rules. Pure functions: no allocation, no Lua. */
-#include <float.h>
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "s3sink_text.h"
@@ -47,236 +44,154 @@ size_t s3sink_text_int(char *buf, int64_t v) {
  * Floats: shortest round-trip digits
  *
  * The digits are those of the shortest decimal that reads back as the same double, and of
- * those the closest to it: what Python's repr, Rust's {:?} and zmij all print. They come
- * from the C library's correctly rounded "%.*e", checked with strtod. Both calls only see
- * digits and an exponent ("12345e-7"), so a locale whose decimal point is not '.' cannot
- * change the result.
+ * those the closest to it: what Python's repr, Rust's {:?} and serde_json all print. They
+ * are computed with integer arithmetic only (no printf, no strtod, no locale), by the
+ * Schubfach method (R. Giulietti, "The Schubfach way to render doubles", 2020): v = c x 2^q
+ * is scaled by a 126-bit approximation of 10^-k (pow10_table.h) so that the digits of
+ * v x 10^-k are an integer s of 16 or 17 digits, and the ends of v's rounding interval are
+ * scaled the same way. The interval holds at most one multiple of 10 near s; if it does,
+ * that one is the shortest, else s or s + 1, whichever is closer.
  * -------------------------------------------------------------------------------------- */
 
-#define MAXDIG 17 /* a double never needs more significant digits */
+#include "pow10_table.h"
 
-/* Parses "%.*e" output (optional sign, digits around a decimal point of any spelling,
- * 'e', exponent) into its digits and its decimal exponent. Returns the digit count. */
-static int parse_sci(const char *s, char *dig, int *exp10) {
-  int n = 0;
-  for (; *s && *s != 'e' && *s != 'E'; s++)
-    if (*s >= '0' && *s <= '9' && n < MAXDIG) dig[n++] = *s;
-  int neg = 0, e = 0;
-  if (*s) s++;
-  if (*s == '-' || *s == '+') neg = *s++ == '-';
-  for (; *s >= '0' && *s <= '9'; s++) e = e * 10 + (*s - '0');
-  *exp10 = neg ? -e : e;
-  return n;
+/* floor(log10(2^e)), floor(log10(3/4 x 2^e)) and floor(log2(10^e)) over the exponents of
+ * doubles, by multiplication and shift (>> of a negative number floors in GCC and Clang) */
+_Static_assert((-3 >> 1) == -2, "the float writer needs an arithmetic right shift");
+static int floor_log10_pow2(int e) { return (int)(((int64_t)e * 661971961083) >> 41); }
+static int floor_log10_three_quarters_pow2(int e) {
+  return (int)(((int64_t)e * 661971961083 - 274743187321) >> 41);
 }
+static int floor_log2_pow10(int e) { return (int)(((int64_t)e * 913124641741) >> 38); }
 
-/* Reads d1.d2...dn x 10^exp10 back (written as an integer and an exponent, so without a
- * decimal point); *back receives the double it gives. */
-static bool reads_back(const char *dig, int n, int exp10, double v, double *back) {
-  char s[48];
-  snprintf(s, sizeof s, "%.*se%d", n, dig, exp10 - (n - 1));
-  *back = strtod(s, NULL);
-  return *back == v;
-}
-
-/* The grid point next to dig (n digits) on the given side, in place, keeping n digits:
- * 99..9 + 1 becomes 10..0 with exp10 + 1, and 10..0 - 1 becomes 99..9 with exp10 - 1
- * (the grid below a power of ten is ten times finer). */
-static void step_digits(char *dig, int n, int *exp10, bool up) {
-  int i = n - 1;
-  if (up) {
-    while (i >= 0 && dig[i] == '9') dig[i--] = '0';
-    if (i >= 0) {
-      dig[i]++;
-    } else {
-      dig[0] = '1';
-      (*exp10)++;
-    }
-  } else {
-    while (i >= 0 && dig[i] == '0') dig[i--] = '9';
-    if (i > 0 || dig[0] > '1') {
-      dig[i]--;
-    } else {
-      for (int k = 0; k < n; k++) dig[k] = '9';
-      (*exp10)--;
-    }
-  }
-}
-
-/* Tries the k-digit decimals nearest to v: the correctly rounded one (given in dig, n
- * digits) and, when that one does not read back, its neighbour on v's other side. The
- * rounding interval around v is not symmetric at powers of two, so the nearest decimal
- * can fall outside it while the neighbour is inside. On success dig/exp10 hold the one
- * that reads back. */
-static bool try_digits(double v, char *dig, int n, int *exp10, bool neighbour) {
-  double back;
-  if (reads_back(dig, n, *exp10, v, &back)) return true;
-  if (!neighbour) return false;
-  char alt[MAXDIG];
-  int ae = *exp10;
-  memcpy(alt, dig, (size_t)n);
-  step_digits(alt, n, &ae, back < v);
-  if (!reads_back(alt, n, ae, v, &back)) return false;
-  memcpy(dig, alt, (size_t)n);
-  *exp10 = ae;
-  return true;
-}
-
-/* v rounded to k significant digits with "%.*e" (correctly rounded by the C library). */
-static int round_printf(double v, int k, char *dig, int *exp10) {
-  char s[64];
-  snprintf(s, sizeof s, "%.*e", k - 1, v);
-  return parse_sci(s, dig, exp10);
-}
-
-/* v rounded to k < 17 digits from its 17-digit rounding d17, without printing again.
- * Rounding twice is only wrong when the dropped digits are exactly half a unit (5, 50),
- * where v itself may be on either side: then print again. */
-static int round_from17(double v, const char *d17, int e17, int k, char *dig, int *exp10) {
-  int dropped = 0, half = 1;
-  for (int i = k; i < MAXDIG; i++) {
-    dropped = dropped * 10 + (d17[i] - '0');
-    half *= 10;
-  }
-  half /= 2;
-  if (dropped == half) return round_printf(v, k, dig, exp10);
-  memcpy(dig, d17, (size_t)k);
-  *exp10 = e17;
-  if (dropped > half) step_digits(dig, k, exp10, true);
-  return k;
-}
-
-/* Shortest digits of a normal v > 0 that is m / 10^k for an integer m < 10^15 and
- * k <= 22, else 0. Both m and 10^k are exact doubles, so the (correctly rounded) division
- * gives exactly what strtod would read from "m e-k": no printing or parsing. Below 10^15
- * at most one m per k can read back (they are more than an ulp apart), the float product
- * is within 0.2 of it, and the smallest such k gives the fewest digits. */
-static int short_decimal(double v, char *dig, int *exp10) {
-#if FLT_EVAL_METHOD == 0 /* needs double arithmetic without extra precision */
-  static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-  for (int k = 0; k <= 22; k++) {
-    double p = v * pow10[k];
-    if (p >= 1e15) break;
-    double m = floor(p + 0.5);
-    if (m / pow10[k] == v) {
-      char tmp[24];
-      int n = (int)s3sink_text_int(tmp, (int64_t)m);
-      memcpy(dig, tmp, (size_t)n);
-      *exp10 = n - 1 - k;
-      return n;
-    }
-  }
+/* The high and low 64 bits of a x b. */
+static void mul_64x64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo) {
+#ifdef __SIZEOF_INT128__
+  unsigned __int128 p = (unsigned __int128)a * b;
+  *hi = (uint64_t)(p >> 64);
+  *lo = (uint64_t)p;
 #else
-  (void)v;
-  (void)dig;
-  (void)exp10;
+  uint64_t al = (uint32_t)a, ah = a >> 32, bl = (uint32_t)b, bh = b >> 32;
+  uint64_t ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
+  uint64_t mid = (ll >> 32) + (uint32_t)lh + (uint32_t)hl;
+  *hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+  *lo = (mid << 32) | (uint32_t)ll;
 #endif
-  return 0;
 }
 
-/* v finite and > 0. Fills dig with the shortest round-trip digits (no trailing zeros) so
- * that v ~ d1.d2...dn x 10^exp10; returns n. */
-static int shortest_digits(double v, char *dig, int *exp10) {
-  int n = 0;
-  if (v < 9007199254740992.0 && v == (double)(uint64_t)v) {
-    /* an integer below 2^53: every integer near it is a double, so its own digits are
-     * the shortest that read back */
-    char tmp[24];
-    n = (int)s3sink_text_int(tmp, (int64_t)v);
-    memcpy(dig, tmp, (size_t)n);
-    *exp10 = n - 1;
-  } else if (v < DBL_MIN) {
-    /* subnormal: few significant bits, so few digits may do; search from one digit */
-    for (int k = 1; k <= MAXDIG; k++) {
-      n = round_printf(v, k, dig, exp10);
-      if (k == MAXDIG || try_digits(v, dig, n, exp10, true)) break;
+/* g x cp / 2^127 rounded to odd: its integer part, with the lowest bit set when a fraction
+ * was dropped. g = g[0] x 2^64 + g[1] < 2^126 and cp < 2^61, so the result is < 2^60.
+ * The fraction is judged on its upper 63 bits only: g exceeds 10^-k x 2^-r by less than
+ * one, which adds less than cp to the product, all of it below those bits, so where the
+ * exact product is an integer (a tie, or an end of the interval) this one is too. */
+static uint64_t scale_round_odd(const uint64_t g[2], uint64_t cp) {
+  uint64_t hh, hl, lh, ll;
+  mul_64x64(g[0], cp, &hh, &hl);
+  mul_64x64(g[1], cp, &lh, &ll);
+  (void)ll;
+  uint64_t mid = hl + lh; /* g x cp = hh:mid:ll (192 bits), with mid's carry into hh */
+  hh += mid < hl;
+  uint64_t integer = (hh << 1) | (mid >> 63);
+  bool fraction = (mid & ~(UINT64_C(1) << 63)) != 0;
+  return integer | fraction;
+}
+
+/* The shortest decimal of v = c x 2^q (c > 0): *digits x 10^*exp10, trailing zeros not yet
+ * removed. Of two equally close candidates the even one is taken unless `ties_up`. */
+static void shortest_decimal(uint64_t c, int q, bool ties_up, uint64_t *digits, int *exp10) {
+  const uint64_t c_min = UINT64_C(1) << 52;
+  const int q_min = -1074;
+  int dk = 0;
+  if (c < 3) { /* the two smallest subnormals: scale by ten so s keeps enough digits */
+    c *= 10;
+    dk = -1;
+  }
+  bool open = c & 1; /* an odd c: the interval's ends round to the neighbours, not to v */
+  uint64_t cb = c << 2, cbr = cb + 2, cbl;
+  int k;
+  if (c != c_min || q == q_min) {
+    cbl = cb - 2;
+    k = floor_log10_pow2(q);
+  } else { /* at a power of two the gap below v is half the gap above */
+    cbl = cb - 1;
+    k = floor_log10_three_quarters_pow2(q);
+  }
+  const uint64_t *g = POW10_TABLE[k - POW10_K_MIN];
+  int h = q + floor_log2_pow10(-k) + 2; /* 1..4 */
+  uint64_t vb = scale_round_odd(g, cb << h), vbl = scale_round_odd(g, cbl << h),
+           vbr = scale_round_odd(g, cbr << h);
+  /* 4 x v x 10^-k and the interval's ends, to a quarter unit; s = v x 10^-k, truncated */
+  uint64_t s = vb >> 2;
+  if (s >= 10) { /* one digit fewer: the multiple of 10 below s or the one above */
+    uint64_t below = s / 10 * 10, above = below + 10;
+    bool below_in = vbl + open <= below << 2, above_in = (above << 2) + open <= vbr;
+    if (below_in != above_in) {
+      *digits = below_in ? below : above;
+      *exp10 = k + dk;
+      return;
     }
-  } else if ((n = short_decimal(v, dig, exp10)) == 0) {
-    /* For a normal double, a decimal of <= 15 digits that reads back is v rounded to 15
-     * digits (half an ulp is less than 0.12 units of the 15th digit): no shorter search
-     * and no neighbour is needed there. 17 digits always read back. */
-    char d17[MAXDIG];
-    int e17;
-    if (round_printf(v, MAXDIG, d17, &e17) != MAXDIG) { /* cannot happen with a sane libc */
-      n = round_printf(v, MAXDIG, dig, exp10);
-    } else {
-      n = round_from17(v, d17, e17, 15, dig, exp10);
-      if (!try_digits(v, dig, n, exp10, false)) {
-        n = round_from17(v, d17, e17, 16, dig, exp10);
-        if (!try_digits(v, dig, n, exp10, true)) {
-          memcpy(dig, d17, MAXDIG);
-          n = MAXDIG;
-          *exp10 = e17;
-        }
-      }
+  }
+  uint64_t t = s + 1;
+  bool s_in = vbl + open <= s << 2, t_in = (t << 2) + open <= vbr;
+  if (s_in != t_in) {
+    *digits = s_in ? s : t;
+  } else { /* both read back: the closer one, and on a tie the even one or the upper one */
+    int64_t cmp = (int64_t)(vb - ((s + t) << 1));
+    *digits = cmp < 0 || (cmp == 0 && !ties_up && !(s & 1)) ? s : t;
+  }
+  *exp10 = k + dk;
+}
+
+/* v finite and > 0. Fills dig (S3SINK_TEXT_NUMBUF bytes) with the shortest round-trip
+ * digits, no trailing zeros, so that v ~ d1.d2...dn x 10^exp10; returns n. */
+static int shortest_digits(double v, bool ties_up, char *dig, int *exp10) {
+  uint64_t bits;
+  memcpy(&bits, &v, sizeof bits);
+  uint64_t fraction = bits & ((UINT64_C(1) << 52) - 1);
+  int biased = (int)(bits >> 52) & 0x7ff;
+  uint64_t c, digits;
+  int q, e;
+  if (biased == 0) { /* subnormal */
+    c = fraction;
+    q = -1074;
+  } else {
+    c = fraction | (UINT64_C(1) << 52);
+    q = biased - 1075;
+  }
+  if (q < 0 && q > -53 && (c & ((UINT64_C(1) << -q) - 1)) == 0) {
+    digits = c >> -q; /* an integer below 2^53: its own digits, exactly */
+    e = 0;
+  } else {
+    shortest_decimal(c, q, ties_up, &digits, &e);
+  }
+  /* drop trailing zeros, 8 at a time, then 4, 2, 1 */
+  while (digits % 100000000 == 0) {
+    digits /= 100000000;
+    e += 8;
+  }
+  static const uint64_t pow10_of[] = {1, 10, 100, 1000, 10000};
+  for (int z = 4; z > 0; z /= 2) {
+    if (digits % pow10_of[z] == 0) {
+      digits /= pow10_of[z];
+      e += z;
     }
   }
-  while (n > 1 && dig[n - 1] == '0') n--;
-  return n;
-}
-
-/* Bits after the binary point of a finite v > 0 (0 for integers). */
-static int frac_bits(double v) {
-  int ex;
-  double m = frexp(v, &ex); /* v = m x 2^ex, 0.5 <= m < 1, m of at most 53 bits */
-  uint64_t M = (uint64_t)ldexp(m, 53);
-  int tz = 0;
-  while (!(M & 1)) {
-    M >>= 1;
-    tz++;
-  }
-  int bits = 53 - ex - tz;
-  return bits > 0 ? bits : 0;
-}
-
-/* Rust's {:?} breaks an exact tie between two shortest candidates upwards, where printf,
- * Python and zmij pick the even digit: 688673779587758.25 is "...758.3" in Rust, "...758.2"
- * elsewhere. If v lies exactly halfway between dig (n digits) and the next candidate up,
- * and that one reads back too, take it. */
-static int tie_up(double v, char *dig, int n, int *exp10) {
-  /* A tie is v = (2D+1)/2 x 10^p, p = exp10 - n + 1. For p <= 0 that is an odd integer
-   * over 2^(1-p) (5^-p divides the numerator, v being binary): v has exactly 1 - p bits
-   * after the binary point. Most doubles do not, and need no printing below. */
-  int p = *exp10 - n + 1;
-  if (p <= 0 && frac_bits(v) != 1 - p) return n;
-  char s[800];
-  /* digits beyond the tie: non-zero ones show at once in most cases; a double's exact
-   * expansion has at most 767 significant digits, so the long print is rare and exact */
-  for (int extra = 40; extra <= 770; extra += 730) {
-    snprintf(s, sizeof s, "%.*e", n + extra, v);
-    char *e = strchr(s, 'e');
-    if (!e || atoi(e + 1) != *exp10 || s[0] != dig[0]) return n;
-    for (int i = 1; i < n; i++)
-      if (s[i + 1] != dig[i]) return n;
-    if (s[n + 1] != '5') return n;
-    for (char *q = s + n + 2; q < e; q++)
-      if (*q != '0') return n;
-  }
-  char up[MAXDIG + 1];
-  int ue = *exp10;
-  double back;
-  memcpy(up, dig, (size_t)n);
-  step_digits(up, n, &ue, true);
-  if (!reads_back(up, n, ue, v, &back)) return n;
-  memcpy(dig, up, (size_t)n);
-  *exp10 = ue;
-  while (n > 1 && dig[n - 1] == '0') n--;
+  int n = (int)s3sink_text_int(dig, (int64_t)digits);
+  *exp10 = e + n - 1;
   return n;
 }
 
 /* Writes a finite, non-zero v with fixed notation for lo <= exp10 <= 15 and exponent
  * notation otherwise, with a '+' before positive exponents when `plus`. */
 static size_t write_finite(char *buf, double v, int lo, bool plus, bool ties_up) {
-  char dig[MAXDIG];
+  char dig[S3SINK_TEXT_NUMBUF];
   int e;
   size_t len = 0;
   if (signbit(v)) {
     buf[len++] = '-';
     v = -v;
   }
-  int n = shortest_digits(v, dig, &e);
-  if (ties_up) n = tie_up(v, dig, n, &e);
+  int n = shortest_digits(v, ties_up, dig, &e);
   if (e >= lo && e <= 15) {
     if (e >= 0) { /* ddd.ddd, at least one digit after the point */
       for (int i = 0; i <= e; i++) buf[len++] = i < n ? dig[i] : '0';

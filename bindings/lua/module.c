@@ -292,7 +292,7 @@ static int l_sink_new(lua_State *L) {
 
   s3sink_config c = {0};
   static const char *const own[] = {"columns", "clock", "credentials", NULL};
-  lutil_read_options(L, 1, "sink", own, &c);
+  lutil_read_options(L, 1, "sink", own, &c); /* pushes what c's maps borrow, kept till open */
   int ct = lua_getfield(L, 1, "credentials");
   if (ct == LUA_TFUNCTION) {
     lua_setiuservalue(L, ud, 1);
@@ -596,7 +596,7 @@ static void set_string(lua_State *L, const char *k, const char *v) {
 
 /* s3sink.options: {{name=, type=, group=, min=, max=, unlimited=, default=, doc=}, ...} */
 static void push_options(lua_State *L) {
-  static const char *const type_names[] = {"string", "integer", "boolean"};
+  static const char *const type_names[] = {"string", "integer", "boolean", "table"};
   lua_newtable(L);
   const s3sink_option *o;
   for (size_t i = 0; (o = s3sink_option_info(i)); i++) {

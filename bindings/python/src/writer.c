@@ -4,8 +4,8 @@
  * and hands it to the runtime, which formats it (a native encoder or the Lua format
  * script) and buffers it. on_engine_change(key, values, time, diff) does the same for the
  * engine's own callback sink, which passes the values as a list in column order. Calls
- * that may wait on the network or for room run with the GIL released, under the writer's
- * lock.
+ * that may wait on the network or for room run with the GIL released, holding the
+ * writer's lock (writer_lock); a row that needs no wait takes only the sink's own lock.
  *
  * Credentials from a Python callable (`credentials=`, e.g. botocore's chain): the runtime
  * calls it before signing, from the thread that signs, which may be the sink's own
@@ -29,8 +29,8 @@ typedef struct {
   PyObject_HEAD
   modstate *st;             /* the type keeps the module, hence the state, alive */
   s3sink *sink;             /* NULL before init and after close */
-  PyThread_type_lock lock;  /* serializes the calls that write, flush or close (they may
-                               wait for uploads) against each other */
+  bool busy;                /* a call holds the writer's lock (see writer_lock) */
+  PyThread_type_lock lock;  /* held by the `busy` call: where the others sleep */
   PyThread_type_lock state; /* held briefly: to read `sink` for health properties, and to
                                free it; so health never waits for an upload */
   schema sc;
@@ -190,6 +190,27 @@ static int py_credentials(void *ud, s3sink_credentials *out, s3sink_err *err) {
   return rc;
 }
 
+/* The writer's lock keeps the calls that may release the GIL inside the sink (a write
+ * that waits for room, flush, close) apart. It is `busy`, set and cleared with the GIL
+ * held, so a row written with the GIL held and `busy` clear needs no lock of its own
+ * (only the sink's). The owner also holds `lock`, on which the others sleep without the
+ * GIL. Called with the GIL; may release it while waiting. */
+static void writer_lock(WriterObject *self) {
+  while (self->busy) {
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(self->lock, WAIT_LOCK);
+    PyThread_release_lock(self->lock);
+    Py_END_ALLOW_THREADS
+  }
+  self->busy = true;
+  acquire(self->lock); /* at once, unless a waiter is passing through it */
+}
+
+static void writer_unlock(WriterObject *self) {
+  self->busy = false;
+  PyThread_release_lock(self->lock);
+}
+
 static PyObject *Writer_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
   (void)args;
   (void)kwds;
@@ -336,8 +357,8 @@ PyDoc_STRVAR(Writer_on_change_doc,
 /* Converts one row (`row`, a dict, or else `values`, a list by column position) and
  * writes it. The conversion uses the writer's rowbuf, so a row allocates nothing; a call
  * that finds it in use (another thread, or a conversion that ran Python code which
- * re-entered) takes one of its own. One lock per row: the writer's, which keeps close
- * and flush off the sink while it writes; health reads take `state` and never wait. */
+ * re-entered) takes one of its own. One lock per row, the sink's: the writer's lock is
+ * taken only if another call holds it, or to wait for room without the GIL. */
 static PyObject *put_row(WriterObject *self, PyObject *row, PyObject *values, int64_t time, bool add) {
   if (!self->sink) return closed_error(self);
   rowbuf local, *rb = &self->rb;
@@ -351,12 +372,15 @@ static PyObject *put_row(WriterObject *self, PyObject *row, PyObject *values, in
   int rc = S3SINK_OK;
   bool closed = false;
   if (!raised) {
-    acquire(self->lock);
+    bool locked = self->busy; /* another call is inside the sink: wait for it */
+    if (locked) writer_lock(self);
     if (!self->sink) { /* closed by another thread meanwhile */
       closed = true;
     } else {
       rc = s3sink_try_write(self->sink, rb->vals, (size_t)self->sc.n, time, add ? 1 : -1, &err);
       if (rc == S3SINK_EAGAIN) { /* over budget: wait for uploads (backpressure), without the GIL */
+        if (!locked) writer_lock(self); /* not busy: taken before the GIL is let go */
+        locked = true;
         Py_BEGIN_ALLOW_THREADS
         rc = s3sink_write_held(self->sink, &err);
         Py_END_ALLOW_THREADS
@@ -366,7 +390,7 @@ static PyObject *put_row(WriterObject *self, PyObject *row, PyObject *values, in
         self->have_rows = true;
       }
     }
-    PyThread_release_lock(self->lock);
+    if (locked) writer_unlock(self);
   }
   if (own) {
     rowbuf_clear(rb);
@@ -429,15 +453,16 @@ static int locked_flush(WriterObject *self, const int64_t *time_end, bool forced
   *stopped = false;
   if (!self->sink) return FLUSH_CLOSED;
   int rc = FLUSH_CLOSED;
-  Py_BEGIN_ALLOW_THREADS
-  PyThread_acquire_lock(self->lock, WAIT_LOCK);
-  if (self->sink) {
-    rc = time_end ? s3sink_time_end(self->sink, *time_end, err) : S3SINK_OK;
-    if (rc == S3SINK_OK) rc = s3sink_flush(self->sink, forced, err);
-    *stopped = rc < 0 && s3sink_failure(self->sink, NULL) != S3SINK_OK;
+  writer_lock(self);
+  s3sink *s = self->sink;
+  if (s) {
+    Py_BEGIN_ALLOW_THREADS
+    rc = time_end ? s3sink_time_end(s, *time_end, err) : S3SINK_OK;
+    if (rc == S3SINK_OK) rc = s3sink_flush(s, forced, err);
+    *stopped = rc < 0 && s3sink_failure(s, NULL) != S3SINK_OK;
+    Py_END_ALLOW_THREADS
   }
-  PyThread_release_lock(self->lock);
-  Py_END_ALLOW_THREADS
+  writer_unlock(self);
   return rc;
 }
 
@@ -528,13 +553,14 @@ static PyObject *do_close(WriterObject *self, unsigned flags) {
   if (!self->sink) Py_RETURN_NONE; /* closed already (or never opened): nothing to do */
   s3sink_err err;
   memset(&err, 0, sizeof err);
-  int rc = 0;
-  Py_BEGIN_ALLOW_THREADS
-  PyThread_acquire_lock(self->lock, WAIT_LOCK);
-  if (self->sink) rc = close_locked(self, flags, &err);
-  else rc = 1;
-  PyThread_release_lock(self->lock);
-  Py_END_ALLOW_THREADS
+  int rc = 1;
+  writer_lock(self);
+  if (self->sink) {
+    Py_BEGIN_ALLOW_THREADS
+    rc = close_locked(self, flags, &err);
+    Py_END_ALLOW_THREADS
+  }
+  writer_unlock(self);
   if (rc == 1) Py_RETURN_NONE; /* another thread closed it */
   if (rc < 0) return set_sink_error(self->st, &err);
   Py_RETURN_NONE;
@@ -579,9 +605,9 @@ PyDoc_STRVAR(Writer_discard_doc,
 "a spool stay there for the next writer on it.");
 
 static PyObject *Writer_discard(WriterObject *self, PyObject *Py_UNUSED(ignored)) {
-  acquire(self->lock);
+  writer_lock(self);
   discard_sink(self);
-  PyThread_release_lock(self->lock);
+  writer_unlock(self);
   Py_RETURN_NONE;
 }
 

@@ -7,9 +7,12 @@ import datetime
 import gc
 import math
 import random
+import struct
+import subprocess
 import sys
 import tracemalloc
 from decimal import ROUND_HALF_UP, Context, Decimal
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -165,9 +168,24 @@ def test_float_text_matches_the_engine_rules_on_random_values():
     values += [float(rnd.randint(-(10**17), 10**17)) for _ in range(500)]
     values += [rnd.getrandbits(64) / 2**rnd.randint(0, 80) for _ in range(500)]
     values += [rnd.randint(10**13, 10**15) + rnd.choice([0.125, 0.25, 0.375, 0.75]) for _ in range(200)]
+    # every exponent: random bit patterns, the smallest subnormals, powers of two and their
+    # neighbours (where the rounding interval is uneven)
+    bits = [rnd.getrandbits(64) for _ in range(30000)] + list(range(1, 2000))
+    values += [v for v in struct.unpack(f"<{len(bits)}d", struct.pack(f"<{len(bits)}Q", *bits)) if math.isfinite(v)]
+    for e in range(-1074, 1024):
+        p = math.ldexp(1.0, e)
+        values += [p, math.nextafter(p, 0), math.nextafter(p, math.inf)]
     for v in values:
         assert s3sink.format_float(v, "csv") == reference_float(v, "csv"), v
         assert s3sink.format_float(v, "json") == reference_float(v, "json"), v
+
+
+def test_the_float_writers_power_table_is_what_its_generator_writes():
+    root = Path(__file__).resolve().parents[3]
+    generated = subprocess.run(
+        [sys.executable, str(root / "tools" / "gen_pow10_table.py")], capture_output=True, text=True, check=True
+    ).stdout
+    assert (root / "runtime" / "pow10_table.h").read_text() == generated
 
 
 # --- JSON texts of composite values ------------------------------------------------------

@@ -779,6 +779,7 @@ class Pump:
         self.skipped = 0
         self.input = Input(fd, wake_fd, self.end_minibatch, self.check_uploads, self.bad)
         self._csv: Any = None
+        self._record_line = 0  # the first line of the CSV record being read
 
     # -- the sink
 
@@ -820,6 +821,8 @@ class Pump:
                 raise Stopped(e) from e
             raise e
         reason = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+        if e.__cause__ is not None:  # the extension's "cannot convert the value of column ..."
+            reason += f": {e.__cause__}"
         reason, fix = _row_fix(reason, self.columns)
         self.bad(BadInput(line, reason, "fix the line" if isinstance(e, BadValue) else fix))
 
@@ -885,22 +888,34 @@ class Pump:
                     self.row_failed(e, first + i)
 
     def _csv_lines(self) -> Iterator[str]:
-        for _, lines in self.input.blocks():
+        """The lines of the input for csv.reader, noting the number of the first line of
+        each record (csv.reader counts only the lines it gets, not those skipped)."""
+        for first, lines in self.input.blocks():
             self.dirty = True  # a record may end in this block
-            for line in lines:
+            for i, line in enumerate(lines):
+                if self._record_line == 0:
+                    self._record_line = first + i
                 yield line + "\n"
+
+    def _next_record(self) -> tuple[int, list[str]]:
+        """(number of its first line, the record); StopIteration at the end."""
+        self._record_line = 0
+        try:
+            record = next(self._csv)
+        except csv.Error as e:
+            raise _CsvError(self._record_line, e) from None
+        return self._record_line, record
 
     def _csv_header(self) -> None:
         """The columns of the header row, typed by --columns."""
         header: list[str] = []
         while not header:  # the first row that is not blank
             try:
-                header = next(self._csv)
+                line, header = self._next_record()
             except StopIteration:
                 return
-            except csv.Error as e:
-                raise BadInput(self._csv.line_num, f"not a valid CSV header ({e})", "fix the header row") from None
-        line = self._csv.line_num
+            except _CsvError as e:
+                raise BadInput(e.line, f"not a valid CSV header ({e.error})", "fix the header row") from None
         if len(set(header)) != len(header):
             dup = next(h for h in header if header.count(h) > 1)
             raise BadInput(line, f"the header names column {dup!r} twice", "give every column its own name")
@@ -914,18 +929,16 @@ class Pump:
     def csv(self) -> None:
         if not self.columns:  # the input ended before its header
             return
-        reader = self._csv
         n = len(self.columns)
         convert = _row_converter(self.columns)
         write = self.w.on_engine_change
         while True:
-            line = reader.line_num + 1
             try:
-                record = next(reader)
+                line, record = self._next_record()
             except StopIteration:
                 return
-            except csv.Error as e:
-                self.bad(BadInput(line, f"not valid CSV ({e})",
+            except _CsvError as e:
+                self.bad(BadInput(e.line, f"not valid CSV ({e.error})",
                                   "quote fields that hold the delimiter, a quote or a line break, "
                                   "and double the quotes inside them"))
                 continue
@@ -940,6 +953,12 @@ class Pump:
                 write(None, record if convert is None else convert(record), self.input.time, 1)
             except Exception as e:  # noqa: BLE001 - sorted by row_failed
                 self.row_failed(e, line)
+
+
+class _CsvError(Exception):
+    def __init__(self, line: int, error: csv.Error) -> None:
+        super().__init__(line, error)
+        self.line, self.error = line, error
 
 
 def _column_value(conv: Callable[[Any], Any], value: Any, col: tuple[str, str, bool]) -> Any:

@@ -404,6 +404,7 @@ def test_no_standard_input_at_all_is_a_usage_error(env, bucket):
     ("jsonl", ["--columns", "id:int"], ['{"id":%d}'], '{"id": 5,', "line 41: not JSON (Expecting property name"),
     ("jsonl", ["--columns", "id:int"], ['{"id":%d}'], '[1, 2]', "line 41: an array, not a JSON object"),
     ("jsonl", ["--columns", "id:int"], ['{"id":%d}'], '{"id": "five"}', "line 41: column 'id' (int) needs an int, got str"),
+    ("jsonl", ["--columns", "id:int"], ['{"id":%d}'], '{"id": 99999999999999999999}', "line 41: cannot convert the value of column 'id' (int): int column: integer 99999999999999999999 does not fit in 64 bits"),
     ("jsonl", ["--columns", "id:int"], ['{"id":%d}'], '{"other": 5}', "line 41: column 'id' holds int values but got null: give it a value, or let the column hold null: --columns ...,id:int?"),
     ("csv", ["--columns", "id:int"], ["%d,x"], "7,x,extra", "line 42: 3 fields, but there are 2 columns (id, name): give every row the same fields"),
     ("csv", ["--columns", "id:int"], ["%d,x"], "seven,x", "line 42: column 'id' (int): 'seven' is not an integer"),
@@ -435,6 +436,18 @@ def test_skip_bad_lines_reports_each_and_goes_on(env, s3, bucket):
     assert "line 5 skipped: column 'id' (int) needs an int" in err and "3 bad line(s) skipped" in err
     stored = [json.loads(line)["id"] for _, body in objects(s3, bucket) for line in body.decode().splitlines()]
     assert stored == [1, 2, 3]
+
+
+def test_csv_lines_are_counted_across_quoted_line_breaks_and_skipped_lines(env, s3, bucket):
+    data = b'id,name\n1,a\n2,"b\nc"\n\xff\n3,"x"y\nfour,z\n5,"\n\n"\n6,e,f\n7,g\n'
+    r = ok(run(["--input", "csv", "--columns", "id:int", "--skip-bad-lines", "--format", "json",
+                f"s3://{bucket}"], data, env))
+    err = r.stderr.decode()
+    for line, reason in [(5, "not UTF-8"), (6, "not valid CSV"), (7, "'four' is not an integer"),
+                         (11, "3 fields, but there are 2 columns")]:
+        assert f"line {line} skipped: " in err and reason in err.split(f"line {line} skipped: ")[1].split("\n")[0]
+    stored = [json.loads(line) for _, body in objects(s3, bucket) for line in body.decode().splitlines()]
+    assert [(row["id"], row["name"]) for row in stored] == [(1, "a"), (2, "b\nc"), (5, "\n\n"), (7, "g")]
 
 
 def test_a_bad_csv_header_uploads_nothing(env, s3, bucket):

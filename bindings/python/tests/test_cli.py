@@ -95,6 +95,8 @@ def times_of(body: bytes, fmt: str) -> list[int]:
     """The time of every row of an object."""
     if fmt == "json":
         return [json.loads(line)["time"] for line in body.decode().split("\n") if line]
+    if fmt == TSV:
+        return [int(line.split("\t")[-2]) for line in body.decode().split("\n")[1:] if line]
     rows = list(csv.reader(io.StringIO(body.decode(), newline="")))
     return [int(r[-2]) for r in rows[1:]]
 
@@ -121,6 +123,9 @@ def assert_objects_hold(s3, bucket: str, prefix: str, fmt: str, columns, rows: l
     if since_ms is not None:
         assert since_ms <= all_times[0] and all_times[-1] <= time.time() * 1000 + 1
     return found
+
+
+TSV = str(PKG_DIR.parents[1] / "examples" / "formats" / "tsv.lua")
 
 
 def now_ms() -> int:
@@ -193,6 +198,12 @@ def test_lines_arrive_once_each_as_the_writer_formats_them(command, fmt, env, s3
     found = assert_objects_hold(s3, bucket, "logs/", fmt, [("line", "str")],
                                 [{"line": t} for t in texts], since_ms=start)
     assert len(found) >= 2  # rolled by --max-object-rows at minibatch ends
+
+
+def test_a_lua_format_script(env, s3, bucket):
+    data, texts = lines_input(300)
+    ok(run(["--format", TSV, f"s3://{bucket}"], data, env))
+    assert_objects_hold(s3, bucket, "", TSV, [("line", "str")], [{"line": t} for t in texts])
 
 
 def test_lines_column_may_be_renamed(env, s3, bucket):

@@ -32,6 +32,7 @@ The per-row work stays in C: the extension converts and formats each row and
 from __future__ import annotations
 
 import argparse
+import base64
 import binascii
 import configparser
 import csv
@@ -220,7 +221,7 @@ def _datetime_ns(text: str, utc: bool) -> int:
 
 def _from_base64(text: str) -> bytes:
     try:
-        return binascii.a2b_base64(text, strict_mode=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as e:
         raise BadValue(f"{text[:40]!r} is not base64 ({e})") from None
 
@@ -428,9 +429,16 @@ def build_parser() -> _Parser:
         if o["type"] == "bool":
             parser.add_env(group, _flag(o["name"]), dest=o["name"], action=argparse.BooleanOptionalAction,
                            help=_option_help(o))
-        else:
+        elif o["type"] == "dict":
+            parser.add_env(group, _flag(o["name"]), dest=o["name"], metavar="KEY=VALUE,...",
+                           action=_MergeMap, type=_parse_map,
+                           help=f"{_option_help(o)} Here: KEY=VALUE pairs separated by commas, or a "
+                           "JSON object; the option may be repeated.")
+        elif o["type"] in ("int", "str"):
             parser.add_env(group, _flag(o["name"]), dest=o["name"], metavar=_metavar(o["name"]),
                            type=int if o["type"] == "int" else str, help=_option_help(o))
+        else:  # the runtime's table grew a type: the command must learn to read it
+            raise RuntimeError(f"s3sink: option {o['name']!r} has type {o['type']!r}, which the command cannot read")
     parser.add_env(
         groups["target"], "--profile", metavar="NAME",
         help="the AWS profile to take credentials, region and endpoint from (default: "
@@ -526,6 +534,35 @@ def _epilog() -> str:
     )
 
 
+def _parse_map(text: str) -> dict[str, str]:
+    """The value of a map option (tags, metadata), as the AWS CLI spells its maps:
+    ``key=value,key2=value2`` (split at the first '=') or a JSON object of strings."""
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object ({e})") from None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object of strings")
+        return value
+    out = {}
+    for pair in text.split(","):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(
+                f"{pair!r} is not KEY=VALUE: give KEY=VALUE,KEY2=VALUE2 or a JSON object")
+        out[key.strip()] = value
+    return out
+
+
+class _MergeMap(argparse.Action):
+    """A map option given more than once: the pairs of every occurrence."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest) or {}), **values})
+
+
 def _parse_bool(text: str) -> bool:
     value = {"1": True, "true": True, "yes": True, "on": True,
              "0": False, "false": False, "no": False, "off": False}.get(text.strip().lower())
@@ -544,13 +581,13 @@ def _apply_environment(parser: _Parser, args: argparse.Namespace, env: Mapping[s
         try:
             if isinstance(action, argparse.BooleanOptionalAction):
                 value: Any = _parse_bool(text)
-            elif action.type is int:
-                value = int(text)
+            elif action.type is not None:
+                value = action.type(text)
             else:
                 value = text
             if action.choices is not None and value not in action.choices:
                 raise ValueError(f"use one of {', '.join(action.choices)}")
-        except ValueError as e:
+        except (ValueError, argparse.ArgumentTypeError) as e:
             parser.error(f"{var}={text!r}: {e}")
         setattr(args, action.dest, value)
 

@@ -156,6 +156,12 @@ def test_help_documents_every_option_of_the_table():
         assert status in text
 
 
+def test_the_command_reads_every_option_type():
+    # a type the command cannot read fails build_parser: the table's types are these
+    assert {o["type"] for o in s3sink.options()} <= {"str", "int", "bool", "dict"}
+    cli.build_parser()
+
+
 def test_every_host_option_is_set_by_the_command():
     host = {o["name"] for o in s3sink.options() if o["group"] == "host"}
     assert host == set(cli.HOST_SETTINGS)
@@ -204,6 +210,24 @@ def test_a_lua_format_script(env, s3, bucket):
     data, texts = lines_input(300)
     ok(run(["--format", TSV, f"s3://{bucket}"], data, env))
     assert_objects_hold(s3, bucket, "", TSV, [("line", "str")], [{"line": t} for t in texts])
+
+
+def test_compression_and_object_settings_are_options_too(env, s3, bucket):
+    import gzip
+
+    data, texts = lines_input(500)
+    ok(run(["--format", "json", "--compression", "gzip", "--tags", "team=data,env=a=b",
+            "--tags", '{"more": "x y"}', "--metadata", "source=cli", f"s3://{bucket}/z"], data,
+           {**env, "S3SINK_STORAGE_CLASS": "STANDARD"}))
+    [(key, body)] = objects(s3, bucket, "z/")
+    assert key.endswith(".json.gz")
+    f = s3sink.Formatter("json", [("line", "str")])
+    rows = gzip.decompress(body)
+    assert rows == b"".join(f.row({"line": t}, tm) for t, tm in zip(texts, times_of(rows, "json")))
+    tags = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"team": "data", "env": "a=b", "more": "x y"}
+    head = s3.head_object(Bucket=bucket, Key=key)
+    assert head["Metadata"]["source"] == "cli"
 
 
 def test_lines_column_may_be_renamed(env, s3, bucket):
@@ -386,6 +410,8 @@ def test_aws_settings_precedence(tmp_path):
     (["s3://b"], {"S3SINK_CREATE_BUCKET": "maybe"}, "S3SINK_CREATE_BUCKET='maybe': not a boolean"),
     (["--write-interval-ms", "0", "s3://b"], {}, "write_interval_ms is 0: it must be 1 or more (--write-interval-ms on the command line)"),
     (["--format", "yaml", "s3://b"], {}, "yaml"),
+    (["--tags", "novalue", "s3://b"], {}, "'novalue' is not KEY=VALUE"),
+    (["s3://b"], {"S3SINK_METADATA": "{1}"}, "S3SINK_METADATA='{1}': '{1}' is not a JSON object"),
 ])
 def test_mistakes_are_usage_errors_naming_the_fix(env, args, variables, message):
     r = run(args, b"x\n", {**env, **variables})

@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NoReturn
 
-from . import _s3sink
+from . import Writer, _s3sink
 
 __all__ = ["main", "aws_settings", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_BAD_INPUT"]
 
@@ -96,7 +96,8 @@ def aws_settings(profile: str | None = None, env: Mapping[str, str] = os.environ
     AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true) and ``ca_file`` (AWS_CA_BUNDLE, the profile's
     ``ca_bundle``). The profile is ``profile``, AWS_PROFILE, AWS_DEFAULT_PROFILE or
     ``default``, read from AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and
-    AWS_CONFIG_FILE (~/.aws/config). Only what is found is returned.
+    AWS_CONFIG_FILE (~/.aws/config); a ``profile`` given here wins over the environment's
+    keys, as ``aws --profile`` does. Only what is found is returned.
 
     The one place the command reads AWS settings. Raises ValueError for a named profile
     that neither file has, or half a key pair in the environment."""
@@ -116,6 +117,8 @@ def aws_settings(profile: str | None = None, env: Mapping[str, str] = os.environ
 
     out: dict[str, str] = {}
     key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    if profile:
+        key = secret = None
     if bool(key) != bool(secret):
         given, missing = (
             ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if key else ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID")
@@ -437,13 +440,14 @@ def build_parser() -> _Parser:
         elif o["type"] in ("int", "str"):
             parser.add_env(group, _flag(o["name"]), dest=o["name"], metavar=_metavar(o["name"]),
                            type=int if o["type"] == "int" else str, help=_option_help(o))
-        else:  # the runtime's table grew a type: the command must learn to read it
-            raise RuntimeError(f"s3sink: option {o['name']!r} has type {o['type']!r}, which the command cannot read")
-    parser.add_env(
-        groups["target"], "--profile", metavar="NAME",
-        help="the AWS profile to take credentials, region and endpoint from (default: "
-        "AWS_PROFILE, else 'default')",
-    )
+        # other types (a runtime's table that grew one) are not on the command line; the
+        # epilog names them (NOT_ON_COMMAND_LINE)
+    if "profile" not in _OPTIONS:  # the runtime's own, when it has one
+        parser.add_env(
+            groups["target"], "--profile", metavar="NAME",
+            help="the AWS profile to take credentials, region and endpoint from (default: "
+            "AWS_PROFILE, else 'default')",
+        )
     own = parser.add_argument_group("input")
     parser.add_env(
         own, "--input", choices=INPUTS,
@@ -486,10 +490,19 @@ def build_parser() -> _Parser:
     return parser
 
 
+# The command line reads strings, integers, booleans and maps; an option of another type
+# (a runtime's table that grew one) stays at its default, and --help says so.
+COMMAND_LINE_TYPES = ("str", "int", "bool", "dict")
+NOT_ON_COMMAND_LINE = [o["name"] for o in _OPTIONS.values()
+                       if o["group"] != "host" and o["type"] not in COMMAND_LINE_TYPES]
+
+
 def _epilog() -> str:
     host = "\n".join(
         f"  {name} = {str(value).lower()}: {why}" for name, (value, why) in HOST_SETTINGS.items()
     )
+    if NOT_ON_COMMAND_LINE:
+        host += "\n  not settable here (their type has no command-line form): " + ", ".join(NOT_ON_COMMAND_LINE)
     return textwrap.dedent(
         """\
         environment:
@@ -633,7 +646,7 @@ def resolve(argv: list[str] | None = None, env: Mapping[str, str] = os.environ) 
     s.destination = f"s3://{opts['bucket']}/{opts.get('prefix', '')}"
 
     try:
-        aws = aws_settings(args.profile, env)
+        aws = aws_settings(getattr(args, "profile", None), env)
     except ValueError as e:
         parser.error(str(e))
     if not (opts.get("access_key") or opts.get("secret_key")):
@@ -1143,7 +1156,7 @@ class Command:
     def _open(self, columns: list[tuple[str, str, bool]]) -> bool:
         """Opens the writer; False (the status set, the reason said) if it cannot."""
         try:
-            self.writer = _s3sink.Writer(columns=columns, **self.s.writer)
+            self.writer = Writer(columns=columns, **self.s.writer)
         except (_s3sink.ConfigError, _s3sink.ScriptError, TypeError) as e:
             hint = ""
             if self.s.input == "csv" and self.s.header and "clashes with the" in str(e):

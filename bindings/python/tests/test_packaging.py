@@ -120,10 +120,12 @@ def test_wheel_holds_the_extension_and_the_metadata(dists):
     with zipfile.ZipFile(dists["wheel"]) as whl:
         names = set(whl.namelist())
         metadata = whl.read(f"s3sink-{VERSION}.dist-info/METADATA").decode()
+        entry_points = whl.read(f"s3sink-{VERSION}.dist-info/entry_points.txt").decode()
     assert [n for n in names if n.startswith("s3sink/_s3sink.") and n.endswith(".so")]
-    assert {"s3sink/__init__.py", "s3sink/_s3sink.pyi", "s3sink/py.typed"} <= names
+    assert {"s3sink/__init__.py", "s3sink/_s3sink.pyi", "s3sink/py.typed", "s3sink/cli.py"} <= names
     assert not [n for n in names if n.startswith(("runtime/", "formats/", "tests/"))]
     assert "Requires-Python: >=3.10" in metadata
+    assert "[console_scripts]\ns3sink = s3sink.cli:main" in entry_points
     assert "Requires-Dist: typing_extensions>=4.0; python_version < \"3.11\"" in metadata
 
 
@@ -145,3 +147,13 @@ def test_installed_package_writes_with_a_bundled_format(
         assert body == (
             b'{"id":1,"name":"alice","diff":1,"time":2}\n{"id":2,"name":null,"diff":1,"time":2}\n'
         )
+    # the command the package installs: two lines through the console script
+    script = tmp_path / "venv" / "bin" / "s3sink"
+    env = {**_clean_env(), "AWS_ACCESS_KEY_ID": writer_kwargs["access_key"],
+           "AWS_SECRET_ACCESS_KEY": writer_kwargs["secret_key"]}
+    res = subprocess.run([str(script), "--endpoint", writer_kwargs["endpoint"], "--format", fmt,
+                          f"s3://{bucket}/{kind}-command"], input=b"one\ntwo\n", env=env,
+                         capture_output=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    [(key, body)] = objects(s3, bucket, f"{kind}-command/")
+    assert key.endswith("." + fmt) and body.count(b"one") == 1 and body.count(b"two") == 1

@@ -32,6 +32,7 @@ from faultproxy import (
 )
 from helpers import (TESTS_DIR, AckRecorder, MinioServer, count_ids, count_rows, loss_report, objects,
                      python_env, run)
+import s3sink
 from s3sink import _pathway
 
 
@@ -705,3 +706,86 @@ def test_kill_9_mid_multipart_upload_with_a_spool(s3, bucket, minio, proxy, tmp_
     assert uploads_left(s3, bucket) == []
     assert set(orphans) <= set(aborted)  # aborted by the restarted sink, not completed
     assert max(parts.values()) >= 2
+
+
+def _big_writer(kwargs, **options) -> "s3sink.Writer":
+    """A Writer holding one complete minibatch of about 12 MiB (12000 rows of 1 KB)."""
+    options.setdefault("write_interval_ms", 3_600_000)
+    w = s3sink.Writer(**kwargs, prefix="out/", columns=[("id", "int"), ("payload", "str")], format="json",
+                      multipart_threshold_bytes=5 << 20, multipart_part_bytes=5 << 20, **options)
+    for i in range(12000):
+        w.on_change(None, {"id": i, "payload": "x" * 1000}, 2, True)
+    w.on_time_end(2)
+    return w
+
+
+def test_multipart_part_failing_past_max_retry_ms_aborts_the_upload(s3, bucket, proxied_kwargs, proxy):
+    """A part that keeps failing transiently (503) is retried alone until max_retry_ms,
+    then uploads stop and the upload is aborted; a forced flush once the server is back
+    uploads the object from its first part, once."""
+    proxy.rule = lambda req: respond(503, "SlowDown") if is_part(req) and "partNumber=2&" in req.target else None
+    w = _big_writer(proxied_kwargs, no_timer=True, max_retry_ms=1500)
+    t0 = time.monotonic()
+    with pytest.raises(s3sink.UploadError, match="still failed after .* attempts .*max_retry_ms.*SlowDown"):
+        w.flush(forced=True)
+    took = time.monotonic() - t0
+    sent = sum(1 for m, t in proxy.targets if m == "PUT" and "partNumber=1&" in t)
+    print("gave up after %.1f s;" % took, "part 1 sent", sent, "times; aborted", aborted_uploads(proxy))
+    assert 1.5 <= took < 10
+    assert sent == 1  # the part that went through is not sent again while part 2 is retried
+    assert len(aborted_uploads(proxy)) == 1
+    assert uploads_left(s3, bucket) == []
+    assert w.stats["buffered_rows"] == 12000
+    proxy.rule = None
+    assert w.flush(forced=True) is True
+    w.close()
+    report = loss_report(count_ids(s3, bucket, "out/"), set(range(12000)))
+    assert report["lost"] == 0 and report["duplicated"] == 0
+    assert list(multipart_objects(s3, bucket).values()) == [3]
+    assert uploads_left(s3, bucket) == []
+
+
+def test_multipart_upload_of_a_discarded_writer_is_aborted(s3, bucket, proxied_kwargs, proxy):
+    """A writer given up (discard, collection) while its object's parts are retried: the
+    rows are dropped (no spool), and so is the upload, not left to take space."""
+    proxy.rule = lambda req: respond(503, "SlowDown") if is_part(req) and "partNumber=2&" in req.target else None
+    w = _big_writer(proxied_kwargs, max_retry_ms=-1, write_interval_ms=1, background_uploads=True)
+    try:
+        w.flush()  # the sink's thread uploads it
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proxy.actions("respond") < 2:
+            time.sleep(0.05)
+        assert proxy.actions("respond") >= 2
+        assert len(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 1
+    finally:
+        w.discard()
+    print("aborted", aborted_uploads(proxy))
+    assert len(aborted_uploads(proxy)) == 1
+    assert uploads_left(s3, bucket) == []
+    assert objects(s3, bucket, "out/") == []
+
+
+def test_sigterm_mid_multipart_upload_with_a_spool(s3, bucket, minio, proxy, tmp_path):
+    """SIGTERM while a spooled object's parts go up slowly: the sink's thread stops after
+    the part it is sending (the process does not wait for the whole object), the upload
+    stays recorded in the spool, and the next run aborts it and uploads everything."""
+    options = {k: v for k, v in MULTIPART.items() if k.startswith("multipart")}
+    pipeline = Pipeline(tmp_path, bucket, proxy.endpoint, interval_ms=2000, payload=4000, options=options)
+    proxy.rule = lambda req: delay(2.0) if is_part(req) else None
+    pipeline.start()
+    pipeline.feed()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not s3.list_multipart_uploads(Bucket=bucket).get("Uploads"):
+        time.sleep(0.1)
+    orphans = [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+    took = pipeline.signal(signal.SIGTERM)
+    pipeline.stop_feeding()
+    assert orphans, pipeline.stderr()
+    proxy.rule = None
+    pipeline.catch_up(s3, bucket)
+    report = pipeline.report(s3, bucket)
+    print("exited %.1f s after SIGTERM; orphans" % took, orphans, "aborted", aborted_uploads(proxy), report)
+    assert took < 8, pipeline.stderr()  # an object of 3 or more parts takes over 6 s
+    assert report["lost"] == 0 and report["duplicated"] == 0
+    assert set(orphans) <= set(aborted_uploads(proxy))
+    assert uploads_left(s3, bucket) == []

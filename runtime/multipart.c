@@ -67,6 +67,7 @@ int sink_multipart_abort(s3sink *s, s3sink_err *err) {
   int rc;
   UNLOCKED(s, rc = s3client_abort_multipart(s->client, m->upload_key, m->upload_id, err));
   s->uploading = was_uploading;
+  if (!was_uploading) pthread_cond_broadcast(&s->cv);
   if (rc == S3SINK_OK) forget_upload(m);
   else m->drop = true; /* aborted before anything else is tried */
   return rc;

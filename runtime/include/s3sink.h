@@ -381,8 +381,9 @@ void s3sink_interrupt(s3sink *s);
 int s3sink_finish(s3sink *s, unsigned flags, s3sink_err *err);
 
 /* Frees the sink (also the way to give up on a sink whose close() keeps failing). Rows
- * not uploaded are lost if they are in memory; complete minibatches in a spool stay there
- * for the next sink on it. */
+ * not uploaded are lost if they are in memory (and the multipart upload of an object
+ * among them is aborted, with one request); complete minibatches in a spool stay there
+ * for the next sink on it (which aborts such an upload). */
 void s3sink_free(s3sink *s);
 
 /* s3sink_finish(s, 0, err), then s3sink_free if it succeeded. */

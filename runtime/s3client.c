@@ -988,9 +988,10 @@ static int uploads_page(s3client *c, const bytebuf *page, s3client_upload_fn on_
     return finish_err(c, err, err_set(err, S3SINK_ES3, "ListMultipartUploads of bucket '%s' at "
                                       "%s returned no ListMultipartUploadsResult: is the "
                                       "endpoint an S3 server?", c->bucket, c->ep.origin));
-  bytebuf key, id;
+  bytebuf key, id, last;
   bytebuf_init(&key, 64 * 1024);
   bytebuf_init(&id, 64 * 1024);
+  bytebuf_init(&last, 64 * 1024);
   int rc = S3SINK_OK;
   for (const char *p = ts; rc == S3SINK_OK && s3xml_find(p, te, "Upload", &us, &ue, &after); p = after) {
     const char *ks, *ke, *is, *ie;
@@ -1001,14 +1002,22 @@ static int uploads_page(s3client *c, const bytebuf *page, s3client_upload_fn on_
                    "upload without a readable <Key> and <UploadId>", c->bucket, c->ep.origin);
       break;
     }
-    rc = on_upload(ud, key.data, id.data);
+    last.len = 0;
+    if (!bytebuf_append(&last, key.data, key.len) || !bytebuf_terminate(&last))
+      rc = err_set(err, S3SINK_ENOMEM, "out of memory");
+    if (rc == S3SINK_OK) rc = on_upload(ud, key.data, id.data);
   }
   char trunc[8];
   s3xml_copy(ts, te, "IsTruncated", trunc, sizeof trunc);
   if (rc == S3SINK_OK && strcmp(trunc, "true") == 0) {
+    /* MinIO leaves NextKeyMarker empty (it lists one key): the page's last key will do */
     const char *ks, *ke, *is, *ie;
     bool have_key = s3xml_find(ts, te, "NextKeyMarker", &ks, &ke, NULL) && ks != ke &&
                     s3xml_text(ks, (size_t)(ke - ks), &key);
+    if (!have_key && last.len) {
+      key.len = 0;
+      have_key = bytebuf_append(&key, last.data, last.len) && bytebuf_terminate(&key);
+    }
     bool have_id = have_key && s3xml_find(ts, te, "NextUploadIdMarker", &is, &ie, NULL) &&
                    s3xml_text(is, (size_t)(ie - is), &id);
     if (!have_key) {
@@ -1021,20 +1030,26 @@ static int uploads_page(s3client *c, const bytebuf *page, s3client_upload_fn on_
   }
   bytebuf_free(&key);
   bytebuf_free(&id);
+  bytebuf_free(&last);
   return rc;
 }
 
-int s3client_list_multipart(s3client *c, const char *prefix, s3client_upload_fn on_upload,
-                            void *ud, s3sink_err *err) {
+int s3client_list_multipart(s3client *c, const char *prefix, int page_size,
+                            s3client_upload_fn on_upload, void *ud, s3sink_err *err) {
   if (!c || !on_upload) return err_set(err, S3SINK_EINVAL, "s3client_list_multipart: NULL argument");
   char *key_marker = NULL, *id_marker = NULL;
   int rc = S3SINK_OK;
   for (;;) {
-    /* canonical order: key-marker, prefix, upload-id-marker, uploads */
+    /* canonical order: key-marker, max-uploads, prefix, upload-id-marker, uploads */
     bytebuf q;
     bytebuf_init(&q, SIZE_MAX);
     bool ok = true;
     if (key_marker) ok = put_param(&q, "key-marker=", key_marker) && bytebuf_append_str(&q, "&");
+    if (page_size > 0) {
+      char n[32];
+      snprintf(n, sizeof n, "max-uploads=%d&", page_size);
+      ok = ok && bytebuf_append_str(&q, n);
+    }
     ok = ok && put_param(&q, "prefix=", prefix ? prefix : "");
     if (key_marker && *id_marker) ok = ok && put_param(&q, "&upload-id-marker=", id_marker);
     ok = ok && bytebuf_append_str(&q, "&uploads=") && bytebuf_terminate(&q);

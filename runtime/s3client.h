@@ -107,13 +107,14 @@ int s3client_complete_new_object(s3client *c, const char *key, const char *uploa
 int s3client_abort_multipart(s3client *c, const char *key, const char *upload_id, s3sink_err *err);
 
 /* ListMultipartUploads: the uploads not completed nor aborted whose key starts with
- * prefix, every page. `on_upload` gets each key and upload id (borrowed, valid during the
- * call); a non-zero return stops the listing and is returned. MinIO lists the uploads of
- * one key only: there, the prefix must be the whole key (an empty prefix lists the
- * uploads it started since it runs). */
+ * prefix, every page (of page_size uploads; 0: the server's default, 1000 on S3).
+ * `on_upload` gets each key and upload id (borrowed, valid during the call); a non-zero
+ * return stops the listing and is returned. MinIO lists the uploads of one key only:
+ * there, the prefix must be the whole key (an empty prefix lists the uploads it started
+ * since it runs). */
 typedef int (*s3client_upload_fn)(void *ud, const char *key, const char *upload_id);
-int s3client_list_multipart(s3client *c, const char *prefix, s3client_upload_fn on_upload,
-                            void *ud, s3sink_err *err);
+int s3client_list_multipart(s3client *c, const char *prefix, int page_size,
+                            s3client_upload_fn on_upload, void *ud, s3sink_err *err);
 
 /* One pass over a body to be sent in parts of part_len bytes: the SHA-256 of the whole
  * (hex, the object's identity) and of each part (ceil(len / part_len) digests into

@@ -96,7 +96,7 @@ static int abort_orphans(s3sink *s, const s3sink_config *c, s3sink_err *err) {
       const spool_upload *u = &g->uploads[j];
       orphans o = {s, u->key, err};
       int rc = u->upload_id ? s3client_abort_multipart(s->client, u->key, u->upload_id, err)
-                            : s3client_list_multipart(s->client, u->key, abort_listed, &o, err);
+                            : s3client_list_multipart(s->client, u->key, 0, abort_listed, &o, err);
       if (rc) {
         err_prefix(err, "aborting the multipart upload of '%s' that an earlier run left "
                    "(spool_dir '%s'): ", u->key, spool_dir(s->spool));

@@ -61,6 +61,20 @@ describe("multipart upload (S3 client)", function()
     assert.same({}, client:list_uploads())
   end)
 
+  it("lists every page of uploads", function()
+    local ids = {}
+    for i = 1, 5 do ids[i] = assert(client:create_upload("mp/many.csv")) end
+    local found = {}
+    for _, u in ipairs(assert(client:list_uploads("mp/many.csv", 2))) do -- pages of 2
+      assert.equal("mp/many.csv", u.key)
+      found[#found + 1] = u.upload_id
+    end
+    table.sort(ids)
+    table.sort(found)
+    assert.same(ids, found)
+    for _, id in ipairs(ids) do assert(client:abort_upload("mp/many.csv", id)) end
+  end)
+
   it("names the fix when a part other than the last is below the minimum", function()
     local key = "mp/small.csv"
     local id = assert(client:create_upload(key))

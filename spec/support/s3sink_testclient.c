@@ -13,7 +13,7 @@
  *   c:upload_part(key, upload_id, number, body) --> etag
  *   c:complete_upload(key, upload_id, { etag1, etag2, ... } [, if_none_match]) --> true
  *   c:abort_upload(key, upload_id) --> true
- *   c:list_uploads([prefix])  --> { {key=, upload_id=}, ... }
+ *   c:list_uploads([prefix [, page]]) --> { {key=, upload_id=}, ... } (every page)
  *   c:put(key, body, content_type, if_none_match) --> true
  *   c:delete(key), c:head_bucket(), c:create_bucket(), c:delete_bucket() --> true
  *   c:close()                 -- also __close and __gc
@@ -337,15 +337,17 @@ static int collect_upload(void *ud, const char *key, const char *upload_id) {
   return rc ? rc : collect_key(ud, upload_id, 0);
 }
 
-/* c:list_uploads([prefix]) -> { {key=, upload_id=}, ... } */
+/* c:list_uploads([prefix [, page]]) -> { {key=, upload_id=}, ... } */
 static int l_list_uploads(lua_State *L) {
   s3client *c = check_open(L);
   const char *prefix = luaL_optstring(L, 2, "");
-  lua_settop(L, 2);
+  lua_Integer page = luaL_optinteger(L, 3, 0);
+  luaL_argcheck(L, page >= 0 && page <= 1000, 3, "page of 0 to 1000 uploads");
+  lua_settop(L, 3);
   keylist *k = lutil_push_owned(L, sizeof *k, KEYLIST_MT, keylist_gc);
   s3sink_err err;
   memset(&err, 0, sizeof err);
-  int rc = s3client_list_multipart(c, prefix, collect_upload, k, &err);
+  int rc = s3client_list_multipart(c, prefix, (int)page, collect_upload, k, &err);
   if (rc != S3SINK_OK) {
     keylist_clear(k);
     return push_failure(L, &err);

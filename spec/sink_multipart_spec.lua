@@ -157,6 +157,36 @@ describe("multipart uploads", function()
     assert.matches('%-2"?$', (c2:head(objects[1].key)))
   end)
 
+  it("sends a spooled compressed object in parts from its packed file", function()
+    math.randomseed(11)
+    local sink = assert(s3sink.sink(h.config(bucket, with {
+      compression = "zstd", spool_dir = dir, no_timer = true, write_interval_ms = 3600000 })))
+    local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    local text = {}
+    for i = 1, 12000 do
+      local t = {}
+      for j = 1, 1000 do
+        local k = math.random(1, 64)
+        t[j] = alphabet:sub(k, k)
+      end
+      local name = table.concat(t)
+      assert(sink:write({ i, name }, 2, 1))
+      text[i] = string.format('"%d","%s","2","1"\n', i, name)
+    end
+    assert(sink:time_end(2))
+    assert(sink:close())
+    local objects = h.objects(client, "out/")
+    assert.equal(1, #objects)
+    assert.matches("%.csv%.zst$", objects[1].key)
+    local etag, identity = assert(client:head(objects[1].key))
+    assert.matches('%-2"?$', etag)
+    assert.equal(sha256(objects[1].body), identity) -- the identity of the stored, compressed bytes
+    local f = h.write_file(h.tmpname(".zst"), objects[1].body)
+    assert.equal(HEADER .. table.concat(text), run("zstd -dcq " .. f))
+    os.remove(f)
+    assert.same({}, files(dir, "^%d+%."))
+  end)
+
   it("gives the object the next key when its key holds someone else's object", function()
     local sink = assert(s3sink.sink(h.config(bucket, with { no_timer = true, clock = "manual" })))
     sink:set_clock(1764030000000)

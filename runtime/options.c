@@ -277,7 +277,9 @@ typedef struct option_def {
 #define MAP(f, group, rule, doc) \
   {{#f, S3SINK_OPTION_MAP, group, 0, 0, false, NULL, doc}, offsetof(s3sink_config, f), 0, NULL, NULL, rule}
 
+#define MIB ((int64_t)1 << 20)
 #define GIB ((int64_t)1 << 30)
+#define MAX_PARTS 10000 /* S3's most parts per multipart upload */
 
 static const option_def options[] = {
     STRING(endpoint, "target", NULL, rule_not_empty,
@@ -361,6 +363,17 @@ static const option_def options[] = {
         "Connection timeout of each request, in milliseconds."),
     INT(request_timeout_ms, "transport", 1, INT32_MAX, false, 120000, "120000",
         "Total timeout of each request, in milliseconds."),
+    INT(multipart_threshold_bytes, "transport", 5 * MIB, 5 * GIB, false, 64 * MIB,
+        "67108864 (64 MiB)",
+        "Objects of at least this many bytes as stored (compressed, with compression) go up "
+        "as multipart uploads, in parts of multipart_part_bytes, each part retried on its "
+        "own; smaller ones as one PutObject. 5 MiB to 5 GiB (S3's largest PutObject)."),
+    INT(multipart_part_bytes, "transport", 5 * MIB, 5 * GIB, false, 16 * MIB,
+        "16777216 (16 MiB)",
+        "Size of the parts of a multipart upload (the last one smaller), 5 MiB to 5 GiB "
+        "(S3's limits). An upload has at most 10000 parts, so the largest object the "
+        "budgets allow (max_buffer_bytes, or spool_max_bytes with a spool) must fit 10000 "
+        "of them."),
     BOOL(insecure_tls, "transport", "Do not verify TLS certificates (testing only)."),
     STRING(ca_file, "transport", NULL, rule_not_empty,
            "CA bundle to verify the endpoint's TLS certificate with."),
@@ -524,6 +537,21 @@ static int check_together(const s3sink_config *c, s3sink_err *err) {
       (c->compression_level < ci->min_level || c->compression_level > ci->max_level))
     return err_set(err, S3SINK_EINVAL, "compression_level is %" PRId64 ": %s takes %d to %d",
                    c->compression_level, ci->name, ci->min_level, ci->max_level);
+  /* every object the budgets allow must fit in 10000 parts: in memory an object is at
+   * most max_buffer_bytes; a spooled one (a minibatch included) at most spool_max_bytes */
+  int64_t largest = c->spool_dir ? c->spool_max_bytes : c->max_buffer_bytes;
+  int64_t parts_hold = c->multipart_part_bytes * MAX_PARTS;
+  if (largest > parts_hold) {
+    int64_t need = (largest + MAX_PARTS - 1) / MAX_PARTS;
+    need = (need + MIB - 1) / MIB * MIB;
+    return err_set(err, S3SINK_EINVAL,
+                   "%s is %" PRId64 " bytes, but an object that large does not fit the 10000 "
+                   "parts of a multipart upload of multipart_part_bytes (%" PRId64 "): raise "
+                   "multipart_part_bytes to %" PRId64 " or more, or lower %s",
+                   c->spool_dir ? "spool_max_bytes" : "max_buffer_bytes", largest,
+                   c->multipart_part_bytes, need,
+                   c->spool_dir ? "spool_max_bytes" : "max_buffer_bytes");
+  }
   if (c->sse_kms_key_id && !(c->sse && strcmp(c->sse, "aws:kms") == 0))
     return err_set(err, S3SINK_EINVAL,
                    "sse_kms_key_id is set but sse is %s%s%s: set sse to \"aws:kms\" to encrypt "

@@ -187,7 +187,12 @@ typedef enum s3op {
   OP_HEAD_BUCKET,
   OP_DELETE_BUCKET,
   OP_CREATE_BUCKET,
-  OP_LIST
+  OP_LIST,
+  OP_CREATE_MULTIPART,
+  OP_UPLOAD_PART,
+  OP_COMPLETE_MULTIPART,
+  OP_ABORT_MULTIPART,
+  OP_LIST_MULTIPART
 } s3op;
 
 /* Each operation's name (for messages) and HTTP method. */
@@ -202,6 +207,11 @@ static const struct {
     [OP_DELETE_BUCKET] = {"DeleteBucket", "DELETE"},
     [OP_CREATE_BUCKET] = {"CreateBucket", "PUT"},
     [OP_LIST] = {"ListObjectsV2", "GET"},
+    [OP_CREATE_MULTIPART] = {"CreateMultipartUpload", "POST"},
+    [OP_UPLOAD_PART] = {"UploadPart", "PUT"},
+    [OP_COMPLETE_MULTIPART] = {"CompleteMultipartUpload", "POST"},
+    [OP_ABORT_MULTIPART] = {"AbortMultipartUpload", "DELETE"},
+    [OP_LIST_MULTIPART] = {"ListMultipartUploads", "GET"},
 };
 
 typedef struct request {
@@ -785,4 +795,326 @@ int s3client_list(s3client *c, const char *prefix, const char *start_after,
   }
   free(token);
   return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Multipart uploads
+ * ------------------------------------------------------------------------------------- */
+
+/* "<head><encoded value>" for a query parameter (e.g. "uploadId=..."): *out malloc'ed. */
+static int one_param(const char *head, const char *value, char **out, s3sink_err *err) {
+  bytebuf q;
+  bytebuf_init(&q, SIZE_MAX);
+  if (!put_param(&q, head, value) || !bytebuf_terminate(&q)) {
+    bytebuf_free(&q);
+    return err_set(err, S3SINK_ENOMEM, "out of memory");
+  }
+  *out = q.data;
+  return S3SINK_OK;
+}
+
+static int check_upload(s3client *c, const char *key, const char *upload_id, s3sink_err *err) {
+  if (!c) return err_set(err, S3SINK_EINVAL, "s3client is NULL");
+  int rc = check_key(c, key, err);
+  if (rc == S3SINK_OK && (!upload_id || !*upload_id))
+    rc = err_set(err, S3SINK_EINVAL, "multipart upload id is empty");
+  return rc;
+}
+
+int s3client_create_multipart(s3client *c, const char *key, const char *content_type,
+                              const char *identity, char **upload_id, s3sink_err *err) {
+  if (!c || !upload_id) return err_set(err, S3SINK_EINVAL, "s3client_create_multipart: NULL argument");
+  *upload_id = NULL;
+  int rc = check_key(c, key, err);
+  if (rc) return rc;
+  if (content_type && (!*content_type || strpbrk(content_type, "\r\n")))
+    return err_set(err, S3SINK_EINVAL, "content_type is empty or holds a line break");
+  /* the headers of a PutObject (s3client_put_new_object): the object takes its content
+   * type, settings and metadata from this request */
+  request r = {.op = OP_CREATE_MULTIPART, .key = key, .query = "uploads",
+               .settings = c->put_headers, .nsettings = c->nput_headers};
+  r.extra[r.nextra++] = (s3sink_header){"Content-Type",
+                                        content_type ? content_type : "application/octet-stream"};
+  if (identity) r.extra[r.nextra++] = (s3sink_header){S3HTTP_IDENTITY_HEADER, identity};
+  if ((rc = run(c, &r, NULL, err))) return rc;
+  const char *s = c->http.resp.data ? c->http.resp.data : "", *end = s + c->http.resp.len;
+  const char *ts, *te;
+  bytebuf id;
+  bytebuf_init(&id, 64 * 1024);
+  if (!s3xml_find(s, end, "InitiateMultipartUploadResult", &ts, &te, NULL) ||
+      !s3xml_find(ts, te, "UploadId", &ts, &te, NULL) || ts == te ||
+      !s3xml_text(ts, (size_t)(te - ts), &id) || strlen(id.data) != id.len) {
+    bytebuf_free(&id);
+    return finish_err(c, err, err_set(err, S3SINK_ES3, "CreateMultipartUpload of object "
+                                      "'%.300s' in bucket '%s' at %s returned no <UploadId>: "
+                                      "is the endpoint an S3 server?", key, c->bucket,
+                                      c->ep.origin));
+  }
+  *upload_id = id.data;
+  return S3SINK_OK;
+}
+
+int s3client_upload_part(s3client *c, const char *key, const char *upload_id, int number,
+                         const s3body *body, const char *sha_hex, char *etag, size_t etag_cap,
+                         s3sink_err *err) {
+  int rc = check_upload(c, key, upload_id, err);
+  if (rc) return rc;
+  if (number < 1 || number > S3CLIENT_MAX_PARTS)
+    return err_set(err, S3SINK_EINVAL, "part number %d is not in 1..%d", number, S3CLIENT_MAX_PARTS);
+  if (body->len && !body->data && body->fd < 0)
+    return err_set(err, S3SINK_EINVAL, "body has neither data nor a file");
+  char own_hex[65];
+  if (!sha_hex) {
+    if ((rc = s3body_hash(body, c->sha256, own_hex, err))) return rc;
+    sha_hex = own_hex;
+  }
+  /* the query in canonical order: partNumber, then uploadId */
+  char head[48];
+  snprintf(head, sizeof head, "partNumber=%d&uploadId=", number);
+  char *query = NULL;
+  if ((rc = one_param(head, upload_id, &query, err))) return rc;
+  request r = {.op = OP_UPLOAD_PART, .key = key, .query = query, .body = *body,
+               .payload_hash = sha_hex};
+  rc = run(c, &r, NULL, err);
+  free(query);
+  trim_buffer(c);
+  if (rc == S3SINK_OK && !c->http.got.etag[0])
+    rc = finish_err(c, err, err_set(err, S3SINK_ES3, "UploadPart %d of object '%.300s' in "
+                                    "bucket '%s' at %s returned no ETag", number, key,
+                                    c->bucket, c->ep.origin));
+  if (rc == S3SINK_OK && etag && etag_cap) snprintf(etag, etag_cap, "%s", c->http.got.etag);
+  return rc;
+}
+
+/* Appends s to b with XML's special characters escaped. */
+static bool xml_escaped(bytebuf *b, const char *s) {
+  for (; *s; s++) {
+    const char *e = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : NULL;
+    if (!(e ? bytebuf_append_str(b, e) : bytebuf_append(b, s, 1))) return false;
+  }
+  return true;
+}
+
+int s3client_complete_multipart(s3client *c, const char *key, const char *upload_id,
+                                const s3client_part *parts, size_t n, bool if_none_match,
+                                s3sink_err *err) {
+  int rc = check_upload(c, key, upload_id, err);
+  if (rc) return rc;
+  if (n == 0 || n > S3CLIENT_MAX_PARTS || !parts)
+    return err_set(err, S3SINK_EINVAL, "a multipart upload takes 1 to %d parts, not %zu",
+                   S3CLIENT_MAX_PARTS, n);
+  bytebuf xml;
+  bytebuf_init(&xml, SIZE_MAX);
+  bool ok = bytebuf_append_str(&xml, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/"
+                                     "doc/2006-03-01/\">");
+  for (size_t i = 0; ok && i < n; i++) {
+    char number[48];
+    snprintf(number, sizeof number, "<Part><PartNumber>%d</PartNumber><ETag>", parts[i].number);
+    ok = parts[i].etag && bytebuf_append_str(&xml, number) && xml_escaped(&xml, parts[i].etag) &&
+         bytebuf_append_str(&xml, "</ETag></Part>");
+  }
+  ok = ok && bytebuf_append_str(&xml, "</CompleteMultipartUpload>");
+  char *query = NULL;
+  if (!ok) rc = err_set(err, S3SINK_ENOMEM, "out of memory");
+  else rc = one_param("uploadId=", upload_id, &query, err);
+  if (rc) {
+    bytebuf_free(&xml);
+    return rc;
+  }
+  request r = {.op = OP_COMPLETE_MULTIPART, .key = key, .query = query,
+               .body = {.data = xml.data, .fd = -1, .len = xml.len}};
+  r.extra[r.nextra++] = (s3sink_header){"Content-Type", "application/xml"};
+  if (if_none_match) r.extra[r.nextra++] = (s3sink_header){"If-None-Match", "*"};
+  long status = 0;
+  rc = run(c, &r, &status, err);
+  free(query);
+  bytebuf_free(&xml);
+  if (rc) return rc;
+  /* S3 answers 200 as soon as it starts combining the parts and may then report a failure
+   * in the body: only a <CompleteMultipartUploadResult> means the object is there */
+  const char *s = c->http.resp.data ? c->http.resp.data : "", *end = s + c->http.resp.len;
+  const char *ts, *te;
+  if (s3xml_find(s, end, "CompleteMultipartUploadResult", &ts, &te, NULL)) return S3SINK_OK;
+  s3errors_doc e;
+  parse_error(c, &e);
+  if (e.code[0]) return s3_error(c, &r, status, &e, err);
+  rc = err_set(err, S3SINK_ES3, "CompleteMultipartUpload of object '%.300s' in bucket '%s' at "
+               "%s answered HTTP %ld without a result (the answer was cut short?)", key,
+               c->bucket, c->ep.origin, status);
+  if (err) {
+    err->transient = true; /* asking again tells whether the object is there */
+    err->http_status = status;
+  }
+  return finish_err(c, err, rc);
+}
+
+int s3client_complete_new_object(s3client *c, const char *key, const char *upload_id,
+                                 const s3client_part *parts, size_t n, const char *identity,
+                                 s3client_put_outcome *outcome, s3sink_err *err) {
+  s3sink_err local, *e = err ? err : &local;
+  *outcome = S3CLIENT_CREATED;
+  int rc = s3client_complete_multipart(c, key, upload_id, parts, n, true, e);
+  bool exists = rc == S3SINK_ES3 && (e->http_status == 412 || strcmp(e->s3_code, "PreconditionFailed") == 0);
+  bool gone = rc == S3SINK_ES3 && strcmp(e->s3_code, "NoSuchUpload") == 0;
+  if (!exists && !gone) return rc;
+  /* The key holds an object (412), or the upload is not there any more (404): our own
+   * earlier Complete, whose answer was lost, carries this body's identity. */
+  s3sink_err saved = *e;
+  char found[72];
+  s3sink_err he;
+  rc = s3client_head_object(c, key, NULL, 0, found, sizeof found, &he);
+  if (rc == S3SINK_OK) {
+    *outcome = identity && strcmp(found, identity) == 0 ? S3CLIENT_ALREADY_THERE : S3CLIENT_TAKEN;
+    if (*outcome == S3CLIENT_TAKEN && gone) {
+      *e = saved; /* someone else's object, and our upload is gone too: start again */
+      e->transient = true;
+      return S3SINK_ES3;
+    }
+    return S3SINK_OK;
+  }
+  if (rc == S3SINK_ES3 && strcmp(he.s3_code, "NoSuchKey") == 0) {
+    *e = saved;
+    if (exists) { /* deleted between the two requests: completing again may succeed */
+      err_set(e, S3SINK_ES3, "object '%.300s' in bucket '%s' was there, then gone: someone "
+              "deletes objects under the prefix", key, c->bucket);
+      e->http_status = 412;
+    }
+    e->transient = true; /* gone: the caller uploads again */
+    return S3SINK_ES3;
+  }
+  *e = he;
+  return rc;
+}
+
+int s3client_abort_multipart(s3client *c, const char *key, const char *upload_id, s3sink_err *err) {
+  int rc = check_upload(c, key, upload_id, err);
+  if (rc) return rc;
+  char *query = NULL;
+  if ((rc = one_param("uploadId=", upload_id, &query, err))) return rc;
+  request r = {.op = OP_ABORT_MULTIPART, .key = key, .query = query};
+  s3sink_err local, *e = err ? err : &local;
+  long status = 0;
+  rc = run(c, &r, &status, e);
+  free(query);
+  if (rc == S3SINK_ES3 && (status == 404 || strcmp(e->s3_code, "NoSuchUpload") == 0)) {
+    memset(e, 0, sizeof *e);
+    return S3SINK_OK; /* completed or aborted already: nothing is left of it */
+  }
+  return rc;
+}
+
+/* One ListMultipartUploads page: calls on_upload for each <Upload>; *next_key and
+ * *next_id (malloc'ed) are the markers of the next page, NULL after the last. */
+static int uploads_page(s3client *c, const bytebuf *page, s3client_upload_fn on_upload,
+                        void *ud, char **next_key, char **next_id, s3sink_err *err) {
+  *next_key = *next_id = NULL;
+  const char *s = page->data ? page->data : "", *end = s + page->len;
+  const char *ts, *te, *us, *ue, *after;
+  if (!s3xml_find(s, end, "ListMultipartUploadsResult", &ts, &te, NULL))
+    return finish_err(c, err, err_set(err, S3SINK_ES3, "ListMultipartUploads of bucket '%s' at "
+                                      "%s returned no ListMultipartUploadsResult: is the "
+                                      "endpoint an S3 server?", c->bucket, c->ep.origin));
+  bytebuf key, id, last;
+  bytebuf_init(&key, 64 * 1024);
+  bytebuf_init(&id, 64 * 1024);
+  bytebuf_init(&last, 64 * 1024);
+  int rc = S3SINK_OK;
+  for (const char *p = ts; rc == S3SINK_OK && s3xml_find(p, te, "Upload", &us, &ue, &after); p = after) {
+    const char *ks, *ke, *is, *ie;
+    if (!s3xml_find(us, ue, "Key", &ks, &ke, NULL) || !s3xml_text(ks, (size_t)(ke - ks), &key) ||
+        strlen(key.data) != key.len || !s3xml_find(us, ue, "UploadId", &is, &ie, NULL) ||
+        is == ie || !s3xml_text(is, (size_t)(ie - is), &id) || strlen(id.data) != id.len) {
+      rc = err_set(err, S3SINK_ES3, "ListMultipartUploads of bucket '%s' at %s returned an "
+                   "upload without a readable <Key> and <UploadId>", c->bucket, c->ep.origin);
+      break;
+    }
+    last.len = 0;
+    if (!bytebuf_append(&last, key.data, key.len) || !bytebuf_terminate(&last))
+      rc = err_set(err, S3SINK_ENOMEM, "out of memory");
+    if (rc == S3SINK_OK) rc = on_upload(ud, key.data, id.data);
+  }
+  char trunc[8];
+  s3xml_copy(ts, te, "IsTruncated", trunc, sizeof trunc);
+  if (rc == S3SINK_OK && strcmp(trunc, "true") == 0) {
+    /* MinIO leaves NextKeyMarker empty (it lists one key): the page's last key will do */
+    const char *ks, *ke, *is, *ie;
+    bool have_key = s3xml_find(ts, te, "NextKeyMarker", &ks, &ke, NULL) && ks != ke &&
+                    s3xml_text(ks, (size_t)(ke - ks), &key);
+    if (!have_key && last.len) {
+      key.len = 0;
+      have_key = bytebuf_append(&key, last.data, last.len) && bytebuf_terminate(&key);
+    }
+    bool have_id = have_key && s3xml_find(ts, te, "NextUploadIdMarker", &is, &ie, NULL) &&
+                   s3xml_text(is, (size_t)(ie - is), &id);
+    if (!have_key) {
+      rc = err_set(err, S3SINK_ES3, "ListMultipartUploads of bucket '%s' at %s is truncated "
+                   "but has no NextKeyMarker", c->bucket, c->ep.origin);
+    } else if (!(*next_key = xstrndup(key.data, key.len)) ||
+               !(*next_id = have_id ? xstrndup(id.data, id.len) : xstrdup(""))) {
+      rc = err_set(err, S3SINK_ENOMEM, "out of memory");
+    }
+  }
+  bytebuf_free(&key);
+  bytebuf_free(&id);
+  bytebuf_free(&last);
+  return rc;
+}
+
+int s3client_list_multipart(s3client *c, const char *prefix, int page_size,
+                            s3client_upload_fn on_upload, void *ud, s3sink_err *err) {
+  if (!c || !on_upload) return err_set(err, S3SINK_EINVAL, "s3client_list_multipart: NULL argument");
+  char *key_marker = NULL, *id_marker = NULL;
+  int rc = S3SINK_OK;
+  for (;;) {
+    /* canonical order: key-marker, max-uploads, prefix, upload-id-marker, uploads */
+    bytebuf q;
+    bytebuf_init(&q, SIZE_MAX);
+    bool ok = true;
+    if (key_marker) ok = put_param(&q, "key-marker=", key_marker) && bytebuf_append_str(&q, "&");
+    if (page_size > 0) {
+      char n[32];
+      snprintf(n, sizeof n, "max-uploads=%d&", page_size);
+      ok = ok && bytebuf_append_str(&q, n);
+    }
+    ok = ok && put_param(&q, "prefix=", prefix ? prefix : "");
+    if (key_marker && *id_marker) ok = ok && put_param(&q, "&upload-id-marker=", id_marker);
+    ok = ok && bytebuf_append_str(&q, "&uploads=") && bytebuf_terminate(&q);
+    if (!ok) {
+      bytebuf_free(&q);
+      rc = err_set(err, S3SINK_ENOMEM, "out of memory");
+      break;
+    }
+    request r = {.op = OP_LIST_MULTIPART, .query = q.data};
+    rc = run(c, &r, NULL, err);
+    bytebuf_free(&q);
+    if (rc) break;
+    /* parse from a detached buffer, so the callback may use the client */
+    bytebuf page = c->http.resp;
+    bytebuf_init(&c->http.resp, SIZE_MAX);
+    char *next_key = NULL, *next_id = NULL;
+    rc = uploads_page(c, &page, on_upload, ud, &next_key, &next_id, err);
+    if (!c->http.resp.data && page.cap <= KEEP_BUFFER_BYTES) {
+      c->http.resp = page;
+      c->http.resp.len = 0;
+    } else {
+      bytebuf_free(&page);
+    }
+    if (rc == S3SINK_OK && next_key && key_marker && strcmp(next_key, key_marker) == 0 &&
+        strcmp(next_id, id_marker) == 0)
+      rc = err_set(err, S3SINK_ES3, "ListMultipartUploads of bucket '%s' at %s returned the "
+                   "same markers twice", c->bucket, c->ep.origin);
+    free(key_marker);
+    free(id_marker);
+    key_marker = next_key;
+    id_marker = next_id;
+    if (rc || !key_marker) break;
+  }
+  free(key_marker);
+  free(id_marker);
+  return rc;
+}
+
+int s3client_hash_parts(s3client *c, const s3body *body, uint64_t part_len,
+                        unsigned char (*parts)[32], char whole_hex[65], s3sink_err *err) {
+  return s3body_hash_parts(body, c->sha256, part_len, parts, whole_hex, err);
 }

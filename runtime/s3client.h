@@ -62,6 +62,70 @@ int s3client_put_new_object(s3client *c, const char *key, const s3body *body,
                             const char *content_type, s3client_put_outcome *outcome,
                             s3sink_err *err);
 
+/* Multipart uploads: an object sent in parts (S3: 1 to 10000 parts of 5 MiB to 5 GiB, the
+ * last one smaller), created by CreateMultipartUpload and made an object by
+ * CompleteMultipartUpload; until then its parts take space but no key. */
+#define S3CLIENT_MAX_PARTS 10000
+#define S3CLIENT_MIN_PART_BYTES ((uint64_t)5 << 20)
+#define S3CLIENT_MAX_PART_BYTES ((uint64_t)5 << 30)
+
+/* CreateMultipartUpload of key, with the headers the object keeps, as PutObject of
+ * s3client_put_new_object sends them: Content-Type, the config's put_headers, and
+ * `identity` (the whole body's SHA-256, hex; NULL: none) as the s3sink-sha256 metadata.
+ * *upload_id is malloc'ed, the caller's (free()). */
+int s3client_create_multipart(s3client *c, const char *key, const char *content_type,
+                              const char *identity, char **upload_id, s3sink_err *err);
+
+/* UploadPart `number` (1..10000) of the upload: the body is the part (from memory, or a
+ * range of a file: s3body.offset), signed with sha_hex, its SHA-256 (NULL: hashed here;
+ * S3 checks the body against it). The part's ETag, as the server sent it, goes into etag. */
+int s3client_upload_part(s3client *c, const char *key, const char *upload_id, int number,
+                         const s3body *body, const char *sha_hex, char *etag, size_t etag_cap,
+                         s3sink_err *err);
+
+typedef struct s3client_part {
+  int number;
+  const char *etag;
+} s3client_part;
+
+/* CompleteMultipartUpload of the parts (in increasing number), with `If-None-Match: *`
+ * when asked (the object is created only if the key is free: 412 otherwise). S3 may answer
+ * 200 and report a failure in the body: that is returned as the error it names. */
+int s3client_complete_multipart(s3client *c, const char *key, const char *upload_id,
+                                const s3client_part *parts, size_t n, bool if_none_match,
+                                s3sink_err *err);
+
+/* CompleteMultipartUpload that never overwrites and can be repeated, like
+ * s3client_put_new_object: with If-None-Match; on a 412, or NoSuchUpload (an earlier
+ * Complete of ours went through and its answer was lost), the object's identity
+ * (HeadObject) tells our own object (S3CLIENT_ALREADY_THERE) from a foreign one
+ * (S3CLIENT_TAKEN: the upload is still there, the caller aborts it). An upload that is
+ * gone with nothing of ours under the key is a transient S3SINK_ES3 with s3_code
+ * "NoSuchUpload": upload again. */
+int s3client_complete_new_object(s3client *c, const char *key, const char *upload_id,
+                                 const s3client_part *parts, size_t n, const char *identity,
+                                 s3client_put_outcome *outcome, s3sink_err *err);
+
+/* AbortMultipartUpload: the parts are deleted. An upload that is not there (completed or
+ * aborted already: NoSuchUpload) counts as aborted. */
+int s3client_abort_multipart(s3client *c, const char *key, const char *upload_id, s3sink_err *err);
+
+/* ListMultipartUploads: the uploads not completed nor aborted whose key starts with
+ * prefix, every page (of page_size uploads; 0: the server's default, 1000 on S3).
+ * `on_upload` gets each key and upload id (borrowed, valid during the call); a non-zero
+ * return stops the listing and is returned. MinIO lists the uploads of one key only:
+ * there, the prefix must be the whole key (an empty prefix lists the uploads it started
+ * since it runs). */
+typedef int (*s3client_upload_fn)(void *ud, const char *key, const char *upload_id);
+int s3client_list_multipart(s3client *c, const char *prefix, int page_size,
+                            s3client_upload_fn on_upload, void *ud, s3sink_err *err);
+
+/* One pass over a body to be sent in parts of part_len bytes: the SHA-256 of the whole
+ * (hex, the object's identity) and of each part (ceil(len / part_len) digests into
+ * parts, for signing them). Uses no connection. */
+int s3client_hash_parts(s3client *c, const s3body *body, uint64_t part_len,
+                        unsigned char (*parts)[32], char whole_hex[65], s3sink_err *err);
+
 /* GetObject. On success *body is malloc'ed, owned by the caller (free()), NUL-terminated
  * after *len bytes. */
 int s3client_get_object(s3client *c, const char *key, char **body, size_t *len, s3sink_err *err);

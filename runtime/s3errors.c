@@ -53,8 +53,15 @@ static const char CORRUPTED[] =
     "{op} of {what} was corrupted in transit ({code}: {message}): retry; check proxies that "
     "modify request bodies";
 static const char TOO_LARGE[] =
-    "{op} of {what} is too large for {endpoint} ({message}): lower write_interval_ms or "
-    "max_buffer_bytes";
+    "{op} of {what} is too large for {endpoint} ({message}): lower multipart_threshold_bytes "
+    "(larger objects go up in parts), or write_interval_ms or max_buffer_bytes";
+static const char NO_UPLOAD[] =
+    "the multipart upload of '{key}' in bucket '{bucket}' at {endpoint} is gone ({message}): "
+    "it was completed or aborted by someone else, e.g. a lifecycle rule "
+    "(AbortIncompleteMultipartUpload) with fewer days than an upload takes";
+static const char PART_TOO_SMALL[] =
+    "{op} of {what} at {endpoint} has a part smaller than the server takes ({message}): raise "
+    "multipart_part_bytes (S3: at least 5 MiB)";
 /* when no row has a message */
 static const char SERVER_FAILED[] =
     "{op} of {what} at {endpoint} failed with HTTP {status} ({code}: {message}): the server "
@@ -108,6 +115,8 @@ static const rule RULES[] = {
     {"InvalidDigest", 0, NULL, false, CORRUPTED}, /* a wrong Content-MD5 is ours: no retry */
     {"IncompleteBody", 0, NULL, true, CORRUPTED},
     {"EntityTooLarge", 0, NULL, false, TOO_LARGE},
+    {"NoSuchUpload", 0, NULL, false, NO_UPLOAD},
+    {"EntityTooSmall", 0, NULL, false, PART_TOO_SMALL},
     {"SlowDown", 429, NULL, true, NULL},
     {"RequestTimeout", 408, NULL, true, NULL},
     {"InternalError", 0, NULL, true, NULL},

@@ -163,6 +163,11 @@ static void set_method(CURL *c, const char *method, size_t len) {
   } else if (strcmp(method, "PUT") == 0) {
     curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+  } else if (strcmp(method, "POST") == 0) {
+    /* the body comes from the read callback (no POSTFIELDS), with its length */
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
   } else if (strcmp(method, "DELETE") == 0) {
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
   }

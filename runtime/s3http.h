@@ -53,7 +53,8 @@ void s3http_cleanup(s3http *h);
  * header is over 8 KiB. */
 bool s3http_set_headers(s3http *h, const s3sink_header *hdrs, size_t n);
 
-/* Sends one request (method "GET", "PUT", "HEAD" or "DELETE"; body sent with PUT only) and
+/* Sends one request (method "GET", "PUT", "POST", "HEAD" or "DELETE"; body sent with PUT
+ * and POST only; a POST's Content-Type must be among the headers, or libcurl adds a form's) and
  * receives the whole response, its body into h->resp up to max_response bytes. Returns
  * libcurl's code; on CURLE_OK *status holds the HTTP status. */
 CURLcode s3http_exchange(s3http *h, const char *method, const char *url, const s3body *body,

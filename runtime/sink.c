@@ -309,6 +309,14 @@ static void stop_thread(s3sink *s) {
 void s3sink_free(s3sink *s) {
   if (!s) return;
   stop_thread(s);
+  if (!s->spool && s->head && s->head->mp && s->head->mp->upload_id) {
+    /* its rows are dropped: so are its parts (one try; with a spool, the journal keeps
+     * the upload for the next sink to abort) */
+    s3sink_err e;
+    pthread_mutex_lock(&s->mu);
+    sink_multipart_abort(s, &e);
+    pthread_mutex_unlock(&s->mu);
+  }
   while (s->head) {
     pending *p = s->head;
     s->head = p->next;

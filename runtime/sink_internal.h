@@ -1,8 +1,11 @@
-/* sink_internal.h - internal: the sink's state, shared by its three files:
+/* sink_internal.h - internal: the sink's state, shared by its four files:
  *   sink.c        the open object (buffering, sealing), room for rows, the host's calls;
- *   sink_open.c   opening: checks, listing the prefix, taking over a spool;
+ *   sink_open.c   opening: checks, listing the prefix, taking over a spool (and aborting
+ *                 the multipart uploads a crashed run left);
  *   upload.c      the queue of named objects, upload attempts with retries, the flush
- *                 policy and the sink's thread.
+ *                 policy and the sink's thread;
+ *   multipart.c   the attempts of objects of multipart_threshold_bytes or more: parts,
+ *                 each retried on its own, completed without overwriting, or aborted.
  *
  * Locking: one mutex guards everything but the network call itself; the thread that
  * uploads (the host's or the sink's own) sets `uploading` and drops the lock meanwhile,
@@ -29,10 +32,26 @@
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_CAP_MS 30000
 #define SPOOL_CHUNK ((size_t)1 << 20)    /* rows reach the spool file in chunks this big */
-#define SPOOL_OBJECT_MAX ((uint64_t)1 << 30) /* a spooled object is named at this size even
-                                                while others wait: a backlog stays in
-                                                objects one PUT can take (S3: 5 GiB) */
+#define SPOOL_OBJECT_MAX ((uint64_t)5 << 40) /* S3's largest object: a spooled object is
+                                                named at a quarter of spool_max_bytes, or
+                                                at this size, even while others wait */
 #define MAX_RENAMES 8                    /* keys taken by others, in a row, per flush */
+
+/* The multipart upload of a pending object (multipart.c). Every attempt sends the same
+ * bytes, so the plan (part size, the parts' and the whole body's SHA-256) is made once;
+ * the upload, once created, lives across attempts until it is completed or aborted, so
+ * a part that fails is retried alone. */
+typedef struct multipart {
+  bool planned;
+  char identity[65];              /* SHA-256 of the whole body, hex: s3sink-sha256 */
+  uint64_t part_bytes;            /* every part but the last */
+  uint32_t nparts, done;          /* parts 1..done are uploaded */
+  unsigned char (*sha)[32];       /* each part's SHA-256 */
+  char **etags;                   /* each uploaded part's ETag */
+  char *upload_id, *upload_key;   /* the live upload (NULL: none) and the key it is for */
+  bool drop;                      /* abort the live upload before anything else: its key
+                                     was taken, or uploads stopped */
+} multipart;
 
 /* An object named and waiting for its upload. */
 typedef struct pending {
@@ -48,7 +67,9 @@ typedef struct pending {
   bool packed;                    /* compressed (body, or the spool's packed file): the
                                      bytes every attempt sends from then on */
   uint64_t packed_len;
-  int attempts;                   /* failed attempts so far */
+  multipart *mp;                  /* objects sent in parts: their upload, once tried */
+  int attempts;                   /* failed attempts so far (of the current request, for
+                                     an object sent in parts) */
   bool failing;
   int64_t first_failure_ms, next_try_ms; /* real monotonic clock */
 } pending;
@@ -159,5 +180,26 @@ int sink_flush_locked(s3sink *s, bool forced, s3sink_err *err);
 
 /* The sink's thread: uploads what is due and retries what failed, until `stopping`. */
 void *sink_uploader_main(void *arg);
+
+/* A pthread cleanup handler (arg: the sink) for a thread that ends inside a request it
+ * made with the lock released, `uploading` set: a credentials provider that calls Python
+ * is ended that way when the interpreter exits. Clears `uploading`, so nothing waits for
+ * that upload forever. */
+void sink_upload_abandoned(void *arg);
+
+/* One attempt of the head of the queue as a multipart upload, from where the last one
+ * left it: (abort a dropped upload,) plan, check the key, create, the parts left, then
+ * complete without overwriting. The lock is released during each request (`uploading`
+ * keeps the head in place). *outcome as s3client_put_new_object's; *unfinished when the
+ * sink's own thread (`interruptible`) stopped between parts because the sink is
+ * stopping. A failure returns its error: the upload stays for the next attempt. */
+int sink_multipart_attempt(s3sink *s, const s3body *body, bool interruptible,
+                           s3client_put_outcome *outcome, bool *unfinished, s3sink_err *err);
+
+/* Aborts the head's live multipart upload, if any (the lock released meanwhile); on
+ * success nothing of it is left. */
+int sink_multipart_abort(s3sink *s, s3sink_err *err);
+
+void sink_multipart_free(multipart *m);
 
 #endif

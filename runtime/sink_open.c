@@ -71,6 +71,43 @@ static int list_prefix(s3sink *s, const s3sink_config *c, s3sink_err *err) {
   return rc;
 }
 
+typedef struct orphans {
+  s3sink *s;
+  const char *key;
+  s3sink_err *err;
+} orphans;
+
+static int abort_listed(void *ud, const char *key, const char *upload_id) {
+  orphans *o = ud;
+  if (strcmp(key, o->key) != 0) return S3SINK_OK; /* a longer key under this one as prefix */
+  return s3client_abort_multipart(o->s->client, key, upload_id, o->err);
+}
+
+/* Aborts the multipart uploads that the run which left the spool had started for its
+ * objects: none of them may be completed now (the objects go up again from their first
+ * byte), and their parts would take space until a lifecycle rule removed them. An upload
+ * whose id the journal recorded is aborted by id (gone already is fine); one it was
+ * creating when it stopped, by listing the uploads of that key, which is this writer's. */
+static int abort_orphans(s3sink *s, const s3sink_config *c, s3sink_err *err) {
+  (void)c;
+  size_t n = spool_recovered_count(s->spool);
+  for (size_t i = 0; i < n; i++) {
+    const spool_segment *g = spool_recovered(s->spool, i);
+    for (size_t j = 0; j < g->nuploads; j++) {
+      const spool_upload *u = &g->uploads[j];
+      orphans o = {s, u->key, err};
+      int rc = u->upload_id ? s3client_abort_multipart(s->client, u->key, u->upload_id, err)
+                            : s3client_list_multipart(s->client, u->key, 0, abort_listed, &o, err);
+      if (rc) {
+        err_prefix(err, "aborting the multipart upload of '%s' that an earlier run left "
+                   "(spool_dir '%s'): ", u->key, spool_dir(s->spool));
+        return rc;
+      }
+    }
+  }
+  return S3SINK_OK;
+}
+
 /* Queues what an earlier run left in the spool, under the keys it was given (or new
  * ones, for segments it never named), before anything this sink writes. */
 static int take_over_spool(s3sink *s, s3sink_err *err) {
@@ -246,7 +283,9 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
     rc = err_set(err, S3SINK_ENOMEM, "out of memory");
     goto fail;
   }
-  if (s->spool && (rc = take_over_spool(s, err))) goto fail;
+  if (s->spool && ((rc = with_retries(s, c, abort_orphans, budget, err)) ||
+                   (rc = take_over_spool(s, err))))
+    goto fail;
 
   s->last_upload_ms = sink_policy_ms(s);
   s->stats.last_write_ms = sink_wall_ms(s);

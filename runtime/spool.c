@@ -270,6 +270,28 @@ int spool_rename(spool *sp, uint64_t id, const char *key, s3sink_err *err) {
   return rc;
 }
 
+int spool_note_upload(spool *sp, uint64_t id, const char *key, const char *upload_id,
+                      s3sink_err *err) {
+  char jou[40];
+  file_name(jou, sizeof jou, id, "journal");
+  bytebuf line;
+  bytebuf_init(&line, SIZE_MAX);
+  bool ok = upload_id ? bytebuf_append_str(&line, "upload") && append_field(&line, key) &&
+                            append_field(&line, upload_id)
+                      : bytebuf_append_str(&line, "multipart") && append_field(&line, key);
+  int rc = S3SINK_OK;
+  if (!ok || !bytebuf_append(&line, "\n", 1)) {
+    rc = err_set(err, S3SINK_ENOMEM, "out of memory");
+  } else {
+    int fd = openat(sp->dir_fd, jou, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0) rc = io_error(err, sp, "open", jou);
+    else rc = append_journal(sp, fd, line.data, line.len, err);
+    if (fd >= 0) close(fd);
+  }
+  bytebuf_free(&line);
+  return rc;
+}
+
 int spool_open_body(spool *sp, uint64_t id, bool packed, int *fd, s3sink_err *err) {
   char name[40];
   file_name(name, sizeof name, id, packed ? "packed" : "seg");
@@ -345,6 +367,11 @@ const spool_segment *spool_recovered(const spool *sp, size_t i) { return &sp->re
 /* Recovery                                                                             */
 
 static void segment_free(spool_segment *g) {
+  for (size_t i = 0; i < g->nuploads; i++) {
+    free(g->uploads[i].key);
+    free(g->uploads[i].upload_id);
+  }
+  free(g->uploads);
   free(g->key);
   free(g->extension);
   free(g->content_type);
@@ -373,6 +400,26 @@ static char *read_journal(spool *sp, const char *name, s3sink_err *err) {
     return NULL;
   }
   return b.data;
+}
+
+/* A "multipart" line adds an upload without an id; the "upload" line that follows it
+ * gives that upload its id. Takes key and id (either may be NULL after a failed decode). */
+static bool note_recovered_upload(spool_segment *g, char *key, char *upload_id) {
+  spool_upload *last = g->nuploads ? &g->uploads[g->nuploads - 1] : NULL;
+  if (key && last && !last->upload_id && strcmp(last->key, key) == 0) {
+    free(key); /* its id, or the same key again (a creation that failed, tried again) */
+    last->upload_id = upload_id;
+    return true;
+  }
+  spool_upload *v = key ? realloc(g->uploads, (g->nuploads + 1) * sizeof *v) : NULL;
+  if (!v) {
+    free(key);
+    free(upload_id);
+    return false;
+  }
+  g->uploads = v;
+  g->uploads[g->nuploads++] = (spool_upload){key, upload_id};
+  return true;
 }
 
 /* Parses a journal into g; *committed is false if it holds no commit. Lines are
@@ -406,6 +453,11 @@ static int parse_journal(spool *sp, const char *name, char *text, spool_segment 
            sscanf(words[3], "%" SCNd64, &g->first_time) == 1 &&
            sscanf(words[4], "%" SCNd64, &g->last_time) == 1;
       *committed = ok;
+    } else if (nw == 2 && strcmp(words[0], "multipart") == 0) {
+      ok = note_recovered_upload(g, decode_field(words[1]), NULL);
+    } else if (nw == 3 && strcmp(words[0], "upload") == 0) {
+      char *id = decode_field(words[2]);
+      ok = id && note_recovered_upload(g, decode_field(words[1]), id);
     } else if (nw == 2 && strcmp(words[0], "key") == 0) {
       free(g->key);
       ok = (g->key = decode_field(words[1])) != NULL;

@@ -8,8 +8,10 @@
  * after a crash the committed bytes are there and the rest is cut off. With compression,
  * the sink's thread compresses a named segment into "<id>.packed" before its first upload
  * and records it ("packed" line); from then on the object is those bytes, so an upload
- * after a crash sends exactly what an earlier attempt may have stored. A segment is
- * removed once its object is uploaded. See docs/spool.md. */
+ * after a crash sends exactly what an earlier attempt may have stored. A large object
+ * goes up as a multipart upload; its journal records the upload ("multipart" before
+ * creating it, "upload" with its id), so that a sink recovering the segment aborts what
+ * a crash left. A segment is removed once its object is uploaded. See docs/spool.md. */
 #ifndef S3SINK_SPOOL_H
 #define S3SINK_SPOOL_H
 
@@ -20,6 +22,12 @@
 #include "s3sink.h"
 
 typedef struct spool spool;
+
+/* A multipart upload that an earlier run may have left for a segment's object. */
+typedef struct spool_upload {
+  char *key;                /* the key it was created for */
+  char *upload_id;          /* NULL: it was being created and its id never recorded */
+} spool_upload;
 
 /* A segment found by spool_open: committed by an earlier run, not uploaded yet. */
 typedef struct spool_segment {
@@ -32,6 +40,8 @@ typedef struct spool_segment {
   int level;                /* its compression_level (0: the default) */
   bool packed;              /* compressed into "<id>.packed" already, packed_len bytes */
   uint64_t packed_len;
+  spool_upload *uploads;    /* multipart uploads of it, to abort: none may be completed */
+  size_t nuploads;
 } spool_segment;
 
 /* Opens (creating it if needed) and locks the folder, then recovers what an earlier run
@@ -85,6 +95,13 @@ void spool_pack_abandon(spool *sp, uint64_t id);
 /* Opens a sealed or recovered segment's body ("<id>.packed" once packed) for reading;
  * the caller closes *fd. */
 int spool_open_body(spool *sp, uint64_t id, bool packed, int *fd, s3sink_err *err);
+
+/* Records (synced) a multipart upload of a sealed segment's object under key: with
+ * upload_id NULL before it is created, then with its id. A sink recovering the segment
+ * aborts each one it finds, and for one whose id was never recorded, every upload of the
+ * key (a crash may have come between the server's creating it and the record). */
+int spool_note_upload(spool *sp, uint64_t id, const char *key, const char *upload_id,
+                      s3sink_err *err);
 
 /* Removes an uploaded segment. */
 void spool_remove(spool *sp, uint64_t id);

@@ -123,6 +123,7 @@ void sink_enqueue(s3sink *s, pending *p) {
 }
 
 void sink_pending_free(pending *p) {
+  sink_multipart_free(p->mp);
   bytebuf_free(&p->body);
   free(p->key);
   free(p->extension);
@@ -158,10 +159,7 @@ static int rename_head(s3sink *s, s3sink_err *err) {
   return S3SINK_OK;
 }
 
-/* Undoes `uploading` if the thread ends inside the request instead of returning: a
- * credentials provider that calls Python is ended that way when the interpreter exits
- * (see s3sink_credentials_fn), and a sink that still waited for that upload would hang. */
-static void upload_abandoned(void *arg) {
+void sink_upload_abandoned(void *arg) {
   s3sink *s = arg;
   pthread_mutex_lock(&s->mu);
   s->uploading = false;
@@ -172,7 +170,7 @@ static void upload_abandoned(void *arg) {
 static int put_unlocked(s3sink *s, const char *key, const s3body *body, const char *ctype,
                         s3client_put_outcome *outcome, s3sink_err *err) {
   volatile int rc;
-  pthread_cleanup_push(upload_abandoned, s);
+  pthread_cleanup_push(sink_upload_abandoned, s);
   rc = s3client_put_new_object(s->client, key, body, ctype, outcome, err);
   pthread_cleanup_pop(0);
   return rc;
@@ -231,10 +229,30 @@ failed:
   return sink_stop_uploads(s, err);
 }
 
-/* One upload attempt of the head of the queue, with the lock released during the
- * request. Returns 1 if the object is stored, 0 if it was renamed (its key was taken: try
- * again), or a negative code: retried later if transient, else uploads stop. */
-static int attempt(s3sink *s, s3sink_err *caller_err) {
+/* Stops uploads on err after a failed attempt of the head; a multipart upload it had
+ * is aborted first (if that fails too, the next attempt aborts it before anything
+ * else). */
+static int give_up(s3sink *s, s3sink_err *err) {
+  pending *p = s->head;
+  if (p->mp && p->mp->upload_id) {
+    s3sink_err ae;
+    if (sink_multipart_abort(s, &ae) != S3SINK_OK) {
+      size_t n = strlen(err->msg);
+      snprintf(err->msg + n, sizeof err->msg - n, " (aborting its multipart upload failed "
+               "too, and is tried again first: %s)", ae.msg);
+    }
+  }
+  s->last_err = *err;
+  return sink_stop_uploads(s, err);
+}
+
+/* One upload attempt of the head of the queue, with the lock released during each
+ * request: one PutObject, or, from multipart_threshold_bytes (as stored) on, a multipart
+ * upload, resumed where the last attempt left it. Returns 1 if the object is stored, 0
+ * if it was renamed (its key was taken: try again) or the sink's own thread
+ * (`interruptible`) stopped between its parts, or a negative code: retried later if
+ * transient, else uploads stop. */
+static int attempt(s3sink *s, bool interruptible, s3sink_err *caller_err) {
   s3sink_err local, *err = caller_err ? caller_err : &local;
   int rc = S3SINK_OK;
   if (s->head->codec != COMPRESS_NONE && !s->head->packed && (rc = pack_head(s, err))) return rc;
@@ -244,14 +262,21 @@ static int attempt(s3sink *s, s3sink_err *caller_err) {
     return sink_stop_uploads(s, err);
   const char *ctype = p->content_type ? p->content_type : s->content_type;
   s3client_put_outcome outcome;
-  s->uploading = true;
-  pthread_mutex_unlock(&s->mu);
-  rc = put_unlocked(s, p->key, &body, ctype, &outcome, err);
-  if (body.fd >= 0) close(body.fd);
-  pthread_mutex_lock(&s->mu);
-  s->uploading = false;
-  pthread_cond_broadcast(&s->cv);
+  bool unfinished = false;
+  if ((uint64_t)body.len >= (uint64_t)s->opt.multipart_threshold_bytes) {
+    rc = sink_multipart_attempt(s, &body, interruptible, &outcome, &unfinished, err);
+    if (body.fd >= 0) close(body.fd);
+  } else {
+    s->uploading = true;
+    pthread_mutex_unlock(&s->mu);
+    rc = put_unlocked(s, p->key, &body, ctype, &outcome, err);
+    if (body.fd >= 0) close(body.fd);
+    pthread_mutex_lock(&s->mu);
+    s->uploading = false;
+    pthread_cond_broadcast(&s->cv);
+  }
 
+  if (rc == S3SINK_OK && unfinished) return 0;
   if (rc == S3SINK_OK && outcome == S3CLIENT_TAKEN) {
     s->stats.failed_uploads++;
     err_set(&s->last_err, S3SINK_ES3, "key '%s' was taken by another object", p->key);
@@ -298,8 +323,7 @@ static int attempt(s3sink *s, s3sink_err *caller_err) {
   else
     err_prefix(err, "upload of '%s' (%" PRIu64 " rows) to bucket '%s' failed: ", p->key,
                p->rows, s->bucket);
-  s->last_err = *err;
-  return sink_stop_uploads(s, err);
+  return give_up(s, err);
 }
 
 static bool interval_passed(s3sink *s) {
@@ -326,7 +350,7 @@ int sink_flush_locked(s3sink *s, bool forced, s3sink_err *err) {
       return 0; /* retried when its backoff has passed */
     }
     for (int renames = 0;; renames++) {
-      int rc = attempt(s, err);
+      int rc = attempt(s, false, err);
       if (rc != 0 || renames == MAX_RENAMES) return rc;
     }
   }
@@ -349,7 +373,7 @@ int sink_flush_locked(s3sink *s, bool forced, s3sink_err *err) {
       wait_until(s, s->head->next_try_ms);
       continue;
     }
-    int rc = attempt(s, err);
+    int rc = attempt(s, false, err);
     if (rc > 0) uploaded = 1;
     if (rc < 0 && s->failed) return rc;
   }
@@ -366,7 +390,7 @@ void *sink_uploader_main(void *arg) {
     if (!s->failed && !s->uploading) {
       s3sink_err e;
       if (s->head && s->head->next_try_ms <= now) {
-        attempt(s, &e);
+        attempt(s, true, &e);
         continue;
       }
       if (!s->head && sink_has_complete(s) && interval_passed(s)) {

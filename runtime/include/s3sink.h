@@ -273,7 +273,8 @@ typedef struct s3sink_config {
                                 one sink per folder. NULL: rows live in memory only. */
   int64_t spool_max_bytes;   /* disk budget of the spool, default 8 GiB; then s3sink_write
                                 waits for uploads (backpressure). A spooled object is named
-                                at 1 GiB or a quarter of it, whichever is less. */
+                                at a quarter of it (objects over
+                                multipart_threshold_bytes go up in parts). */
   int64_t max_object_rows;   /* an object is sealed (named and queued for upload) at the
                                 first minibatch end where it holds this many rows or more;
                                 default: no limit (the interval decides) */
@@ -297,6 +298,14 @@ typedef struct s3sink_config {
   s3sink_map metadata;       /* user metadata (x-amz-meta-<name>): names of lower-case
                                 letters, digits, '-', '_', '.'; values of printable ASCII;
                                 2 KiB in all with the sink's own */
+  int64_t multipart_threshold_bytes; /* objects of at least this many bytes as stored
+                                (compressed, with compression) are sent as multipart
+                                uploads, each part retried on its own; default 64 MiB,
+                                5 MiB to 5 GiB (S3's largest PutObject) */
+  int64_t multipart_part_bytes; /* their parts' size (the last one smaller): default
+                                16 MiB, 5 MiB to 5 GiB; at most 10000 parts, so
+                                max_buffer_bytes (or spool_max_bytes with a spool) must
+                                be at most 10000 of them */
   s3sink_clock_fn clock;     /* default: the system clocks */
   void *clock_ud;
   s3sink_credentials_fn credentials; /* optional provider, see s3sink_credentials_fn */
@@ -430,8 +439,9 @@ void s3sink_interrupt(s3sink *s);
 int s3sink_finish(s3sink *s, unsigned flags, s3sink_err *err);
 
 /* Frees the sink (also the way to give up on a sink whose close() keeps failing). Rows
- * not uploaded are lost if they are in memory; complete minibatches in a spool stay there
- * for the next sink on it. */
+ * not uploaded are lost if they are in memory (and the multipart upload of an object
+ * among them is aborted, with one request); complete minibatches in a spool stay there
+ * for the next sink on it (which aborts such an upload). */
 void s3sink_free(s3sink *s);
 
 /* s3sink_finish(s, 0, err), then s3sink_free if it succeeded. */

@@ -8,7 +8,12 @@
  *     request_timeout_ms=, insecure_tls=, ca_file= }
  *   c:list(prefix)            --> { {key=, size=}, ... }
  *   c:get(key)                --> string
- *   c:head(key)               --> etag
+ *   c:head(key)               --> etag, identity (the s3sink-sha256 metadata, "" if none)
+ *   c:create_upload(key [, content_type [, identity]]) --> upload id
+ *   c:upload_part(key, upload_id, number, body) --> etag
+ *   c:complete_upload(key, upload_id, { etag1, etag2, ... } [, if_none_match]) --> true
+ *   c:abort_upload(key, upload_id) --> true
+ *   c:list_uploads([prefix [, page]]) --> { {key=, upload_id=}, ... } (every page)
  *   c:put(key, body, content_type, if_none_match) --> true
  *   c:delete(key), c:head_bucket(), c:create_bucket(), c:delete_bucket() --> true
  *   c:close()                 -- also __close and __gc
@@ -233,15 +238,130 @@ static int l_head_bucket(lua_State *L) { return bucket_op(L, s3client_head_bucke
 static int l_create_bucket(lua_State *L) { return bucket_op(L, s3client_create_bucket); }
 static int l_delete_bucket(lua_State *L) { return bucket_op(L, s3client_delete_bucket); }
 
-/* c:head(key) -> etag | nil, message, code, status */
+/* c:head(key) -> etag, identity | nil, message, code, status */
 static int l_head(lua_State *L) {
   s3client *c = check_open(L);
   const char *key = luaL_checkstring(L, 2);
+  char etag[128], identity[72];
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  if (s3client_head_object(c, key, etag, sizeof etag, identity, sizeof identity, &err) != S3SINK_OK)
+    return push_failure(L, &err);
+  lua_pushstring(L, etag);
+  lua_pushstring(L, identity);
+  return 2;
+}
+
+/* c:create_upload(key [, content_type [, identity]]) -> upload id */
+static int l_create_upload(lua_State *L) {
+  s3client *c = check_open(L);
+  const char *key = check_key_arg(L, 2);
+  const char *ctype = luaL_optstring(L, 3, NULL);
+  const char *identity = luaL_optstring(L, 4, NULL);
+  lua_settop(L, 4);
+  box *b = push_box(L);
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  if (s3client_create_multipart(c, key, ctype, identity, &b->p, &err) != S3SINK_OK)
+    return push_failure(L, &err);
+  lua_pushstring(L, b->p);
+  free(b->p);
+  b->p = NULL;
+  return 1;
+}
+
+/* c:upload_part(key, upload_id, number, body) -> etag */
+static int l_upload_part(lua_State *L) {
+  s3client *c = check_open(L);
+  const char *key = check_key_arg(L, 2);
+  const char *id = luaL_checkstring(L, 3);
+  lua_Integer number = luaL_checkinteger(L, 4);
+  size_t len;
+  const char *body = luaL_checklstring(L, 5, &len);
+  luaL_argcheck(L, number >= 1 && number <= S3CLIENT_MAX_PARTS, 4, "part number out of range");
+  s3body b = {.data = body, .fd = -1, .len = len};
   char etag[128];
   s3sink_err err;
   memset(&err, 0, sizeof err);
-  if (s3client_head_object(c, key, etag, sizeof etag, NULL, 0, &err) != S3SINK_OK) return push_failure(L, &err);
+  if (s3client_upload_part(c, key, id, (int)number, &b, NULL, etag, sizeof etag, &err) != S3SINK_OK)
+    return push_failure(L, &err);
   lua_pushstring(L, etag);
+  return 1;
+}
+
+/* c:complete_upload(key, upload_id, etags [, if_none_match]) -> true */
+static int l_complete_upload(lua_State *L) {
+  s3client *c = check_open(L);
+  const char *key = check_key_arg(L, 2);
+  const char *id = luaL_checkstring(L, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  bool inm = lua_toboolean(L, 5);
+  lua_Integer n = luaL_len(L, 4);
+  luaL_argcheck(L, n >= 1 && n <= S3CLIENT_MAX_PARTS, 4, "1 to 10000 ETags");
+  lua_settop(L, 5);
+  box *b = push_box(L); /* the parts array: freed by __gc if a Lua call raises */
+  b->p = calloc((size_t)n, sizeof(s3client_part));
+  if (!b->p) return luaL_error(L, "out of memory");
+  s3client_part *parts = (s3client_part *)(void *)b->p;
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, 4, i) != LUA_TSTRING) luaL_argerror(L, 4, "ETags must be strings");
+    parts[i - 1].number = (int)i;
+    parts[i - 1].etag = lua_tostring(L, -1); /* the table keeps the string alive */
+    lua_pop(L, 1);
+  }
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  int rc = s3client_complete_multipart(c, key, id, parts, (size_t)n, inm, &err);
+  free(b->p);
+  b->p = NULL;
+  if (rc != S3SINK_OK) return push_failure(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* c:abort_upload(key, upload_id) -> true */
+static int l_abort_upload(lua_State *L) {
+  s3client *c = check_open(L);
+  const char *key = check_key_arg(L, 2);
+  const char *id = luaL_checkstring(L, 3);
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  if (s3client_abort_multipart(c, key, id, &err) != S3SINK_OK) return push_failure(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* s3client_list_multipart callback: keys and upload ids as pairs of a keylist. */
+static int collect_upload(void *ud, const char *key, const char *upload_id) {
+  int rc = collect_key(ud, key, 0);
+  return rc ? rc : collect_key(ud, upload_id, 0);
+}
+
+/* c:list_uploads([prefix [, page]]) -> { {key=, upload_id=}, ... } */
+static int l_list_uploads(lua_State *L) {
+  s3client *c = check_open(L);
+  const char *prefix = luaL_optstring(L, 2, "");
+  lua_Integer page = luaL_optinteger(L, 3, 0);
+  luaL_argcheck(L, page >= 0 && page <= 1000, 3, "page of 0 to 1000 uploads");
+  lua_settop(L, 3);
+  keylist *k = lutil_push_owned(L, sizeof *k, KEYLIST_MT, keylist_gc);
+  s3sink_err err;
+  memset(&err, 0, sizeof err);
+  int rc = s3client_list_multipart(c, prefix, (int)page, collect_upload, k, &err);
+  if (rc != S3SINK_OK) {
+    keylist_clear(k);
+    return push_failure(L, &err);
+  }
+  lua_createtable(L, (int)(k->n / 2), 0);
+  for (size_t i = 0; i + 1 < k->n; i += 2) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, k->v[i].key);
+    lua_setfield(L, -2, "key");
+    lua_pushstring(L, k->v[i + 1].key);
+    lua_setfield(L, -2, "upload_id");
+    lua_rawseti(L, -2, (lua_Integer)(i / 2) + 1);
+  }
+  keylist_clear(k);
   return 1;
 }
 
@@ -268,6 +388,11 @@ static const luaL_Reg methods[] = {
     {"put", l_put},
     {"delete", l_delete},
     {"head", l_head},
+    {"create_upload", l_create_upload},
+    {"upload_part", l_upload_part},
+    {"complete_upload", l_complete_upload},
+    {"abort_upload", l_abort_upload},
+    {"list_uploads", l_list_uploads},
     {"head_bucket", l_head_bucket},
     {"delete_bucket", l_delete_bucket},
     {"create_bucket", l_create_bucket},

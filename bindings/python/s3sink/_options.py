@@ -36,6 +36,8 @@ class WriterOptions(TypedDict, total=False):
     writer_id: Text | None
     connect_timeout_ms: int | None
     request_timeout_ms: int | None
+    multipart_threshold_bytes: int | None
+    multipart_part_bytes: int | None
     insecure_tls: bool | None
     ca_file: Text | None
     anonymous: bool | None

@@ -14,7 +14,9 @@ connection (bodies by Content-Length or chunked), so a rule can act on each requ
     respond(503, "SlowDown")
                          answer with an S3 error document, without relaying (optionally
                          with the server's message and more headers, as a given server
-                         words them; a Date header always, as every server sends one)
+                         words them; a Date header always, as every server sends one);
+                         respond(200, "InternalError") is how S3 reports a
+                         CompleteMultipartUpload that failed after it started answering
 
     with FaultProxy(minio.endpoint) as proxy:
         proxy.rule = every_nth(5, DROP_RESPONSE, method="PUT")
@@ -175,6 +177,7 @@ class FaultProxy:
     upstream: str
     rule: Rule | None = None
     log: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, action)
+    targets: list[tuple[str, str]] = field(default_factory=list)  # (method, path?query)
 
     def __post_init__(self) -> None:
         u = urlsplit(self.upstream)
@@ -229,6 +232,7 @@ class FaultProxy:
         action = (rule(req) if rule else None) or PASS
         with self._lock:
             self.log.append((req.method, req.path, action.kind))
+            self.targets.append((req.method, req.target))
         return action
 
     def _serve(self, client: socket.socket) -> None:
@@ -292,7 +296,7 @@ class FaultProxy:
             f"<Error><Code>{action.code}</Code><Message>{action.message}</Message>"
             f"<Resource>{req.path}</Resource><RequestId>fault-proxy</RequestId></Error>"
         ).encode()
-        reason = {503: "Service Unavailable", 500: "Internal Server Error", 429: "Too Many Requests"}
+        reason = {200: "OK", 503: "Service Unavailable", 500: "Internal Server Error", 429: "Too Many Requests"}
         extra = "".join(f"{k}: {v}\r\n" for k, v in action.headers)
         head = (
             f"HTTP/1.1 {action.status} {reason.get(action.status, 'Error')}\r\n"

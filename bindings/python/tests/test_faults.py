@@ -32,6 +32,7 @@ from faultproxy import (
 )
 from helpers import (TESTS_DIR, AckRecorder, MinioServer, count_ids, count_rows, loss_report, objects,
                      python_env, run)
+import s3sink
 from s3sink import _pathway
 
 
@@ -47,9 +48,9 @@ class IdSubject(pw.io.python.ConnectorSubject):
 
     stop = threading.Event()
 
-    def __init__(self, n: int, batch: int = 50, pause: float = 0.02, at=None) -> None:
+    def __init__(self, n: int, batch: int = 50, pause: float = 0.02, at=None, payload: int = 40) -> None:
         super().__init__()
-        self.n, self.batch, self.pause, self.at = n, batch, pause, at
+        self.n, self.batch, self.pause, self.at, self.payload = n, batch, pause, at, payload
 
     def run(self) -> None:
         for number, start in enumerate(range(0, self.n, self.batch)):
@@ -58,7 +59,7 @@ class IdSubject(pw.io.python.ConnectorSubject):
             if self.at:
                 self.at(number)
             for i in range(start, min(self.n, start + self.batch)):
-                self.next(id=i, payload="x" * 40)
+                self.next(id=i, payload="x" * self.payload)
             self.commit()
             time.sleep(self.pause)
 
@@ -69,8 +70,8 @@ def settings(endpoint: str, bucket: str, minio) -> pw.io.minio.MinIOSettings:
 
 
 def write_ids(endpoint: str, bucket: str, minio, n: int, *, at=None, pause: float = 0.02,
-              batch: int = 50, **writer) -> None:
-    table = pw.io.python.read(IdSubject(n, batch, pause, at), schema=IdRow, autocommit_duration_ms=50)
+              batch: int = 50, payload: int = 40, **writer) -> None:
+    table = pw.io.python.read(IdSubject(n, batch, pause, at, payload), schema=IdRow, autocommit_duration_ms=50)
     writer.setdefault("write_interval_ms", 200)
     pw.io.minio.write(table, "out/", "json", minio_settings=settings(endpoint, bucket, minio), **writer)
 
@@ -359,7 +360,7 @@ class Pipeline:
 
     def __init__(self, tmp_path: Path, bucket: str, endpoint: str, *, spool: bool = True,
                  interval_ms: int = 1000, max_buffer_bytes: int = 0, max_retry_ms: int = 300_000,
-                 compression: str = "none") -> None:
+                 compression: str = "none", payload: int = 30, options: dict | None = None) -> None:
         self.in_dir = tmp_path / "in"
         self.in_dir.mkdir(exist_ok=True)
         self.ack_log = tmp_path / "acks.log"
@@ -368,7 +369,9 @@ class Pipeline:
                      str(tmp_path / "spool") if spool else "-", str(self.ack_log), str(interval_ms),
                      str(max_buffer_bytes), str(max_retry_ms), compression]
         self.env = python_env(S3SINK_TEST_ENDPOINT=endpoint, PYTHONPATH=os.pathsep.join(
-            [str(TESTS_DIR / "scripts"), os.environ["PYTHONPATH"]]))
+            [str(TESTS_DIR / "scripts"), os.environ["PYTHONPATH"]]),
+            FAULT_PIPELINE_OPTIONS=json.dumps(options or {}))
+        self.payload = payload
         self.fed = 0
         self.proc: subprocess.Popen | None = None
         self._stop = threading.Event()
@@ -386,7 +389,8 @@ class Pipeline:
 
     def _feed(self) -> None:
         while not self._stop.is_set():
-            lines = "".join(json.dumps({"id": self.fed + i, "payload": "y" * 30}) + "\n" for i in range(50))
+            lines = "".join(json.dumps({"id": self.fed + i, "payload": "y" * self.payload}) + "\n"
+                            for i in range(50))
             tmp = self.in_dir / f".{self.fed:08d}.tmp"
             tmp.write_text(lines)
             tmp.rename(self.in_dir / f"{self.fed:08d}.jsonl")
@@ -517,3 +521,271 @@ def test_sigterm_during_an_outage_without_a_spool_waits_at_most_max_retry_ms(own
     pipeline.stop_feeding()
     print("exited %.1f s after SIGTERM" % took)
     assert took < 2 + 8, pipeline.stderr()
+
+
+# --- multipart uploads (objects of multipart_threshold_bytes or more) --------------------
+
+# MinIO takes parts of 5 MiB or more but the last: objects of about 11.5 MiB in parts of
+# 5, 5 and 1.5 MiB, from rows of about 1 KB
+MULTIPART = {"multipart_threshold_bytes": 5 << 20, "multipart_part_bytes": 5 << 20,
+             "max_object_bytes": 11 << 20, "write_interval_ms": 3_600_000}
+
+
+def is_part(req) -> bool:
+    return req.method == "PUT" and "partNumber=" in req.target
+
+
+def is_complete(req) -> bool:
+    return req.method == "POST" and "uploadId=" in req.target
+
+
+def aborted_uploads(proxy) -> list[str]:
+    """The upload ids of the AbortMultipartUpload requests through the proxy."""
+    from urllib.parse import parse_qs, urlsplit
+
+    return [parse_qs(urlsplit(t).query)["uploadId"][0] for m, t in list(proxy.targets)
+            if m == "DELETE" and "uploadId=" in t]
+
+
+def every_nth_of(kind, n: int, action):
+    """`action` for every n-th request that `kind` accepts."""
+    seen = [0]
+    lock = threading.Lock()
+
+    def rule(req):
+        if not kind(req):
+            return None
+        with lock:
+            seen[0] += 1
+            return action if seen[0] % n == 0 else None
+
+    return rule
+
+
+def uploads_left(s3, bucket: str) -> list[dict]:
+    """Multipart uploads not completed nor aborted. MinIO lists a bucket's (without a
+    prefix) from what it started since it runs, and a key's by prefix = key."""
+    found = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    for key, _ in objects(s3, bucket):
+        found += s3.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads", [])
+    return found
+
+
+def multipart_objects(s3, bucket: str) -> dict[str, int]:
+    """key -> number of parts (0 for an object of one PutObject), from the ETag."""
+    out = {}
+    for key, _ in objects(s3, bucket, "out/"):
+        etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+        out[key] = int(etag.split("-")[1]) if "-" in etag else 0
+    return out
+
+
+MULTIPART_FAULTS = {
+    "UploadPart reset mid-request": (every_nth_of(is_part, 3, RESET_REQUEST), "reset_request"),
+    "UploadPart answer dropped after the server stored the part": (
+        every_nth_of(is_part, 3, DROP_RESPONSE), "drop_response"),
+    "CompleteMultipartUpload answer dropped after the object was made": (
+        every_nth_of(is_complete, 2, DROP_RESPONSE), "drop_response"),
+    "CompleteMultipartUpload answers 200 with an error inside": (
+        every_nth_of(is_complete, 2, respond(200, "InternalError", "We encountered an internal error. Please try again.")),
+        "respond"),
+}
+
+
+@pytest.mark.parametrize("spooled", [False, True], ids=["in memory", "spooled"])
+@pytest.mark.parametrize("fault", list(MULTIPART_FAULTS))
+def test_multipart_uploads_through_network_faults(fault, spooled, s3, bucket, minio, proxy, tmp_path):
+    """Parts and Completes fail or lose their answers: each part is sent again alone, a
+    Complete whose answer was lost finds our own object (412, then its identity), and
+    nothing is lost, stored twice or left as an upload."""
+    rule, kind = MULTIPART_FAULTS[fault]
+    proxy.rule = rule
+    spool = {"spool_dir": str(tmp_path / "spool")} if spooled else {}
+    write_ids(proxy.endpoint, bucket, minio, 24000, batch=500, pause=0.01, payload=1000, **MULTIPART, **spool)
+    run()
+    report = loss_report(count_ids(s3, bucket, "out/"), set(range(24000)))
+    parts = multipart_objects(s3, bucket)
+    print(fault, "spooled" if spooled else "in memory", "faults injected:", proxy.actions(kind),
+          "objects (parts):", sorted(parts.values()), report)
+    assert proxy.actions(kind) >= 1
+    assert report["lost"] == 0 and report["duplicated"] == 0
+    assert sorted(parts.values())[-2:] == [3, 3]  # two objects of 3 parts (and a small rest)
+    assert uploads_left(s3, bucket) == []
+
+
+def test_multipart_key_taken_during_the_upload(s3, bucket, minio, proxy):
+    """Someone else's object appears under the key while the parts go up: the Complete
+    (If-None-Match) is refused, the upload is aborted and the object goes under the next
+    key; the foreign object stays as it was."""
+    planted = {}
+
+    def rule(req):
+        if is_part(req) and not planted:
+            key = req.path.split("/", 2)[2]
+            s3.put_object(Bucket=bucket, Key=key, Body=b"someone else's")
+            planted["key"] = key
+        return None
+
+    proxy.rule = rule
+    write_ids(proxy.endpoint, bucket, minio, 12000, batch=500, pause=0.01, payload=1000, **MULTIPART)
+    run()
+    foreign = planted["key"]
+    assert s3.get_object(Bucket=bucket, Key=foreign)["Body"].read() == b"someone else's"
+    report = loss_report(count_ids(s3, bucket, "out/", keep=lambda key: key != foreign), set(range(12000)))
+    aborts = aborted_uploads(proxy)
+    print("key taken:", foreign, "aborts:", aborts, report)
+    assert report["lost"] == 0 and report["duplicated"] == 0
+    assert aborts
+    assert uploads_left(s3, bucket) == []
+
+
+def test_multipart_permanent_failure_aborts_the_upload_and_keeps_the_rows(s3, bucket, minio, proxy, tmp_path):
+    """A part refused for good (AccessDenied) stops uploads with the usual message; the
+    upload is aborted, every acknowledged row stays in the spool, and a later run with
+    good settings uploads them, once."""
+    spool = tmp_path / "spool"
+    proxy.rule = lambda req: respond(403, "AccessDenied") if is_part(req) and "partNumber=2&" in req.target else None
+    with AckRecorder() as acks:
+        write_ids(proxy.endpoint, bucket, minio, 100_000, batch=500, pause=0.01, payload=1000,
+                  spool_dir=spool, **MULTIPART)
+        with pytest.raises(Exception) as ei:
+            run()
+    text = str(ei.value)
+    print("run failed:", text[:400])
+    assert "uploads stopped" in text and "AccessDenied" in text and "UploadPart" in text
+    assert "kept in spool_dir" in text
+    assert aborted_uploads(proxy), "the upload was not aborted"
+    assert uploads_left(s3, bucket) == []
+    assert acks.acked
+
+    from pathway.internals.parse_graph import G
+
+    _pathway._close_live_writers()
+    G.clear()
+    proxy.rule = None
+    empty = pw.debug.table_from_rows(IdRow, [])
+    pw.io.minio.write(empty, "out/", "json", minio_settings=settings(proxy.endpoint, bucket, minio),
+                      spool_dir=spool, **MULTIPART)
+    run()
+    report = loss_report(count_ids(s3, bucket, "out/"), acks.acked)
+    print("after the fix:", report)
+    assert report["lost"] == 0 and report["duplicated"] == 0
+    assert uploads_left(s3, bucket) == []
+
+
+def test_kill_9_mid_multipart_upload_with_a_spool(s3, bucket, minio, proxy, tmp_path):
+    """A pipeline killed while a spooled object's parts go up (slowed by the proxy): the
+    upload is left behind; the next run aborts it when it opens, uploads the object again
+    under its key, and nothing is lost or stored twice."""
+    options = {k: v for k, v in MULTIPART.items() if k.startswith("multipart")}
+    pipeline = Pipeline(tmp_path, bucket, proxy.endpoint, interval_ms=2000, payload=4000, options=options)
+    proxy.rule = lambda req: delay(1.0) if is_part(req) else None
+    orphans: list[str] = []
+    for _ in range(4):
+        pipeline.start()
+        pipeline.feed()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not orphans:
+            orphans = [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+            time.sleep(0.1)
+        time.sleep(random.uniform(0, 0.8))
+        pipeline.signal(signal.SIGKILL)
+        pipeline.stop_feeding()
+        orphans = [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+        if orphans:
+            break
+    assert orphans, "no kill landed during an upload"
+    proxy.rule = None
+    pipeline.catch_up(s3, bucket)
+    aborted = aborted_uploads(proxy)
+    report = pipeline.report(s3, bucket)
+    parts = multipart_objects(s3, bucket)
+    print("orphans", orphans, "aborted", aborted, "objects (parts):", sorted(parts.values()), report)
+    assert report["lost"] == 0, pipeline.stderr()
+    assert report["duplicated"] == 0
+    assert uploads_left(s3, bucket) == []
+    assert set(orphans) <= set(aborted)  # aborted by the restarted sink, not completed
+    assert max(parts.values()) >= 2
+
+
+def _big_writer(kwargs, **options) -> "s3sink.Writer":
+    """A Writer holding one complete minibatch of about 12 MiB (12000 rows of 1 KB)."""
+    options.setdefault("write_interval_ms", 3_600_000)
+    w = s3sink.Writer(**kwargs, prefix="out/", columns=[("id", "int"), ("payload", "str")], format="json",
+                      multipart_threshold_bytes=5 << 20, multipart_part_bytes=5 << 20, **options)
+    for i in range(12000):
+        w.on_change(None, {"id": i, "payload": "x" * 1000}, 2, True)
+    w.on_time_end(2)
+    return w
+
+
+def test_multipart_part_failing_past_max_retry_ms_aborts_the_upload(s3, bucket, proxied_kwargs, proxy):
+    """A part that keeps failing transiently (503) is retried alone until max_retry_ms,
+    then uploads stop and the upload is aborted; a forced flush once the server is back
+    uploads the object from its first part, once."""
+    proxy.rule = lambda req: respond(503, "SlowDown") if is_part(req) and "partNumber=2&" in req.target else None
+    w = _big_writer(proxied_kwargs, no_timer=True, max_retry_ms=1500)
+    t0 = time.monotonic()
+    with pytest.raises(s3sink.UploadError, match="still failed after .* attempts .*max_retry_ms.*SlowDown"):
+        w.flush(forced=True)
+    took = time.monotonic() - t0
+    sent = sum(1 for m, t in proxy.targets if m == "PUT" and "partNumber=1&" in t)
+    print("gave up after %.1f s;" % took, "part 1 sent", sent, "times; aborted", aborted_uploads(proxy))
+    assert 1.5 <= took < 10
+    assert sent == 1  # the part that went through is not sent again while part 2 is retried
+    assert len(aborted_uploads(proxy)) == 1
+    assert uploads_left(s3, bucket) == []
+    assert w.stats["buffered_rows"] == 12000
+    proxy.rule = None
+    assert w.flush(forced=True) is True
+    w.close()
+    report = loss_report(count_ids(s3, bucket, "out/"), set(range(12000)))
+    assert report["lost"] == 0 and report["duplicated"] == 0
+    assert list(multipart_objects(s3, bucket).values()) == [3]
+    assert uploads_left(s3, bucket) == []
+
+
+def test_multipart_upload_of_a_discarded_writer_is_aborted(s3, bucket, proxied_kwargs, proxy):
+    """A writer given up (discard, collection) while its object's parts are retried: the
+    rows are dropped (no spool), and so is the upload, not left to take space."""
+    proxy.rule = lambda req: respond(503, "SlowDown") if is_part(req) and "partNumber=2&" in req.target else None
+    w = _big_writer(proxied_kwargs, max_retry_ms=-1, write_interval_ms=1, background_uploads=True)
+    try:
+        w.flush()  # the sink's thread uploads it
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proxy.actions("respond") < 2:
+            time.sleep(0.05)
+        assert proxy.actions("respond") >= 2
+        assert len(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 1
+    finally:
+        w.discard()
+    print("aborted", aborted_uploads(proxy))
+    assert len(aborted_uploads(proxy)) == 1
+    assert uploads_left(s3, bucket) == []
+    assert objects(s3, bucket, "out/") == []
+
+
+def test_sigterm_mid_multipart_upload_with_a_spool(s3, bucket, minio, proxy, tmp_path):
+    """SIGTERM while a spooled object's parts go up slowly: the sink's thread stops after
+    the part it is sending (the process does not wait for the whole object), the upload
+    stays recorded in the spool, and the next run aborts it and uploads everything."""
+    options = {k: v for k, v in MULTIPART.items() if k.startswith("multipart")}
+    pipeline = Pipeline(tmp_path, bucket, proxy.endpoint, interval_ms=2000, payload=4000, options=options)
+    proxy.rule = lambda req: delay(2.0) if is_part(req) else None
+    pipeline.start()
+    pipeline.feed()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not s3.list_multipart_uploads(Bucket=bucket).get("Uploads"):
+        time.sleep(0.1)
+    orphans = [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+    took = pipeline.signal(signal.SIGTERM)
+    pipeline.stop_feeding()
+    assert orphans, pipeline.stderr()
+    proxy.rule = None
+    pipeline.catch_up(s3, bucket)
+    report = pipeline.report(s3, bucket)
+    print("exited %.1f s after SIGTERM; orphans" % took, orphans, "aborted", aborted_uploads(proxy), report)
+    assert took < 8, pipeline.stderr()  # an object of 3 or more parts takes over 6 s
+    assert report["lost"] == 0 and report["duplicated"] == 0
+    assert set(orphans) <= set(aborted_uploads(proxy))
+    assert uploads_left(s3, bucket) == []

@@ -97,8 +97,9 @@ class Servers:
         policy = {
             "Version": "2012-10-17",
             "Statement": [
-                {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["arn:aws:s3:::s3sink"]},
-                {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
+                {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                 "Resource": ["arn:aws:s3:::s3sink"]},
+                {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
                  "Resource": ["arn:aws:s3:::s3sink/allowed/*"]},
             ],
         }
@@ -218,6 +219,7 @@ SCENARIOS = {
     "no-bucket": lambda s: opening(s, bucket="readings"),
     "proxy-unresolved": lambda s: through_proxy(s, "http://proxy.invalid:3128"),
     "timeout": lambda s: proxied(s, STALL, request_timeout_ms=1000),
+    "parts-too-small": lambda s: opening(s, max_buffer_bytes=200 << 30),
 }
 
 
@@ -246,3 +248,22 @@ def test_the_fixes_work(servers):
         w.on_time_end(2)
         w.close()
         assert w.stats["objects"] == 1, kw
+    # the policy lets the writer send objects in parts, and abort and list its uploads
+    w = s3sink.Writer(**settings(servers, prefix="allowed/parts/", access_key=WRITER, secret_key=WRITER_SECRET,
+                                 multipart_threshold_bytes=5 << 20, multipart_part_bytes=5 << 20))
+    for i in range(400_000):  # about 6.5 MiB of CSV: two parts
+        w.on_change(None, {"id": i}, 2, True)
+    w.on_time_end(2)
+    w.close()
+    key = w.last_key
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client("s3", endpoint_url=servers.plain.endpoint, aws_access_key_id=WRITER,
+                          aws_secret_access_key=WRITER_SECRET, region_name=REGION,
+                          config=Config(s3={"addressing_style": "path"}))
+    assert client.head_object(Bucket="s3sink", Key=key)["ETag"].strip('"').endswith("-2")
+    upload = client.create_multipart_upload(Bucket="s3sink", Key="allowed/parts/left.csv")["UploadId"]
+    assert [u["UploadId"] for u in client.list_multipart_uploads(
+        Bucket="s3sink", Prefix="allowed/parts/left.csv")["Uploads"]] == [upload]
+    client.abort_multipart_upload(Bucket="s3sink", Key="allowed/parts/left.csv", UploadId=upload)

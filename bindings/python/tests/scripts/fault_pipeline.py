@@ -8,7 +8,7 @@ list), over either path of the writer (S3SINK_PATHWAY_FAST_PATH).
   fault_pipeline.py BUCKET IN_DIR PERSISTENCE_DIR SPOOL_DIR ACK_LOG INTERVAL_MS
                     [MAX_BUFFER_BYTES MAX_RETRY_MS [COMPRESSION]]
 
-SPOOL_DIR "-" writes without a spool.
+SPOOL_DIR "-" writes without a spool. FAULT_PIPELINE_OPTIONS (JSON) adds writer options.
 """
 
 import json
@@ -59,6 +59,6 @@ rows = pw.io.jsonlines.read(in_dir, schema=Row, mode="streaming", name="in", aut
 pw.io.minio.write(rows, "out/", "json", minio_settings=minio_settings(bucket),
                   write_interval_ms=int(interval), spool_dir=None if spool_dir == "-" else spool_dir,
                   max_buffer_bytes=max_buffer or None, max_retry_ms=max_retry, compression=compression,
-                  name="out")
+                  name="out", **json.loads(os.environ.get("FAULT_PIPELINE_OPTIONS", "{}")))
 pw.run(monitoring_level=pw.MonitoringLevel.NONE,
        persistence_config=pw.persistence.Config(pw.persistence.Backend.filesystem(persistence_dir)))

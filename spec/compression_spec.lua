@@ -2,7 +2,6 @@
 -- frame of exactly the bytes the same sink writes uncompressed, read back with the gzip
 -- and zstd programs; keys, content types, naming, the spool's recovery and the rules.
 local s3sink = require "s3sink"
-local lfs = require "lfs"
 local h = require "helpers"
 
 local CODECS = {
@@ -42,22 +41,7 @@ local function assert_one_unit(codec, body, content)
   end
 end
 
-local function rmtree(dir)
-  if not lfs.attributes(dir) then return end
-  for f in lfs.dir(dir) do
-    if f ~= "." and f ~= ".." then os.remove(dir .. "/" .. f) end
-  end
-  lfs.rmdir(dir)
-end
 
-local function files(dir)
-  local out = {}
-  for f in lfs.dir(dir) do
-    if f:match("^%d+%.") then out[#out + 1] = f end
-  end
-  table.sort(out)
-  return out
-end
 
 describe("compression", function()
   local bucket, client
@@ -159,7 +143,7 @@ describe("compression", function()
   describe("with a spool", function()
     local dir
     before_each(function() dir = h.tmpname("-spool") end)
-    after_each(function() rmtree(dir) end)
+    after_each(function() h.rmtree(dir) end)
 
     local function open(overrides)
       local cfg = h.config(bucket, overrides)
@@ -184,7 +168,7 @@ describe("compression", function()
       local rows = h.parse_csv(decompress("zstd", objects[1].body))
       assert.same({ "id", "name", "time", "diff" }, rows[1])
       assert.equal(4, #rows)
-      assert.same({}, files(dir))
+      assert.same({}, h.files(dir))
     end)
 
     -- A run that named and compressed a segment, failed to upload it and crashed:
@@ -200,7 +184,7 @@ describe("compression", function()
       first:discard()
       assert(client:create_bucket())
       local key, packed
-      for _, f in ipairs(files(dir)) do
+      for _, f in ipairs(h.files(dir)) do
         if f:match("journal$") then
           local journal = h.read_file(dir .. "/" .. f)
           key = journal:match("\nkey =([^\n]+)\n")
@@ -222,7 +206,7 @@ describe("compression", function()
         assert.equal(key, objects[1].key)
         assert.equal(packed, objects[1].body)
         assert.equal(201, #h.parse_csv(decompress(codec, objects[1].body)))
-        assert.same({}, files(dir))
+        assert.same({}, h.files(dir))
       end)
     end
 
@@ -234,14 +218,14 @@ describe("compression", function()
       local objects = h.objects(client, "out/")
       assert.equal(1, #objects)
       assert.equal(packed, objects[1].body)
-      assert.same({}, files(dir))
+      assert.same({}, h.files(dir))
     end)
 
     it("compresses again a segment whose compression a crash cut short", function()
       local key, packed = leave_packed_segment("gzip")
       -- play "the crash came while compressing": the journal has no packed line yet, the
       -- segment is there, the compressed file is partial
-      for _, f in ipairs(files(dir)) do
+      for _, f in ipairs(h.files(dir)) do
         local path = dir .. "/" .. f
         if f:match("journal$") then
           h.write_file(path, (h.read_file(path):gsub("packed %d+\n", "")))
@@ -256,7 +240,7 @@ describe("compression", function()
       assert.equal(1, #objects)
       assert.equal(key, objects[1].key)
       assert.equal(201, #h.parse_csv(decompress("gzip", objects[1].body)))
-      assert.same({}, files(dir))
+      assert.same({}, h.files(dir))
     end)
   end)
 

@@ -31,13 +31,6 @@ local function sha256(body)
   return out:match("^(%x+)")
 end
 
-local function rmtree(dir)
-  if not lfs.attributes(dir) then return end
-  for f in lfs.dir(dir) do
-    if f ~= "." and f ~= ".." then os.remove(dir .. "/" .. f) end
-  end
-  lfs.rmdir(dir)
-end
 
 local function files(dir, pattern)
   local out = {}
@@ -71,7 +64,7 @@ describe("multipart uploads", function()
     bucket, client = h.new_bucket()
     dir = h.tmpname("-spool")
   end)
-  after_each(function() rmtree(dir) end)
+  after_each(function() h.rmtree(dir) end)
 
   it("has options with S3's limits, and checks that the budgets fit 10000 parts", function()
     assert.has_error(function() s3sink.sink(h.config(bucket, { multipart_threshold_bytes = 5 * MiB - 1 })) end,

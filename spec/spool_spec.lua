@@ -10,25 +10,7 @@ local function tmpdir()
   return d
 end
 
-local function files(dir)
-  local out = {}
-  for f in lfs.dir(dir) do
-    if f:match("^%d+%.") then out[#out + 1] = f end
-  end
-  table.sort(out)
-  return out
-end
 
-local function rmtree(dir)
-  if not lfs.attributes(dir) then return end
-  for f in lfs.dir(dir) do
-    if f ~= "." and f ~= ".." then
-      local p = dir .. "/" .. f
-      if lfs.attributes(p, "mode") == "directory" then rmtree(p) else os.remove(p) end
-    end
-  end
-  lfs.rmdir(dir)
-end
 
 local function rows_of(objects)
   local all = {}
@@ -45,7 +27,7 @@ describe("spool", function()
     bucket, client = h.new_bucket()
     dir = tmpdir()
   end)
-  after_each(function() rmtree(dir) end)
+  after_each(function() h.rmtree(dir) end)
 
   local function open(overrides)
     local cfg = h.config(bucket, overrides)
@@ -68,7 +50,7 @@ describe("spool", function()
     assert.equal(1, second:stats().pending_objects)
     assert(second:close())
     assert.same({ "1", "2", "3" }, rows_of(h.objects(client, "out/")))
-    assert.same({}, files(dir))
+    assert.same({}, h.files(dir))
   end)
 
   -- A run that named a segment, failed to upload it and crashed: returns the segment's
@@ -84,7 +66,7 @@ describe("spool", function()
     first:discard()
     assert(client:create_bucket())
     local key, body
-    for _, f in ipairs(files(dir)) do
+    for _, f in ipairs(h.files(dir)) do
       if f:match("journal$") then key = h.read_file(dir .. "/" .. f):match("\nkey =([^\n]+)\n") end
       if f:match("seg$") then body = h.read_file(dir .. "/" .. f) end
     end
@@ -100,7 +82,7 @@ describe("spool", function()
     local objects = h.objects(client, "out/")
     assert.equal(1, #objects)
     assert.equal(key, objects[1].key)
-    assert.same({}, files(dir))
+    assert.same({}, h.files(dir))
   end)
 
   it("gives a named segment a new key if its key holds someone else's object", function()
@@ -201,7 +183,7 @@ describe("spool", function()
     first:discard()
     -- half a row written after the commit, as a crash in the middle of a write leaves it
     local seg
-    for _, f in ipairs(files(dir)) do if f:match("seg$") then seg = dir .. "/" .. f end end
+    for _, f in ipairs(h.files(dir)) do if f:match("seg$") then seg = dir .. "/" .. f end end
     local fh = assert(io.open(seg, "ab"))
     fh:write('"2","torn')
     fh:close()

@@ -3,6 +3,7 @@
 -- the specs' S3 client, a test-only module built beside s3sink.so (make / make asan)
 local testclient = require "s3sink_testclient"
 local system = require "system" -- luasystem, shipped with busted: sleep without a subprocess
+local lfs = require "lfs"
 
 local M = {}
 
@@ -106,6 +107,25 @@ function M.write_file(path, text)
   f:write(text)
   f:close()
   return path
+end
+
+-- Removes a folder of plain files (a spool) and the folder.
+function M.rmtree(dir)
+  if not lfs.attributes(dir) then return end
+  for f in lfs.dir(dir) do
+    if f ~= "." and f ~= ".." then os.remove(dir .. "/" .. f) end
+  end
+  lfs.rmdir(dir)
+end
+
+-- The names in dir matching pattern (default: a spool's numbered files), sorted.
+function M.files(dir, pattern)
+  local out = {}
+  for f in lfs.dir(dir) do
+    if f:match(pattern or "^%d+%.") then out[#out + 1] = f end
+  end
+  table.sort(out)
+  return out
 end
 
 function M.tmpname(suffix)

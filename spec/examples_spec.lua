@@ -62,13 +62,7 @@ describe("examples/naming/hive.lua", function()
     return assert(s3sink.sink(cfg))
   end
 
-  local function upload(sink, now, id)
-    assert(sink:write({ id, "x" }, now, 1))
-    assert(sink:time_end(now))
-    sink:set_clock(now)
-    assert.is_true(sink:flush(true))
-    return sink:last_key()
-  end
+  local upload = h.upload_at
 
   it("puts each object in the partition of its upload time, keys increasing", function()
     local sink = open()

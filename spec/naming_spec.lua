@@ -10,13 +10,7 @@ local function open(bucket, overrides)
   return assert(s3sink.sink(cfg))
 end
 
-local function upload(sink, now, id)
-  assert(sink:write({ id, "x" }, now, 1))
-  assert(sink:time_end(now))
-  sink:set_clock(now)
-  assert.is_true(sink:flush(true))
-  return sink:last_key()
-end
+local upload = h.upload_at
 
 describe("default naming", function()
   local bucket, client

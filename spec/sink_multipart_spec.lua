@@ -58,6 +58,17 @@ end
 
 local HEADER = '"id","name","time","diff"\n'
 
+-- n characters of base64's alphabet from math.random: text that barely compresses
+local function random_text(n)
+  local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  local t = {}
+  for j = 1, n do
+    local k = math.random(1, 64)
+    t[j] = alphabet:sub(k, k)
+  end
+  return table.concat(t)
+end
+
 describe("multipart uploads", function()
   local bucket, client, dir
   before_each(function()
@@ -133,14 +144,8 @@ describe("multipart uploads", function()
     local other = h.new_bucket()
     local c2 = h.client(other)
     sink = assert(s3sink.sink(h.config(other, with { compression = "gzip", no_timer = true })))
-    local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
     for i = 1, 12000 do
-      local t = {}
-      for j = 1, 1000 do
-        local k = math.random(1, 64)
-        t[j] = alphabet:sub(k, k)
-      end
-      assert(sink:write({ i, table.concat(t) }, 2, 1))
+      assert(sink:write({ i, random_text(1000) }, 2, 1))
     end
     assert(sink:time_end(2))
     assert(sink:close())
@@ -154,15 +159,9 @@ describe("multipart uploads", function()
     math.randomseed(11)
     local sink = assert(s3sink.sink(h.config(bucket, with {
       compression = "zstd", spool_dir = dir, no_timer = true, write_interval_ms = 3600000 })))
-    local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
     local text = {}
     for i = 1, 12000 do
-      local t = {}
-      for j = 1, 1000 do
-        local k = math.random(1, 64)
-        t[j] = alphabet:sub(k, k)
-      end
-      local name = table.concat(t)
+      local name = random_text(1000)
       assert(sink:write({ i, name }, 2, 1))
       text[i] = string.format('"%d","%s","2","1"\n', i, name)
     end

@@ -109,6 +109,17 @@ function M.write_file(path, text)
   return path
 end
 
+-- With a manual clock at `now`: writes the row {id, "x"}, ends its minibatch and uploads
+-- it as one object; returns its key.
+function M.upload_at(sink, now, id)
+  assert(sink:write({ id, "x" }, now, 1))
+  assert(sink:time_end(now))
+  sink:set_clock(now)
+  local flushed, err = sink:flush(true)
+  assert(flushed == true, "flush uploaded nothing: " .. tostring(err))
+  return sink:last_key()
+end
+
 -- Removes a folder of plain files (a spool) and the folder.
 function M.rmtree(dir)
   if not lfs.attributes(dir) then return end

@@ -208,6 +208,15 @@ typedef struct s3sink_config {
                                 first minibatch end where it holds this many rows or more;
                                 default: no limit (the interval decides) */
   int64_t max_object_bytes;  /* likewise, once it holds this many bytes (header included) */
+  const char *key_template;  /* keys without a naming script, e.g.
+                                "{prefix}dt={date}/hour={hour}/{stamp}-{seq}.{ext}"; checked
+                                at open (docs/partitions.md has the placeholders and rules) */
+  const char *partition_by;  /* column names, comma-separated: rows are routed by their
+                                values, one object per partition per flush, each
+                                partition's keys increasing */
+  const char *time_column;   /* a datetime column: the rows' event time, for the template's
+                                {date}, {hour}, ... (UTC), instead of the flush time */
+  int64_t max_open_partitions; /* partitions kept open at once, default 1000 */
   s3sink_clock_fn clock;     /* default: the system clocks */
   void *clock_ud;
 } s3sink_config;
@@ -234,6 +243,8 @@ typedef struct s3sink_option {
   const char *default_text;  /* the default, as users read it ("60000", "csv", "false");
                                 NULL if none */
   const char *doc;           /* a paragraph for users */
+  bool list;                 /* strings: a list of names, separated by commas; bindings
+                                also take their language's list of strings */
 } s3sink_option;
 
 /* The i-th option (static, never freed), or NULL when i is past the last one. */

@@ -106,7 +106,8 @@ static int make_place(s3sink *s, s3sink_err *err) {
 
 static sink_part *lookup(s3sink *s, const char *id, size_t len, uint64_t hash) {
   for (sink_part *p = *bucket_of(s, hash); p; p = p->chain)
-    if (p->key->hash == hash && p->key->id_len == len && memcmp(p->key->id, id, len) == 0) return p;
+    if (p->key->hash == hash && p->key->id_len == len && (len == 0 || memcmp(p->key->id, id, len) == 0))
+      return p;
   return NULL;
 }
 
@@ -143,7 +144,7 @@ int sink_part_route(s3sink *s, const s3sink_value *values, sink_part **out, s3si
     return err_set(err, S3SINK_ENOMEM, "out of memory routing a row to its partition");
   sink_part *part = s->recent;
   if (part && part->key->id_len == s->ident.len &&
-      memcmp(part->key->id, s->ident.data, s->ident.len) == 0) {
+      (s->ident.len == 0 || memcmp(part->key->id, s->ident.data, s->ident.len) == 0)) {
     *out = part;
     return S3SINK_OK;
   }

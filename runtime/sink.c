@@ -205,6 +205,9 @@ static bool spool_uncommitted(const s3sink *s) {
 static bool fits(s3sink *s, sink_part *part, size_t n) {
   if (s->spool) return spool_bytes(s->spool) + s->spool_mem + n <= s->spool_max;
   size_t need = n + (part->buf.len ? 0 : s->header_len);
+  /* rows stay within the budget even where the buffer has capacity left from before
+   * objects were queued */
+  if (part->buf.len + need > part_allowed(s, part)) return false;
   if (part->buf.len + need <= part->buf.cap) return true;
   return grow(s, part, need);
 }

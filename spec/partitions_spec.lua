@@ -335,6 +335,18 @@ describe("partition_by", function()
       "sink: option 'partition_by' must be a string or a list of strings")
   end)
 
+  it("stops uploads, rows kept, on a key longer than S3 takes", function()
+    local sink = open(bucket, { partition_by = "country" })
+    upload(sink, { { 2, "FR" } }, 2, T0)
+    assert(sink:write({ 3, string.rep("x", 1100) }, 4, 1))
+    assert(sink:time_end(4))
+    local ok, err = sink:flush(true)
+    assert.is_nil(ok)
+    assert.matches("key_template gives a key of %d+ bytes, over S3's 1024", err)
+    assert.matches("Every row is kept in memory", err)
+    sink:discard()
+  end)
+
   it("rolls objects at max_object_rows per partition", function()
     local sink = open(bucket, { partition_by = "country", max_object_rows = 3 })
     for i = 1, 4 do assert(sink:write({ i, "FR" }, 2, 1)) end

@@ -139,7 +139,8 @@ static const option_def options[] = {
            ".<ext>, increasing, never reused) or the path of a Lua naming script."),
     INT(write_interval_ms, "output", 1, INT64_MAX, false, 60000, "60000",
         "Minimum time between two uploads, in milliseconds: once it has passed since the "
-        "last upload, the complete minibatches buffered are uploaded as one new object."),
+        "last upload, the complete minibatches buffered are uploaded as one new object (one "
+        "per partition with partition_by or time_column)."),
     INT(max_object_rows, "output", 1, INT64_MAX, false, 0, NULL,
         "Roll objects by row count: an object holding this many rows is uploaded at the "
         "end of the minibatch that reached it, without waiting for write_interval_ms "

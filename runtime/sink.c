@@ -213,14 +213,15 @@ static bool fits(s3sink *s, sink_part *part, size_t n) {
 }
 
 /* Something that frees room once uploads catch up: names what can be named. Returns
- * S3SINK_OK when waiting for an upload will help, or an error. */
+ * S3SINK_OK when waiting for an upload will help, 1 when room was freed now, or an
+ * error. */
 static int make_room(s3sink *s, size_t n, s3sink_err *err) {
   if (s->failed) return sink_failure_error(s, err);
   if (s->head) return S3SINK_OK;                      /* uploads are under way */
   if (sink_has_complete(s)) return sink_seal(s, false, err);    /* earlier than the interval */
   if (sink_has_open(s) || spool_uncommitted(s))
     return sink_seal(s, true, err);                        /* a minibatch over the budget */
-  if (sink_parts_release_idle(s)) return S3SINK_OK; /* buffers of partitions without rows */
+  if (sink_parts_release_idle(s)) return 1; /* buffers of partitions without rows */
   return err_set(err, S3SINK_ENOMEM,
                  "a row of %zu bytes does not fit %s: raise it", n,
                  s->spool ? "spool_max_bytes" : "max_buffer_bytes");
@@ -285,8 +286,8 @@ static int append_held(s3sink *s, s3sink_err *err) {
                      "the buffer is full (%s) and the sink has no thread to upload it: "
                      "flush(), or open the sink with its timer; nothing was lost",
                      s->spool ? "spool_max_bytes" : "max_buffer_bytes");
-    if ((rc = make_room(s, len, err))) return rc;
-    if (!fits(s, s->held_part, len)) pthread_cond_wait(&s->cv, &s->mu);
+    if ((rc = make_room(s, len, err)) < 0) return rc;
+    if (rc == 0 && !fits(s, s->held_part, len)) pthread_cond_wait(&s->cv, &s->mu);
   }
   if ((rc = append_row(s, s->held_part, s->scratch.data, len, err))) return rc;
   count_row(s, s->held_part, s->held_time, len, s->held_has_event, s->held_event);
@@ -305,17 +306,23 @@ static int format_row(s3sink *s, const s3sink_value *values, size_t nvalues, int
   if (s->held)
     return err_set(err, S3SINK_ESTATE, "a row is held: call s3sink_write_held first");
   int rc;
-  /* the values route the row before the formatter checks them */
-  if (s->routes_by_values && (rc = formatter_check_values(s->fmt, values, nvalues, err))) return rc;
-  sink_part *part;
-  if ((rc = sink_part_route(s, values, &part, err))) return rc;
-  if (rc) return rc;
-  bool has_event = s->row_has_event;
-  int64_t event = s->row_event;
+  /* without partition_by or time_column every row goes to the one open object */
+  sink_part *part = s->recent;
+  bool has_event = false;
+  int64_t event = 0;
+  if (s->routes_by_values || !part) {
+    /* the values route the row before the formatter checks them */
+    if (s->routes_by_values && (rc = formatter_check_values(s->fmt, values, nvalues, err)))
+      return rc;
+    if ((rc = sink_part_route(s, values, &part, err))) return rc;
+    has_event = s->row_has_event;
+    event = s->row_event;
+  }
+  size_t allowed;
   if (!s->spool && formatter_is_native(s->fmt) && start_object(s, part) &&
-      part_allowed(s, part) >= part->buf.len) {
+      (allowed = part_allowed(s, part)) >= part->buf.len) {
     size_t start = part->buf.len, before = part->buf.cap;
-    part->buf.max = part_allowed(s, part); /* as fits() does: within the budget */
+    part->buf.max = allowed; /* as fits() does: within the budget */
     rc = formatter_append_row(s->fmt, values, nvalues, time, diff, &part->buf, err);
     s->open_mem += part->buf.cap - before;
     if (rc == S3SINK_OK) {

@@ -3,8 +3,9 @@
  *
  * A sink turns a stream of row changes into a series of self-contained objects in an
  * S3-compatible bucket. Rows are formatted by a Lua format script, buffered in memory and
- * uploaded as a new object (named by a Lua naming policy) once `write_interval_ms` has
- * passed since the last successful upload.
+ * uploaded as a new object (named by a Lua naming policy, or a key template) once
+ * `write_interval_ms` has passed since the last successful upload; with partitions, rows
+ * are routed by their values to one object per partition.
  *
  * Conventions
  *  - Every public symbol starts with `s3sink_`; handles are opaque.
@@ -312,7 +313,8 @@ int s3sink_write_held(s3sink *s, s3sink_err *err);
  * its return is the acknowledgement. */
 int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err);
 
-/* Applies the flush policy. Uploads the complete minibatches as one new object when
+/* Applies the flush policy. Uploads the complete minibatches as one new object (one per
+ * partition, with partition_by or an event-time key_template) when
  * `forced`, or when write_interval_ms has passed since the last successful upload;
  * otherwise does nothing. Returns 1 if an object was uploaded (with background_uploads
  * and !forced: named and handed to the timer thread), 0 if not, or a negative code if

@@ -142,12 +142,12 @@ static int template_text(const s3sink_config *c, const char **text, s3sink_err *
                    "key_template and naming '%s' both name objects: give one of them",
                    c->naming);
   if (c->key_template) *text = c->key_template;
-  else if (c->partition_by && !script) *text = keytemplate_default(c->writer_id != NULL);
   else if (c->time_column && !script)
     return err_set(err, S3SINK_EINVAL,
                    "time_column '%s' gives the event time to key_template's {date}, {hour}, "
                    "... or to a naming script: set key_template too, e.g. "
                    "'{prefix}dt={date}/hour={hour}/{stamp}-{seq}.{ext}'", c->time_column);
+  else if (c->partition_by && !script) *text = keytemplate_default(c->writer_id != NULL);
   return S3SINK_OK;
 }
 

@@ -232,6 +232,8 @@ describe("time_column", function()
     assert.matches("time_column: 'tz' is not a column of the table; its columns are 'id', 'country', 'ts'", err)
     _, err = s3sink.sink(config(bucket, { time_column = "ts" }))
     assert.matches("time_column 'ts' gives the event time to key_template's", err)
+    _, err = s3sink.sink(config(bucket, { time_column = "ts", partition_by = "country" }))
+    assert.matches("set key_template too", err)
     _, err = s3sink.sink(config(bucket, { time_column = "ts",
       key_template = "{prefix}x/{stamp}-{seq}.{ext}" }))
     assert.matches("uses no calendar field", err)

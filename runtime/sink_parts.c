@@ -22,7 +22,8 @@ int sink_parts_init(s3sink *s, size_t max_parts, s3sink_err *err) {
 }
 
 static void free_part(s3sink *s, sink_part *part) {
-  s->open_mem -= part->buf.cap;
+  if (s->spool) s->spool_mem -= part->buf.len;
+  else s->open_mem -= part->buf.cap;
   bytebuf_free(&part->buf);
   spool_stream_free(s->spool, part->stream);
   partition_key_unref(part->key);

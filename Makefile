@@ -22,8 +22,11 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 CACHE_DIR     ?= $(HOME)/.cache/s3sink
 MINIO_BIN     := $(CACHE_DIR)/minio-$(MINIO_VERSION)/minio
 
-APT_PACKAGES := lua5.4 liblua5.4-dev lua-cjson lua-busted lua-system lua-filesystem libcurl4-openssl-dev libssl-dev \
-                pkg-config make gcc
+APT_PACKAGES := lua5.4 liblua5.4-dev lua-cjson lua-busted lua-system lua-filesystem libcurl4-openssl-dev libssl-dev openssl \
+                zlib1g-dev libzstd-dev zstd gzip pkg-config make gcc git \
+                luarocks docker-compose
+# luarocks: spec/luarocks_spec.lua installs the rock into a temporary tree; docker-compose:
+# bindings/python/tests/test_compose.py validates docker-compose.yml (no Docker engine needed)
 
 # compile settings shared with the Python build: build.mk
 OPT       := $(if $(SAN),$(SANITIZE_OPTIMIZE) $(SANITIZE),$(OPTIMIZE))

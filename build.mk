@@ -25,7 +25,7 @@ SANITIZE := -fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer -fno
 # pkg-config packages. The Lua module takes Lua's symbols from the interpreter that loads
 # it, so only the Python extension links LUA_PKG.
 LUA_PKG := lua5.4
-PKGS := libcurl openssl
+PKGS := libcurl openssl zlib libzstd
 EXTRA_LIBS := -lpthread
 
 # Sources, relative to the repository root

@@ -11,7 +11,8 @@
  * it the sink runs are skipped. Prints one line per run: rows/s and MB/s (best of 3).
  *
  *   make core-bench && tools/with-minio build/core_bench [MB-per-run [shape [format]]]
- * (MB of output per run, default 64; shape narrow|wide and format csv|json select runs)
+ * (MB of output per run, default 64; shape narrow|wide and format csv|json select runs;
+ * a format script's path as the format measures that script)
  * S3SINK_BENCH_PARTITION_BY=<columns> routes the sink's rows by them (partition_by; the
  * narrow "flag" column alternates between two partitions from row to row).
  */
@@ -233,10 +234,16 @@ int main(int argc, char **argv) {
   static shape narrow, wide;
   build_shapes(&narrow, &wide);
   const shape *shapes[2] = {&narrow, &wide};
-  const char *formats[2] = {"csv", "json"};
   const char *only_shape = argc > 2 ? argv[2] : NULL, *only_format = argc > 3 ? argv[3] : NULL;
+  /* a format script's path measures that script (e.g. bench/lua_csv.lua: a Lua row()) */
+  const char *formats[2] = {"csv", "json"};
+  int nformats = 2;
+  if (only_format && strcmp(only_format, "csv") != 0 && strcmp(only_format, "json") != 0) {
+    formats[0] = only_format;
+    nformats = 1;
+  }
   for (int s = 0; s < 2; s++)
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < nformats; k++) {
       if ((only_shape && strcmp(only_shape, shapes[s]->name) != 0) ||
           (only_format && strcmp(only_format, formats[k]) != 0))
         continue;

@@ -2,6 +2,7 @@
  * endpoint.h). libcurl's URL parser splits the endpoint; the rules on top of it keep what
  * an S3 endpoint may be: http or https, a host and a port, nothing else, so that a typo
  * (a path, a query, user information) is refused rather than silently dropped. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,18 @@ static int split(CURLU *u, const char *url, char **scheme, char **host, long *po
   return S3SINK_OK;
 }
 
+/* The one way, in every binding's terms, to switch to path-style addressing: the messages
+ * about addressing all end with it. */
+#define PATH_STYLE_FIX                                                                  \
+  "use path-style addressing: virtual_hosted = false (in Pathway's AwsS3Settings or " \
+  "MinIOSettings: with_path_style=True)"
+
+/* An IPv4 address, or an IPv6 one in brackets (as libcurl gives the host). */
+static bool is_ip_literal(const char *host) {
+  unsigned char addr[4];
+  return host[0] == '[' || inet_pton(AF_INET, host, addr) == 1;
+}
+
 int endpoint_parse(endpoint *e, const char *url, const char *region, const char *bucket,
                    bool virtual_hosted, s3sink_err *err) {
   memset(e, 0, sizeof *e);
@@ -132,6 +145,14 @@ int endpoint_parse(endpoint *e, const char *url, const char *region, const char 
   char *scheme = NULL, *host = NULL;
   long port = 0;
   int rc = split(u, url, &scheme, &host, &port, err);
+  /* A virtual-hosted request goes to bucket.host, which an IP address cannot have: refused
+   * here rather than failing to resolve at every request (or silently going path-style:
+   * Pathway's readers refuse the same settings). */
+  if (rc == S3SINK_OK && virtual_hosted && is_ip_literal(host))
+    rc = err_set(err, S3SINK_EINVAL,
+                 "endpoint '%s' is an IP address, which virtual-hosted addressing cannot use "
+                 "(requests would go to host '%s.%s'): " PATH_STYLE_FIX,
+                 url, bucket, host);
   if (rc == S3SINK_OK) {
     bool https = strcmp(scheme, "https") == 0;
     char portbuf[8] = "";
@@ -153,6 +174,17 @@ int endpoint_parse(endpoint *e, const char *url, const char *region, const char 
   curl_free(host);
   curl_url_cleanup(u);
   return rc;
+}
+
+void endpoint_addressing_hint(const endpoint *e, char *buf, size_t cap) {
+  if (!cap) return;
+  buf[0] = '\0';
+  if (e->virtual_hosted)
+    snprintf(buf, cap,
+             "; virtual-hosted addressing sends requests to host '%s', which needs a server "
+             "that serves buckets as subdomains (MinIO: only with MINIO_DOMAIN set); "
+             "otherwise " PATH_STYLE_FIX,
+             e->host);
 }
 
 void endpoint_free(endpoint *e) {

@@ -26,6 +26,12 @@ int endpoint_parse(endpoint *e, const char *url, const char *region, const char 
                    bool virtual_hosted, s3sink_err *err);
 void endpoint_free(endpoint *e);
 
+/* For a failure that virtual-hosted addressing may cause (the bucket's host name does not
+ * resolve or refuses connections, the server ignored the bucket in the host name): writes
+ * into buf "; virtual-hosted addressing sends ... <how to switch to path-style>", or ""
+ * for a path-style endpoint. Every addressing message uses the same advice. */
+void endpoint_addressing_hint(const endpoint *e, char *buf, size_t cap);
+
 /* Appends the request's path (the key URI-encoded, '/' kept) to path and
  * "<scheme>://<host><path>[?query]" to url, both NUL-terminated. bucket is the one given
  * to endpoint_parse; key and query may be NULL. False when out of memory. */

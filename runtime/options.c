@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "compress.h"
 #include "error.h"
 #include "lua_host.h"
 #include "options.h"
@@ -94,6 +95,196 @@ static int rule_naming(const char *name, const char *value, s3sink_err *err) {
   return luahost_check_script_name(NAMING_DIR, value, "naming", err);
 }
 
+static int rule_compression(const char *name, const char *value, s3sink_err *err) {
+  if (compress_find(value) >= 0) return S3SINK_OK;
+  char names[128];
+  err_join_names(names, sizeof names, "\"", compress_name_at, NULL);
+  return err_set(err, S3SINK_EINVAL, "%s '%s' is not known: give one of %s", name, value, names);
+}
+
+/* S3's StorageClass values (the S3 API model, 2026). */
+static const char *const storage_classes[] = {
+    "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
+    "GLACIER", "DEEP_ARCHIVE", "OUTPOSTS", "GLACIER_IR", "SNOW", "EXPRESS_ONEZONE",
+    "FSX_OPENZFS", "FSX_ONTAP", "AWS_BACKUP_WARM", "AWS_BACKUP_LOW_COST_WARM", NULL};
+
+static const char *const sse_kinds[] = {"AES256", "aws:kms", NULL};
+
+static const char *list_at(size_t i, void *ud) {
+  const char *const *list = ud;
+  for (size_t j = 0; j < i; j++)
+    if (!list[j]) return NULL;
+  return list[i];
+}
+
+static bool same_ignoring_case(const char *a, const char *b) {
+  for (; *a && *b; a++, b++) {
+    char x = *a >= 'a' && *a <= 'z' ? (char)(*a - 32) : *a;
+    char y = *b >= 'a' && *b <= 'z' ? (char)(*b - 32) : *b;
+    if (x != y) return false;
+  }
+  return *a == *b;
+}
+
+/* The value must be one of `list`, spelt as there (S3 compares exactly). */
+static int one_of(const char *name, const char *value, const char *const *list, s3sink_err *err) {
+  for (const char *const *v = list; *v; v++)
+    if (strcmp(*v, value) == 0) return S3SINK_OK;
+  for (const char *const *v = list; *v; v++)
+    if (same_ignoring_case(*v, value))
+      return err_set(err, S3SINK_EINVAL, "%s '%s' is not spelt as S3 spells it: write '%s'",
+                     name, value, *v);
+  char names[512];
+  err_join_names(names, sizeof names, "", list_at, (void *)list);
+  return err_set(err, S3SINK_EINVAL, "%s '%s' is not one of S3's: give one of %s", name,
+                 value, names);
+}
+
+static int rule_storage_class(const char *name, const char *value, s3sink_err *err) {
+  return one_of(name, value, storage_classes, err);
+}
+
+static int rule_sse(const char *name, const char *value, s3sink_err *err) {
+  return one_of(name, value, sse_kinds, err);
+}
+
+/* A KMS key id, ARN or alias: one word of printable ASCII. */
+static int rule_kms_key(const char *name, const char *value, s3sink_err *err) {
+  if (!*value) return err_set(err, S3SINK_EINVAL, "%s is empty: give a key id, ARN or alias, or none", name);
+  for (const char *p = value; *p; p++)
+    if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+      return err_set(err, S3SINK_EINVAL,
+                     "%s '%s' holds blanks, control or non-ASCII characters: give the key "
+                     "id, ARN or alias as KMS shows it", name, value);
+  return S3SINK_OK;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Rules of map options                                                                 */
+
+typedef int (*map_rule)(const char *name, const s3sink_pair *pairs, size_t n, s3sink_err *err);
+
+#define MAX_TAGS 10
+#define MAX_TAG_KEY 128    /* characters (Unicode code points) */
+#define MAX_TAG_VALUE 256
+/* S3 keeps at most 2 KiB of user metadata (names and values, in bytes); the sink's own
+ * entry (s3sink-sha256, the body's identity) takes part of it */
+#define MAX_METADATA_BYTES 2048
+#define OWN_METADATA_BYTES (sizeof "s3sink-sha256" - 1 + 64)
+#define OWN_METADATA_PREFIX "s3sink-"
+
+/* Code points of valid UTF-8 text, or -1 if it is not. */
+static long utf8_length(const char *s) {
+  long n = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; n++) {
+    int more = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2 : (*p & 0xF8) == 0xF0 ? 3 : -1;
+    if (more < 0 || (more == 1 && *p < 0xC2)) return -1;
+    unsigned long cp = more == 0 ? *p : (unsigned long)(*p & (0x3F >> more));
+    for (int i = 1; i <= more; i++) {
+      if ((p[i] & 0xC0) != 0x80) return -1;
+      cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if ((more == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (more == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+      return -1;
+    p += more + 1;
+  }
+  return n;
+}
+
+/* Tag text: letters and digits of any script, spaces, and + - = . _ : / @ (S3's rule).
+ * Non-ASCII characters are taken as letters. */
+static bool tag_text_ok(const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p < 0x80 && !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                       (*p >= '0' && *p <= '9') || strchr(" +-=._:/@", *p)))
+      return false;
+  return true;
+}
+
+/* What every map needs: keys and values given, keys distinct. */
+static int check_pairs(const char *name, const s3sink_pair *pairs, size_t n, s3sink_err *err) {
+  if (n && !pairs) return err_set(err, S3SINK_EINVAL, "%s: %zu pairs but no array", name, n);
+  for (size_t i = 0; i < n; i++) {
+    if (!pairs[i].key || !pairs[i].value)
+      return err_set(err, S3SINK_EINVAL, "%s: pair %zu has no key or no value", name, i + 1);
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(pairs[i].key, pairs[j].key) == 0)
+        return err_set(err, S3SINK_EINVAL, "%s: key '%s' is given twice: give it once", name,
+                       pairs[i].key);
+  }
+  return S3SINK_OK;
+}
+
+static int rule_tags(const char *name, const s3sink_pair *pairs, size_t n, s3sink_err *err) {
+  int rc = check_pairs(name, pairs, n, err);
+  if (rc) return rc;
+  if (n > MAX_TAGS)
+    return err_set(err, S3SINK_EINVAL, "%s: %zu tags, S3 keeps at most %d per object: give fewer",
+                   name, n, MAX_TAGS);
+  for (size_t i = 0; i < n; i++) {
+    const char *k = pairs[i].key, *v = pairs[i].value;
+    long kn = utf8_length(k), vn = utf8_length(v);
+    if (kn < 1 || kn > MAX_TAG_KEY)
+      return err_set(err, S3SINK_EINVAL,
+                     "%s: key '%.200s' is not valid: S3 takes 1 to %d characters of UTF-8 text",
+                     name, k, MAX_TAG_KEY);
+    if (vn < 0 || vn > MAX_TAG_VALUE)
+      return err_set(err, S3SINK_EINVAL,
+                     "%s: the value of '%s' is not valid: S3 takes 0 to %d characters of UTF-8 "
+                     "text", name, k, MAX_TAG_VALUE);
+    if (!tag_text_ok(k) || !tag_text_ok(v))
+      return err_set(err, S3SINK_EINVAL,
+                     "%s: tag '%s' = '%.300s' holds a character S3 refuses in tags: use "
+                     "letters, digits, spaces and + - = . _ : / @", name, k, v);
+    if (strncmp(k, "aws:", 4) == 0)
+      return err_set(err, S3SINK_EINVAL, "%s: key '%s' starts with 'aws:', which S3 keeps "
+                     "for its own tags: choose another key", name, k);
+  }
+  return S3SINK_OK;
+}
+
+static int rule_metadata(const char *name, const s3sink_pair *pairs, size_t n, s3sink_err *err) {
+  int rc = check_pairs(name, pairs, n, err);
+  if (rc) return rc;
+  size_t total = OWN_METADATA_BYTES;
+  for (size_t i = 0; i < n; i++) {
+    const char *k = pairs[i].key, *v = pairs[i].value;
+    if (!*k) return err_set(err, S3SINK_EINVAL, "%s: a name is empty: give every entry a name", name);
+    for (const char *p = k; *p; p++) {
+      if (*p >= 'A' && *p <= 'Z')
+        return err_set(err, S3SINK_EINVAL,
+                       "%s: name '%s' has upper-case letters, which S3 stores in lower case: "
+                       "write it in lower case", name, k);
+      if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+            *p == '.'))
+        return err_set(err, S3SINK_EINVAL,
+                       "%s: name '%.200s' is not valid: use a-z 0-9 - _ . (it becomes the "
+                       "header x-amz-meta-<name>)", name, k);
+    }
+    if (strncmp(k, OWN_METADATA_PREFIX, sizeof OWN_METADATA_PREFIX - 1) == 0)
+      return err_set(err, S3SINK_EINVAL, "%s: name '%s' starts with '" OWN_METADATA_PREFIX
+                     "', which the sink keeps for its own metadata: choose another", name, k);
+    for (const char *p = v; *p; p++)
+      if ((unsigned char)*p < ' ' || (unsigned char)*p >= 0x7f)
+        return err_set(err, S3SINK_EINVAL,
+                       "%s: the value of '%s' holds control or non-ASCII characters, which "
+                       "S3 does not keep as sent in metadata: encode it (e.g. with "
+                       "percent-encoding) into printable ASCII", name, k);
+    size_t vl = strlen(v);
+    if (vl && (v[0] == ' ' || v[vl - 1] == ' '))
+      return err_set(err, S3SINK_EINVAL, "%s: the value of '%s' starts or ends with a space, "
+                     "which HTTP drops: trim it", name, k);
+    total += strlen(k) + vl;
+  }
+  if (total > MAX_METADATA_BYTES)
+    return err_set(err, S3SINK_EINVAL,
+                   "%s: %zu bytes of names and values, S3 keeps at most %d in all and the "
+                   "sink's own entry takes %zu: give less", name, total - OWN_METADATA_BYTES,
+                   MAX_METADATA_BYTES, OWN_METADATA_BYTES);
+  return S3SINK_OK;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* The options                                                                          */
 
@@ -103,16 +294,19 @@ typedef struct option_def {
   int64_t default_int;     /* integers: the value of a field left at 0 */
   const char *default_str; /* strings: the value of a field left NULL */
   string_rule rule;        /* strings: what the value must look like, or NULL */
+  map_rule map_rule;       /* maps: what the pairs must look like */
 } option_def;
 
 #define STRING(f, group, dflt, rule, doc) \
-  {{#f, S3SINK_OPTION_STRING, group, 0, 0, false, dflt, doc, false}, offsetof(s3sink_config, f), 0, dflt, rule}
+  {{#f, S3SINK_OPTION_STRING, group, 0, 0, false, dflt, doc, false}, offsetof(s3sink_config, f), 0, dflt, rule, NULL}
 #define INT(f, group, lo, hi, unlimited, dflt, dflt_text, doc) \
-  {{#f, S3SINK_OPTION_INT, group, lo, hi, unlimited, dflt_text, doc, false}, offsetof(s3sink_config, f), dflt, NULL, NULL}
+  {{#f, S3SINK_OPTION_INT, group, lo, hi, unlimited, dflt_text, doc, false}, offsetof(s3sink_config, f), dflt, NULL, NULL, NULL}
 #define BOOL(f, group, doc) \
-  {{#f, S3SINK_OPTION_BOOL, group, 0, 1, false, "false", doc, false}, offsetof(s3sink_config, f), 0, NULL, NULL}
+  {{#f, S3SINK_OPTION_BOOL, group, 0, 1, false, "false", doc, false}, offsetof(s3sink_config, f), 0, NULL, NULL, NULL}
 #define LIST(f, group, doc) \
-  {{#f, S3SINK_OPTION_STRING, group, 0, 0, false, NULL, doc, true}, offsetof(s3sink_config, f), 0, NULL, rule_names}
+  {{#f, S3SINK_OPTION_STRING, group, 0, 0, false, NULL, doc, true}, offsetof(s3sink_config, f), 0, NULL, rule_names, NULL}
+#define MAP(f, group, rule, doc) \
+  {{#f, S3SINK_OPTION_MAP, group, 0, 0, false, NULL, doc, false}, offsetof(s3sink_config, f), 0, NULL, NULL, rule}
 
 #define GIB ((int64_t)1 << 30)
 
@@ -126,7 +320,7 @@ static const option_def options[] = {
            "Key prefix of every object, e.g. \"out/run1/\" (no leading slash)."),
     BOOL(virtual_hosted, "target",
          "Virtual-hosted addressing (bucket.host) instead of path-style (host/bucket, what "
-         "MinIO expects)."),
+         "MinIO expects); refused for an endpoint that is an IP address."),
     STRING(access_key, "target", NULL, NULL,
            "Access key id; with neither it nor secret_key, requests are anonymous."),
     STRING(secret_key, "target", NULL, NULL, "Secret access key, given with access_key."),
@@ -149,6 +343,39 @@ static const option_def options[] = {
         "Roll objects by size: an object holding this many bytes (header included) is "
         "uploaded at the end of the minibatch that reached it, without waiting for "
         "write_interval_ms (minibatches are never split for it). Default: no limit."),
+    STRING(compression, "output", "none", rule_compression,
+           "Compression of every object: \"none\", \"gzip\" or \"zstd\". An object is "
+           "then one gzip member or zstd frame (with its content size and a checksum) of "
+           "exactly the bytes it would hold uncompressed, header included; its key ends in "
+           ".gz or .zst after the format's extension (\"csv.gz\", \"json.zst\"); its "
+           "Content-Type is application/gzip or application/zstd, with no Content-Encoding "
+           "(readers get the stored bytes). The sink's thread compresses each object once, "
+           "before its first upload, never the host's per row; max_object_bytes counts "
+           "bytes before compression."),
+    INT(compression_level, "output", 1, 19, false, 0, NULL,
+        "Compression level: gzip 1 (fastest) to 9, zstd 1 to 19. Default: the library's "
+        "(gzip 6, zstd 3)."),
+    STRING(storage_class, "output", NULL, rule_storage_class,
+           "S3 storage class of every object (x-amz-storage-class), one of S3's: STANDARD, "
+           "REDUCED_REDUNDANCY, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER, "
+           "DEEP_ARCHIVE, GLACIER_IR, ... (MinIO takes STANDARD and REDUCED_REDUNDANCY). "
+           "Default: the bucket's."),
+    STRING(sse, "output", NULL, rule_sse,
+           "Server-side encryption of every object: \"AES256\" (SSE-S3, keys managed by "
+           "the store) or \"aws:kms\" (SSE-KMS, see sse_kms_key_id). Default: the "
+           "bucket's."),
+    STRING(sse_kms_key_id, "output", NULL, rule_kms_key,
+           "The KMS key of sse=\"aws:kms\": a key id, ARN or alias. Default: the account's "
+           "AWS managed key (aws/s3)."),
+    MAP(tags, "output", rule_tags,
+        "Tags of every object (x-amz-tagging), e.g. {team = \"data\"}: at most 10; keys "
+        "of 1 to 128 characters, not starting with aws:, values of 0 to 256; letters, "
+        "digits, spaces and + - = . _ : / @."),
+    MAP(metadata, "output", rule_metadata,
+        "User metadata of every object (x-amz-meta-<name>), e.g. {source = \"pathway\"}: "
+        "names of a-z 0-9 - _ . not starting with s3sink-, values of printable ASCII, "
+        "about 1.9 KiB in all (S3 keeps 2 KiB; the sink's own entry, s3sink-sha256, "
+        "takes the rest)."),
     STRING(key_template, "output", NULL, rule_key_template,
            "Object keys without a naming script, e.g. "
            "\"{prefix}dt={date}/hour={hour}/{stamp}-{seq}.{ext}\". Placeholders: {prefix}, "
@@ -185,7 +412,9 @@ static const option_def options[] = {
     INT(max_buffer_bytes, "reliability", 1, INT64_MAX, false, GIB, "1073741824 (1 GiB)",
         "Memory budget for buffered and in-flight rows, in bytes. When uploads fall behind, "
         "writing waits for them (backpressure); a minibatch larger than the budget is split "
-        "across consecutive objects."),
+        "across consecutive objects. With compression it counts rows as formatted and each "
+        "queued object as held: uncompressed, then compressed once the sink's thread has "
+        "compressed it (the compressed copy being made is held beside it meanwhile)."),
     INT(max_retry_ms, "reliability", 1, INT64_MAX, true, 300000, "300000",
         "How long transient upload failures (connection errors, timeouts, HTTP 5xx, "
         "throttling) are retried, with exponential backoff and full jitter, before uploads "
@@ -227,7 +456,8 @@ const s3sink_option *s3sink_option_find(const char *name) {
 }
 
 static const char *type_name(s3sink_option_type t) {
-  return t == S3SINK_OPTION_STRING ? "a string" : t == S3SINK_OPTION_INT ? "an integer" : "a boolean";
+  return t == S3SINK_OPTION_STRING ? "a string" : t == S3SINK_OPTION_INT ? "an integer"
+         : t == S3SINK_OPTION_BOOL ? "a boolean" : "a map of strings";
 }
 
 /* Edit distance, capped: enough to suggest the option a typo meant. */
@@ -319,6 +549,35 @@ int s3sink_config_set_bool(s3sink_config *cfg, const char *name, bool value, s3s
   return S3SINK_OK;
 }
 
+int s3sink_config_set_map(s3sink_config *cfg, const char *name, const s3sink_pair *pairs,
+                          size_t n, s3sink_err *err) {
+  const option_def *d = lookup(name, S3SINK_OPTION_MAP, err);
+  if (!d) return S3SINK_EINVAL;
+  int rc = d->map_rule(name, pairs, n, err);
+  if (rc == S3SINK_OK) *FIELD_AT(cfg, d, s3sink_map) = (s3sink_map){n ? pairs : NULL, n};
+  return rc;
+}
+
+/* Rules across options. */
+static int check_together(const s3sink_config *c, s3sink_err *err) {
+  int codec = compress_find(c->compression);
+  const compress_codec_info *ci = compress_info((compress_codec)(codec < 0 ? 0 : codec));
+  if (c->compression_level && codec == COMPRESS_NONE)
+    return err_set(err, S3SINK_EINVAL,
+                   "compression_level is set but compression is \"none\": set compression to "
+                   "\"gzip\" or \"zstd\", or drop the level");
+  if (c->compression_level &&
+      (c->compression_level < ci->min_level || c->compression_level > ci->max_level))
+    return err_set(err, S3SINK_EINVAL, "compression_level is %" PRId64 ": %s takes %d to %d",
+                   c->compression_level, ci->name, ci->min_level, ci->max_level);
+  if (c->sse_kms_key_id && !(c->sse && strcmp(c->sse, "aws:kms") == 0))
+    return err_set(err, S3SINK_EINVAL,
+                   "sse_kms_key_id is set but sse is %s%s%s: set sse to \"aws:kms\" to encrypt "
+                   "with that key", c->sse ? "'" : "not set", c->sse ? c->sse : "",
+                   c->sse ? "'" : "");
+  return S3SINK_OK;
+}
+
 int options_resolve(const s3sink_config *in, s3sink_config *out, s3sink_err *err) {
   if (!in) return err_set(err, S3SINK_EINVAL, "no configuration given");
   *out = *in;
@@ -333,9 +592,14 @@ int options_resolve(const s3sink_config *in, s3sink_config *out, s3sink_err *err
       int64_t *v = FIELD_AT(out, d, int64_t);
       if (*v) rc = check_int(d, *v, err);
       else *v = d->default_int;
+    } else if (d->pub.type == S3SINK_OPTION_MAP) {
+      const s3sink_map *m = FIELD_AT(out, d, s3sink_map);
+      rc = d->map_rule(d->pub.name, m->pairs, m->n, err);
     }
     if (rc) return rc;
   }
+  int rc = check_together(out, err);
+  if (rc) return rc;
   if (!out->bucket) return err_set(err, S3SINK_EINVAL, "no bucket given: set the bucket name");
   if ((out->access_key && *out->access_key) != (out->secret_key && *out->secret_key))
     return err_set(err, S3SINK_EINVAL,
@@ -352,8 +616,10 @@ const char *s3sink_bundled_name(const char *kind, size_t i) {
 }
 
 void options_forget_borrowed(s3sink_config *c) {
-  for (size_t i = 0; i < NOPTIONS; i++)
+  for (size_t i = 0; i < NOPTIONS; i++) {
     if (options[i].pub.type == S3SINK_OPTION_STRING) *FIELD_AT(c, &options[i], const char *) = NULL;
+    if (options[i].pub.type == S3SINK_OPTION_MAP) *FIELD_AT(c, &options[i], s3sink_map) = (s3sink_map){NULL, 0};
+  }
   c->columns = NULL;
   c->ncolumns = 0;
 }

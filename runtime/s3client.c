@@ -45,6 +45,8 @@ struct s3client {
   bool anonymous;
   EVP_MD *sha256;
   int64_t clock_offset; /* seconds to add to the local clock to get the server's */
+  s3sink_header *put_headers; /* the object settings, owned */
+  size_t nput_headers;
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -152,6 +154,15 @@ int s3client_new(const s3client_config *cfg, s3client **out, s3sink_err *err) {
     s3client_free(c);
     return rc;
   }
+  if (cfg->nput_headers) {
+    if (!(c->put_headers = calloc(cfg->nput_headers, sizeof *c->put_headers))) goto oom;
+    c->nput_headers = cfg->nput_headers;
+    for (size_t i = 0; i < cfg->nput_headers; i++) {
+      c->put_headers[i].name = xstrdup(cfg->put_headers[i].name);
+      c->put_headers[i].value = xstrdup(cfg->put_headers[i].value);
+      if (!c->put_headers[i].name || !c->put_headers[i].value) goto oom;
+    }
+  }
   c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
   if (!c->sha256) {
     s3client_free(c);
@@ -181,6 +192,11 @@ void s3client_free(s3client *c) {
   free(c->access_key);
   free_secret(c->secret_key);
   free_secret(c->session_token);
+  for (size_t i = 0; c->put_headers && i < c->nput_headers; i++) {
+    free((char *)c->put_headers[i].name);
+    free((char *)c->put_headers[i].value);
+  }
+  free(c->put_headers);
   free(c);
 }
 
@@ -196,8 +212,7 @@ typedef enum s3op {
   OP_HEAD_BUCKET,
   OP_DELETE_BUCKET,
   OP_CREATE_BUCKET,
-  OP_LIST,
-  OP_BUCKET_LOCATION
+  OP_LIST
 } s3op;
 
 /* Each operation's name (for messages) and HTTP method. */
@@ -212,7 +227,6 @@ static const struct {
     [OP_DELETE_BUCKET] = {"DeleteBucket", "DELETE"},
     [OP_CREATE_BUCKET] = {"CreateBucket", "PUT"},
     [OP_LIST] = {"ListObjectsV2", "GET"},
-    [OP_BUCKET_LOCATION] = {"GetBucketLocation", "GET"},
 };
 
 typedef struct request {
@@ -223,6 +237,8 @@ typedef struct request {
   const char *payload_hash; /* hex SHA-256 of the body, or NULL: the signer hashes it */
   s3sink_header extra[6];
   size_t nextra;
+  const s3sink_header *settings; /* PutObject: the object settings, after extra */
+  size_t nsettings;
 } request;
 
 /* Describes the object or bucket for messages: "object 'k' in bucket 'b'". */
@@ -245,23 +261,36 @@ static int transport_error(s3client *c, const request *r, CURLcode cc, s3sink_er
     return err_set(err, S3SINK_EINVAL, "cannot read the body of %s of %s from its file: %s",
                    OPS[r->op].name, what, strerror(c->http.up_errno));
   const char *why = c->http.errbuf[0] ? c->http.errbuf : curl_easy_strerror(cc);
+  char hint[512];
+  endpoint_addressing_hint(&c->ep, hint, sizeof hint);
   bool transient = true; /* the network or the server may recover */
   switch (cc) {
   case CURLE_COULDNT_RESOLVE_HOST:
+    err_set(err, S3SINK_EHTTP, "cannot resolve the host of %s: %s; check the endpoint%s",
+            c->ep.origin, why, hint);
+    break;
   case CURLE_COULDNT_RESOLVE_PROXY:
-    err_set(err, S3SINK_EHTTP, "cannot resolve the host of %s: %s; check the endpoint",
+    err_set(err, S3SINK_EHTTP,
+            "cannot resolve the proxy for %s: %s; check the proxy variables (http_proxy, "
+            "https_proxy; no_proxy names the hosts reached directly)",
             c->ep.origin, why);
     break;
   case CURLE_COULDNT_CONNECT:
     err_set(err, S3SINK_EHTTP,
-            "cannot connect to %s: %s; check the endpoint and that the server is running",
-            c->ep.origin, why);
+            "cannot connect to %s: %s; check the endpoint and that the server is running%s",
+            c->ep.origin, why, hint);
     break;
   case CURLE_OPERATION_TIMEDOUT:
     err_set(err, S3SINK_EHTTP,
             "%s of %s at %s timed out: %s; check the network, or raise "
             "connect_timeout_ms / request_timeout_ms",
             OPS[r->op].name, what, c->ep.origin, why);
+    break;
+  case CURLE_SSL_CONNECT_ERROR:
+    err_set(err, S3SINK_EHTTP,
+            "TLS handshake with %s failed: %s; if the server speaks plain HTTP, use an "
+            "http:// endpoint, else check its TLS setup",
+            c->ep.origin, why);
     break;
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CERTPROBLEM:
@@ -295,10 +324,12 @@ static int s3_error(s3client *c, const request *r, long status, const s3errors_d
                     s3sink_err *err) {
   char what[512];
   describe(c, r, what, sizeof what);
+  char hint[512];
+  endpoint_addressing_hint(&c->ep, hint, sizeof hint);
   s3errors_ctx ctx = {.op = OPS[r->op].name, .what = what, .key = r->key, .bucket = c->bucket,
                       .region = c->region, .endpoint = c->ep.origin,
                       .bucket_region = c->http.got.bucket_region, .body = c->http.resp.data,
-                      .body_len = c->http.resp.len};
+                      .body_len = c->http.resp.len, .addressing = hint};
   s3errors_describe(&ctx, status, e, err);
   if (err) {
     err->http_status = status;
@@ -320,15 +351,17 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
   s3sink_sigv4_result sig;
   memset(&sig, 0, sizeof sig);
   int rc = S3SINK_OK;
+  /* Host, the request's own, the object settings, then the 4 of the signature */
+  s3sink_header *hdrs = malloc((1 + r->nextra + r->nsettings + 4) * sizeof *hdrs);
+  size_t nh = 0;
 
-  if (!endpoint_target(&c->ep, c->bucket, r->key, r->query, &path, &url)) {
+  if (!endpoint_target(&c->ep, c->bucket, r->key, r->query, &path, &url) || !hdrs) {
     rc = err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
     goto done;
   }
-  s3sink_header hdrs[12];
-  size_t nh = 0;
   hdrs[nh++] = (s3sink_header){"Host", c->ep.host};
   for (size_t i = 0; i < r->nextra; i++) hdrs[nh++] = r->extra[i];
+  for (size_t i = 0; i < r->nsettings; i++) hdrs[nh++] = r->settings[i];
   if (!c->anonymous) {
     s3sink_sigv4_request sreq = {
         .method = method, .path = path.data, .query = r->query, .headers = hdrs,
@@ -358,6 +391,7 @@ static int perform(s3client *c, const request *r, long *status, s3sink_err *err)
     rc = err_set(err, S3SINK_ENOMEM, "s3client: out of memory");
 
 done:
+  free(hdrs);
   s3sink_sigv4_result_free(&sig);
   bytebuf_free(&path);
   bytebuf_free(&url);
@@ -401,8 +435,10 @@ static int run(s3client *c, const request *r, long *status_out, s3sink_err *err)
         snprintf(e.code, sizeof e.code, "PermanentRedirect");
       } else if (!e.code[0]) {
         /* Ask again with a GET, whose error body names the cause (wrong key, wrong
-         * secret, expired token, clock skew, region, policy). */
-        request probe = {.op = OP_BUCKET_LOCATION, .query = "location="};
+         * secret, expired token, clock skew, region, policy): a listing of no keys, which
+         * takes the permission HeadBucket takes (GetBucketLocation would not do: S3 and
+         * MinIO answer it whatever region the request is signed for). */
+        request probe = {.op = OP_LIST, .query = "list-type=2&max-keys=0"};
         long pst = 0;
         s3sink_err perr;
         if (perform(c, &probe, &pst, &perr) == S3SINK_OK && pst >= 300) {
@@ -455,7 +491,7 @@ static int check_key(s3client *c, const char *key, s3sink_err *err) {
 /* PutObject of a body, with If-None-Match when asked and the body's identity in the
  * object's metadata. sha_hex gets the body's SHA-256. */
 static int put(s3client *c, const char *key, const s3body *body, const char *content_type,
-               bool if_none_match, char sha_hex[65], s3sink_err *err) {
+               bool if_none_match, bool settings, char sha_hex[65], s3sink_err *err) {
   if (!c) return err_set(err, S3SINK_EINVAL, "s3client is NULL");
   int rc = check_key(c, key, err);
   if (rc) return rc;
@@ -471,6 +507,10 @@ static int put(s3client *c, const char *key, const s3body *body, const char *con
                                         content_type ? content_type : "application/octet-stream"};
   if (if_none_match) r.extra[r.nextra++] = (s3sink_header){"If-None-Match", "*"};
   r.extra[r.nextra++] = (s3sink_header){S3HTTP_IDENTITY_HEADER, sha_hex};
+  if (settings) {
+    r.settings = c->put_headers;
+    r.nsettings = c->nput_headers;
+  }
   rc = run(c, &r, NULL, err);
   trim_buffer(c);
   return rc;
@@ -481,7 +521,7 @@ int s3client_put_object(s3client *c, const char *key, const void *body, size_t l
   if (len && !body) return err_set(err, S3SINK_EINVAL, "body is NULL but len is %zu", len);
   s3body b = {.data = len ? body : "", .fd = -1, .len = len};
   char sha_hex[65];
-  return put(c, key, &b, content_type, if_none_match, sha_hex, err);
+  return put(c, key, &b, content_type, if_none_match, false, sha_hex, err);
 }
 
 int s3client_put_new_object(s3client *c, const char *key, const s3body *body,
@@ -490,7 +530,7 @@ int s3client_put_new_object(s3client *c, const char *key, const s3body *body,
   s3sink_err local, *e = err ? err : &local; /* the S3 code is needed here */
   char sha_hex[65];
   *outcome = S3CLIENT_CREATED;
-  int rc = put(c, key, body, content_type, true, sha_hex, e);
+  int rc = put(c, key, body, content_type, true, true, sha_hex, e);
   if (!(rc == S3SINK_ES3 && (e->http_status == 412 || strcmp(e->s3_code, "PreconditionFailed") == 0)))
     return rc;
   /* The key exists: our own earlier attempt (a retry, or a request that libcurl re-sent
@@ -601,11 +641,19 @@ static int list_page(s3client *c, const bytebuf *page, s3client_key_fn on_key, v
   *next = NULL;
   const char *s = page->data ? page->data : "", *end = s + page->len;
   const char *ts, *te, *after;
-  if (!s3xml_find(s, end, "ListBucketResult", &ts, &te, NULL))
+  if (!s3xml_find(s, end, "ListBucketResult", &ts, &te, NULL)) {
+    char hint[512];
+    endpoint_addressing_hint(&c->ep, hint, sizeof hint);
     return finish_err(c, err, err_set(err, S3SINK_ES3,
                                       "ListObjectsV2 of bucket '%s' at %s returned no "
-                                      "ListBucketResult: is the endpoint an S3 server?",
-                                      c->bucket, c->ep.origin));
+                                      "ListBucketResult%s: is the endpoint an S3 server?%s",
+                                      c->bucket, c->ep.origin,
+                                      s3xml_find(s, end, "ListAllMyBucketsResult", &ts, &te, NULL)
+                                          ? " but the list of all buckets (the server ignored "
+                                            "the bucket in the host name)"
+                                          : "",
+                                      hint));
+  }
   const char *lend = te;
   bytebuf key, num;
   bytebuf_init(&key, 64 * 1024);

@@ -25,6 +25,10 @@ typedef struct s3client_config {
   long request_timeout_ms;   /* 0: 120000 */
   bool insecure_tls;
   const char *ca_file;
+  const s3sink_header *put_headers; /* sent (and signed) with every PutObject of
+                                       s3client_put_new_object: the object settings
+                                       (objhead.h); copied */
+  size_t nput_headers;
 } s3client_config;
 
 /* Copies everything it keeps from cfg. *out owned by the caller (s3client_free). */
@@ -45,7 +49,8 @@ typedef enum s3client_put_outcome {
   S3CLIENT_TAKEN          /* key holds another object; ours was not stored */
 } s3client_put_outcome;
 
-/* PutObject that never overwrites and can be repeated: with If-None-Match, and on a 412
+/* PutObject that never overwrites and can be repeated, with the config's put_headers:
+ * with If-None-Match, and on a 412
  * it reads the existing object's identity (HeadObject) to tell our own earlier attempt
  * from a foreign object. The identity is metadata, which S3, MinIO and S3-compatible
  * stores keep as sent, whatever the encryption (unlike the ETag). */

@@ -61,7 +61,12 @@ static const char SERVER_FAILED[] =
     "is unavailable or overloaded; retry later";
 static const char FAILED[] = "{op} of {what} at {endpoint} failed: {message} ({code}, HTTP {status})";
 static const char NOT_S3[] =
-    "{op} of {what} at {endpoint} failed with HTTP {status}{body}: is the endpoint an S3 server?";
+    "{op} of {what} at {endpoint} failed with HTTP {status}{body}: is the endpoint an S3 "
+    "server?{addressing}";
+/* a virtual-hosted request that a path-style server took for one on the service root */
+static const char ROOT_ANSWER[] =
+    "{op} of {what} at {endpoint} failed with HTTP {status}: the server answered with its "
+    "list of all buckets, so it ignored the bucket in the host name{addressing}";
 
 /* A row matches a response with its code, or with its status (for status_op only, if
  * set). Transient: sending the same request again may succeed (the server is busy or
@@ -160,6 +165,7 @@ static void expand(const char *text, const s3errors_ctx *ctx, long status, const
       {"region_hint", hint},
       {"bucket_region", where},
       {"body", body},
+      {"addressing", ctx->addressing ? ctx->addressing : ""},
   };
   size_t n = 0;
   out[0] = '\0';
@@ -175,6 +181,14 @@ static void expand(const char *text, const s3errors_ctx *ctx, long status, const
   put(out, cap, &n, p, strlen(p));
 }
 
+/* Whether body[0..len) contains the text s. */
+static bool contains(const char *body, size_t len, const char *s) {
+  size_t n = strlen(s);
+  for (size_t i = 0; body && i + n <= len; i++)
+    if (memcmp(body + i, s, n) == 0) return true;
+  return false;
+}
+
 int s3errors_describe(const s3errors_ctx *ctx, long status, const s3errors_doc *e,
                       s3sink_err *err) {
   const char *text = NULL;
@@ -185,6 +199,9 @@ int s3errors_describe(const s3errors_ctx *ctx, long status, const s3errors_doc *
     transient = transient || RULES[i].transient;
   }
   if (!text) text = status >= 500 ? SERVER_FAILED : e->code[0] ? FAILED : NOT_S3;
+  if (text == NOT_S3 && ctx->addressing && *ctx->addressing &&
+      contains(ctx->body, ctx->body_len, "<ListAllMyBucketsResult"))
+    text = ROOT_ANSWER;
   if (!err) return S3SINK_ES3;
   char msg[sizeof err->msg];
   expand(text, ctx, status, e, msg, sizeof msg);

@@ -32,6 +32,7 @@ typedef struct s3errors_ctx {
   const char *bucket_region; /* the x-amz-bucket-region header, or "" */
   const char *body;          /* the response body (shown if it is not an S3 error) */
   size_t body_len;
+  const char *addressing;    /* endpoint_addressing_hint: "" or "; virtual-hosted ..." */
 } s3errors_ctx;
 
 /* Fills err (code S3SINK_ES3, the message and transient) for a response with HTTP status

@@ -137,8 +137,10 @@ bool s3http_set_headers(s3http *h, const s3sink_header *hdrs, size_t n) {
   h->headers = NULL;
   char line[8192];
   for (size_t i = 0; i <= n; i++) {
-    int len = i < n ? snprintf(line, sizeof line, "%s: %s", hdrs[i].name, hdrs[i].value)
-                    : snprintf(line, sizeof line, "Expect:"); /* no 100-continue round trip */
+    /* "Name;" is how libcurl sends a header with an empty value ("Name:" removes it) */
+    int len = i == n ? snprintf(line, sizeof line, "Expect:") /* no 100-continue round trip */
+              : hdrs[i].value[0] ? snprintf(line, sizeof line, "%s: %s", hdrs[i].name, hdrs[i].value)
+                                 : snprintf(line, sizeof line, "%s;", hdrs[i].name);
     struct curl_slist *l = len < 0 || (size_t)len >= sizeof line ? NULL
                                                                  : curl_slist_append(h->headers, line);
     if (!l) {

@@ -133,12 +133,14 @@ int sink_seal_part(s3sink *s, sink_part *part, bool split, s3sink_err *err) {
   p->rows = part->complete_rows;
   p->row_bytes = part->complete_bytes;
   p->len = complete_size(s, part);
+  p->codec = s->codec;
+  p->level = s->level;
   p->first_time = part->complete_first_time;
   p->last_time = part->complete_last_time;
   p->has_event = part->complete_has_event;
   p->min_event = part->complete_min_event;
   p->max_event = part->complete_max_event;
-  if ((rc = sink_name_object(s, p, s3sink_formatter_extension(s->fmt), &p->key, err))) {
+  if ((rc = sink_name_object(s, p, s->extension, &p->key, err))) {
     sink_pending_free(p);
     return sink_stop_uploads(s, err);
   }
@@ -459,6 +461,8 @@ void s3sink_free(s3sink *s) {
   free(s->prefix);
   free(s->bucket);
   free(s->writer_id);
+  free(s->extension);
+  free(s->content_type);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   free(s);

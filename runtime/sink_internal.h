@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "bytebuf.h"
+#include "compress.h"
 #include "formatter.h"
 #include "keytemplate.h"
 #include "lua_host.h"
@@ -40,14 +41,19 @@
 typedef struct pending {
   struct pending *next;
   char *key;
-  uint64_t rows, len, row_bytes;  /* len: the whole body, header included */
+  uint64_t rows, len, row_bytes;  /* len: the whole body, header included, uncompressed */
   int64_t first_time, last_time;  /* engine times of its rows */
-  bytebuf body;                   /* without a spool */
+  bytebuf body;                   /* without a spool (compressed, once packed) */
   uint64_t segment;               /* with a spool */
-  char *extension, *content_type; /* NULL: the format's (recovered segments keep theirs) */
+  char *extension, *content_type; /* NULL: the sink's (recovered segments keep theirs) */
   partkey *part;                  /* its partition (one reference) */
   bool has_event;                 /* the event-time range of its rows (time_column) */
   int64_t min_event, max_event;
+  compress_codec codec;           /* its compression (recovered segments keep theirs) */
+  int level;
+  bool packed;                    /* compressed (body, or the spool's packed file): the
+                                     bytes every attempt sends from then on */
+  uint64_t packed_len;
   int attempts;                   /* failed attempts so far */
   bool failing;
   int64_t first_failure_ms, next_try_ms; /* real monotonic clock */
@@ -89,6 +95,9 @@ struct s3sink {
   spool *spool;
 
   char *prefix, *writer_id, *bucket;
+  char *extension, *content_type; /* of the objects: the format's, with compression's */
+  compress_codec codec;
+  int level;
   s3sink_config opt;          /* the options, completed with their defaults; the strings
                                  are cleared at open (the sink copies those it keeps) */
   size_t max_buffer;          /* memory budget: buffered + queued bytes */

@@ -10,8 +10,9 @@
 #include <unistd.h>
 
 #include "error.h"
-#include "sink_internal.h"
+#include "objhead.h"
 #include "options.h"
+#include "sink_internal.h"
 
 /* Retries a request of the opening while its failure is transient, for up to `budget`
  * milliseconds. */
@@ -117,6 +118,18 @@ static int take_over_spool(s3sink *s, s3sink_err *err) {
     p->has_event = g->has_event;
     p->min_event = g->min_event;
     p->max_event = g->max_event;
+    p->packed = g->packed;
+    p->packed_len = g->packed_len;
+    p->level = g->level;
+    int codec = g->codec ? compress_find(g->codec) : COMPRESS_NONE;
+    if (codec < 0) {
+      sink_pending_free(p);
+      return err_set(err, S3SINK_EINVAL,
+                     "spool_dir '%s' holds a segment compressed with '%s', which this build "
+                     "does not know: open it with a build that does", spool_dir(s->spool),
+                     g->codec);
+    }
+    p->codec = (compress_codec)codec;
     int rc = recovered_part(s, g, &p->part, err);
     if (rc == S3SINK_OK && g->key) p->key = strdup(g->key);
     else if (rc == S3SINK_OK && (rc = sink_name_object(s, p, g->extension, &p->key, err)) == S3SINK_OK)
@@ -176,6 +189,8 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
   s->prefix = strdup(c->prefix);
   s->bucket = strdup(c->bucket);
   s->writer_id = c->writer_id ? strdup(c->writer_id) : NULL;
+  s->codec = (compress_codec)compress_find(c->compression); /* checked by options_resolve */
+  s->level = (int)c->compression_level;
   if (!s->prefix || !s->bucket || (c->writer_id && !s->writer_id)) {
     rc = err_set(err, S3SINK_ENOMEM, "out of memory");
     goto fail;
@@ -197,6 +212,19 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
     goto fail;
   if (!s->tmpl && (rc = naming_open(s->lua, c->naming, &s->naming, err))) goto fail;
 
+  /* the objects' extension and content type: compression's type, after the format's
+   * extension its own ("csv.gz") */
+  const compress_codec_info *ci = compress_info(s->codec);
+  const char *fext = s3sink_formatter_extension(s->fmt);
+  size_t elen = strlen(fext) + (ci->extension ? strlen(ci->extension) + 1 : 0) + 1;
+  s->extension = malloc(elen);
+  s->content_type = strdup(ci->content_type ? ci->content_type : s3sink_formatter_content_type(s->fmt));
+  if (!s->extension || !s->content_type) {
+    rc = err_set(err, S3SINK_ENOMEM, "out of memory");
+    goto fail;
+  }
+  snprintf(s->extension, elen, "%s%s%s", fext, ci->extension ? "." : "", ci->extension ? ci->extension : "");
+
   const char *header;
   s3sink_formatter_header(s->fmt, &header, &s->header_len, NULL);
   if (s->header_len >= s->max_buffer) {
@@ -209,10 +237,15 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
   }
   memcpy(s->header, header, s->header_len);
   if (c->spool_dir && (rc = spool_open(c->spool_dir, s->bucket, s->prefix, header, s->header_len,
-                              s3sink_formatter_extension(s->fmt),
-                              s3sink_formatter_content_type(s->fmt), &s->spool, err)))
+                                       s->extension, s->content_type,
+                                       s->codec ? ci->name : NULL, s->level, &s->spool, err)))
     goto fail;
 
+  objhead settings;
+  if ((rc = objhead_build(c, &settings, err))) {
+    objhead_free(&settings);
+    goto fail;
+  }
   s3client_config cc = {
       .endpoint = c->endpoint, .region = c->region, .bucket = c->bucket,
       .virtual_hosted = c->virtual_hosted, .access_key = c->access_key,
@@ -220,8 +253,11 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
       .connect_timeout_ms = (long)c->connect_timeout_ms,
       .request_timeout_ms = (long)c->request_timeout_ms,
       .insecure_tls = c->insecure_tls, .ca_file = c->ca_file,
+      .put_headers = settings.v, .nput_headers = settings.n,
   };
-  if ((rc = s3client_new(&cc, &s->client, err))) goto fail;
+  rc = s3client_new(&cc, &s->client, err);
+  objhead_free(&settings);
+  if (rc) goto fail;
   int64_t budget = s->opt.max_retry_ms >= 0 && s->opt.max_retry_ms < OPEN_RETRY_MS ? s->opt.max_retry_ms
                                                                             : OPEN_RETRY_MS;
   if ((rc = with_retries(s, c, check_bucket, budget, err)) ||

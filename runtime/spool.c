@@ -22,7 +22,8 @@
 struct spool {
   char *dir;
   int dir_fd, lock_fd;
-  char *bucket, *prefix, *header, *extension, *content_type;
+  char *bucket, *prefix, *header, *extension, *content_type, *codec;
+  int level;
   size_t header_len;
   uint64_t next_id;
   uint64_t bytes;              /* all segment files */
@@ -175,9 +176,12 @@ static int start_segment(spool *sp, spool_stream *st, s3sink_err *err) {
   }
   bytebuf line;
   bytebuf_init(&line, SIZE_MAX);
+  char level[24];
+  snprintf(level, sizeof level, " %d", sp->level);
   bool ok = bytebuf_append(&line, JOURNAL_MAGIC, strlen(JOURNAL_MAGIC)) &&
             append_field(&line, sp->bucket) && append_field(&line, sp->prefix) &&
             append_field(&line, sp->extension) && append_field(&line, sp->content_type) &&
+            (!sp->codec || (append_field(&line, sp->codec) && bytebuf_append_str(&line, level))) &&
             (!st->partition ||
              (append_field(&line, st->partition) && append_field(&line, st->time_field))) &&
             bytebuf_append(&line, "\n", 1);
@@ -326,23 +330,70 @@ int spool_rename(spool *sp, uint64_t id, const char *key, s3sink_err *err) {
   return rc;
 }
 
-int spool_open_body(spool *sp, uint64_t id, int *fd, s3sink_err *err) {
-  char seg[40];
+int spool_open_body(spool *sp, uint64_t id, bool packed, int *fd, s3sink_err *err) {
+  char name[40];
+  file_name(name, sizeof name, id, packed ? "packed" : "seg");
+  *fd = openat(sp->dir_fd, name, O_RDONLY | O_CLOEXEC);
+  return *fd < 0 ? io_error(err, sp, "open", name) : S3SINK_OK;
+}
+
+int spool_pack_begin(spool *sp, uint64_t id, int *seg_fd, int *packed_fd, s3sink_err *err) {
+  char packed[40];
+  file_name(packed, sizeof packed, id, "packed");
+  *packed_fd = -1;
+  int rc = spool_open_body(sp, id, false, seg_fd, err);
+  if (rc) return rc;
+  *packed_fd = openat(sp->dir_fd, packed, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+  if (*packed_fd < 0) {
+    rc = io_error(err, sp, "create", packed);
+    close(*seg_fd);
+    *seg_fd = -1;
+  }
+  return rc;
+}
+
+/* Bytes of a file of the folder, 0 if it is not there. */
+static uint64_t file_size(spool *sp, const char *name) {
+  struct stat st;
+  return fstatat(sp->dir_fd, name, &st, 0) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+static void forget_bytes(spool *sp, uint64_t n) { sp->bytes -= n <= sp->bytes ? n : sp->bytes; }
+
+int spool_pack_end(spool *sp, uint64_t id, uint64_t len, s3sink_err *err) {
+  char seg[40], jou[40], text[64];
   file_name(seg, sizeof seg, id, "seg");
-  *fd = openat(sp->dir_fd, seg, O_RDONLY | O_CLOEXEC);
-  return *fd < 0 ? io_error(err, sp, "open", seg) : S3SINK_OK;
+  file_name(jou, sizeof jou, id, "journal");
+  /* the new file's name is durable before the journal counts on it */
+  if (fsync(sp->dir_fd) != 0) return io_error(err, sp, "sync", "the folder");
+  int fd = openat(sp->dir_fd, jou, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return io_error(err, sp, "open", jou);
+  int n = snprintf(text, sizeof text, "packed %" PRIu64 "\n", len);
+  int rc = append_journal(sp, fd, text, (size_t)n, err);
+  close(fd);
+  if (rc) return rc;
+  forget_bytes(sp, file_size(sp, seg));
+  unlinkat(sp->dir_fd, seg, 0);
+  sp->bytes += len;
+  return S3SINK_OK;
+}
+
+void spool_pack_abandon(spool *sp, uint64_t id) {
+  char packed[40];
+  file_name(packed, sizeof packed, id, "packed");
+  unlinkat(sp->dir_fd, packed, 0);
 }
 
 void spool_remove(spool *sp, uint64_t id) {
-  char seg[40], jou[40];
+  char seg[40], jou[40], packed[40];
   file_name(seg, sizeof seg, id, "seg");
   file_name(jou, sizeof jou, id, "journal");
-  struct stat st;
-  if (fstatat(sp->dir_fd, seg, &st, 0) == 0 && (uint64_t)st.st_size <= sp->bytes)
-    sp->bytes -= (uint64_t)st.st_size;
+  file_name(packed, sizeof packed, id, "packed");
+  forget_bytes(sp, file_size(sp, seg) + file_size(sp, packed));
   /* the journal first: a segment without one is never uploaded again */
   unlinkat(sp->dir_fd, jou, 0);
   unlinkat(sp->dir_fd, seg, 0);
+  unlinkat(sp->dir_fd, packed, 0);
 }
 
 uint64_t spool_bytes(const spool *sp) { return sp->bytes; }
@@ -359,6 +410,7 @@ static void segment_free(spool_segment *g) {
   free(g->content_type);
   free(g->partition);
   free(g->time_field);
+  free(g->codec);
 }
 
 static char *read_journal(spool *sp, const char *name, s3sink_err *err) {
@@ -396,19 +448,31 @@ static int parse_journal(spool *sp, const char *name, char *text, spool_segment 
   for (char *line = text, *nl; rc == S3SINK_OK && (nl = strchr(line, '\n')); line = nl + 1) {
     *nl = '\0';
     lineno++;
-    char *words[10];
+    char *words[12];
     int nw = 0;
     char *save = NULL;
-    for (char *w = strtok_r(line, " ", &save); w && nw < 10; w = strtok_r(NULL, " ", &save))
+    for (char *w = strtok_r(line, " ", &save); w && nw < 12; w = strtok_r(NULL, " ", &save))
       words[nw++] = w;
     bool ok;
-    if (lineno == 1) { /* 8 words: a partitioned sink's, with the partition */
-      ok = (nw == 6 || nw == 8) && strcmp(words[0], "s3sink-spool") == 0 &&
+    if (lineno == 1) { /* then optional: codec and level (compression), partition and
+                          time field (partition_by); a level is the one word without '=' */
+      int i = 6;
+      ok = nw >= 6 && strcmp(words[0], "s3sink-spool") == 0 &&
            strcmp(words[1], "1") == 0 && (bucket = decode_field(words[2])) &&
            (prefix = decode_field(words[3])) && (g->extension = decode_field(words[4])) &&
-           (g->content_type = decode_field(words[5])) &&
-           (nw == 6 || ((g->partition = decode_field(words[6])) &&
-                        (g->time_field = decode_field(words[7]))));
+           (g->content_type = decode_field(words[5]));
+      if (ok && nw >= i + 2 && words[i + 1][0] != '=') {
+        ok = (g->codec = decode_field(words[i])) && sscanf(words[i + 1], "%d", &g->level) == 1;
+        i += 2;
+      }
+      if (ok && nw == i + 2) {
+        ok = (g->partition = decode_field(words[i])) && (g->time_field = decode_field(words[i + 1]));
+        i += 2;
+      }
+      ok = ok && nw == i;
+    } else if (nw == 2 && strcmp(words[0], "packed") == 0) {
+      ok = sscanf(words[1], "%" SCNu64, &g->packed_len) == 1;
+      g->packed = ok;
     } else if ((nw == 5 || nw == 7) && strcmp(words[0], "commit") == 0) {
       ok = sscanf(words[1], "%" SCNu64, &g->len) == 1 && sscanf(words[2], "%" SCNu64, &g->rows) == 1 &&
            sscanf(words[3], "%" SCNd64, &g->first_time) == 1 &&
@@ -478,14 +542,39 @@ static int list_ids(spool *sp, const char *ext, uint64_t **ids, size_t *n, s3sin
 }
 
 static bool has_id(const uint64_t *ids, size_t n, uint64_t id) {
-  return bsearch(&id, ids, n, sizeof id, cmp_ids) != NULL;
+  return n && bsearch(&id, ids, n, sizeof id, cmp_ids) != NULL;
+}
+
+/* Cuts the file `name` to len bytes (and syncs it); it must have at least that many. */
+static int cut_to(spool *sp, const char *name, uint64_t len, s3sink_err *err) {
+  struct stat st;
+  if (fstatat(sp->dir_fd, name, &st, 0) != 0 || (uint64_t)st.st_size < len)
+    return err_set(err, S3SINK_EIO,
+                   "spool_dir '%s': %s is missing or shorter than its journal says; move the "
+                   "folder away to start afresh", sp->dir, name);
+  if ((uint64_t)st.st_size == len) return S3SINK_OK;
+  int fd = openat(sp->dir_fd, name, O_WRONLY | O_CLOEXEC);
+  int rc = S3SINK_OK;
+  if (fd < 0 || ftruncate(fd, (off_t)len) != 0 || fdatasync(fd) != 0)
+    rc = io_error(err, sp, "truncate", name);
+  if (fd >= 0) close(fd);
+  return rc;
 }
 
 static int recover(spool *sp, s3sink_err *err) {
-  uint64_t *segs = NULL, *jous = NULL;
-  size_t nsegs = 0, njous = 0;
+  uint64_t *segs = NULL, *jous = NULL, *packs = NULL;
+  size_t nsegs = 0, njous = 0, npacks = 0;
   int rc = list_ids(sp, "seg", &segs, &nsegs, err);
   if (rc == S3SINK_OK) rc = list_ids(sp, "journal", &jous, &njous, err);
+  if (rc == S3SINK_OK) rc = list_ids(sp, "packed", &packs, &npacks, err);
+  for (size_t i = 0; rc == S3SINK_OK && i < npacks; i++) {
+    if (packs[i] >= sp->next_id) sp->next_id = packs[i] + 1;
+    if (!has_id(jous, njous, packs[i])) { /* uploaded and half removed */
+      char packed[40];
+      file_name(packed, sizeof packed, packs[i], "packed");
+      unlinkat(sp->dir_fd, packed, 0);
+    }
+  }
   if (rc == S3SINK_OK && njous && !(sp->recovered = calloc(njous, sizeof *sp->recovered)))
     rc = err_set(err, S3SINK_ENOMEM, "out of memory");
   for (size_t i = 0; rc == S3SINK_OK && i < nsegs; i++) {
@@ -499,9 +588,10 @@ static int recover(spool *sp, s3sink_err *err) {
   for (size_t i = 0; rc == S3SINK_OK && i < njous; i++) {
     uint64_t id = jous[i];
     if (id >= sp->next_id) sp->next_id = id + 1;
-    char seg[40], jou[40];
+    char seg[40], jou[40], packed[40];
     file_name(seg, sizeof seg, id, "seg");
     file_name(jou, sizeof jou, id, "journal");
+    file_name(packed, sizeof packed, id, "packed");
     spool_segment g = {.id = id};
     bool committed = false;
     char *text = read_journal(sp, jou, err);
@@ -511,33 +601,32 @@ static int recover(spool *sp, s3sink_err *err) {
     }
     rc = parse_journal(sp, jou, text, &g, &committed, err);
     free(text);
-    struct stat st;
-    bool have_seg = has_id(segs, nsegs, id) && fstatat(sp->dir_fd, seg, &st, 0) == 0;
     if (rc == S3SINK_OK && !committed) { /* nothing acknowledged in it */
       unlinkat(sp->dir_fd, jou, 0);
       unlinkat(sp->dir_fd, seg, 0);
+      unlinkat(sp->dir_fd, packed, 0);
       segment_free(&g);
       continue;
     }
-    if (rc == S3SINK_OK && (!have_seg || (uint64_t)st.st_size < g.len))
-      rc = err_set(err, S3SINK_EIO,
-                   "spool_dir '%s': segment %s is missing or shorter than its journal "
-                   "says; move the folder away to start afresh", sp->dir, seg);
-    if (rc == S3SINK_OK && (uint64_t)st.st_size > g.len) { /* cut what was not committed */
-      int fd = openat(sp->dir_fd, seg, O_WRONLY | O_CLOEXEC);
-      if (fd < 0 || ftruncate(fd, (off_t)g.len) != 0 || fdatasync(fd) != 0)
-        rc = io_error(err, sp, "truncate", seg);
-      if (fd >= 0) close(fd);
+    if (rc == S3SINK_OK && g.packed) {
+      /* its body is the compressed file (bytes after packed_len never counted); the
+       * segment it was made from may not be removed yet */
+      if ((rc = cut_to(sp, packed, g.packed_len, err)) == S3SINK_OK) unlinkat(sp->dir_fd, seg, 0);
+    } else if (rc == S3SINK_OK) {
+      /* compressing it had not finished: done again before its upload */
+      if (has_id(packs, npacks, id)) unlinkat(sp->dir_fd, packed, 0);
+      rc = cut_to(sp, seg, g.len, err); /* cut what was not committed */
     }
     if (rc) {
       segment_free(&g);
       break;
     }
-    sp->bytes += g.len;
+    sp->bytes += g.packed ? g.packed_len : g.len;
     sp->recovered[sp->nrecovered++] = g;
   }
   free(segs);
   free(jous);
+  free(packs);
   return rc;
 }
 
@@ -559,7 +648,7 @@ static bool make_folders(char *path) {
 
 int spool_open(const char *dir, const char *bucket, const char *prefix, const char *header,
                size_t header_len, const char *extension, const char *content_type,
-               spool **out, s3sink_err *err) {
+               const char *codec, int level, spool **out, s3sink_err *err) {
   *out = NULL;
   spool *sp = calloc(1, sizeof *sp);
   if (!sp) return err_set(err, S3SINK_ENOMEM, "out of memory");
@@ -570,9 +659,12 @@ int spool_open(const char *dir, const char *bucket, const char *prefix, const ch
   sp->prefix = strdup(prefix);
   sp->extension = strdup(extension);
   sp->content_type = strdup(content_type);
+  sp->codec = codec ? strdup(codec) : NULL;
+  sp->level = level;
   sp->header = malloc(header_len + 1);
   int rc = S3SINK_OK;
-  if (!sp->dir || !sp->bucket || !sp->prefix || !sp->extension || !sp->content_type || !sp->header) {
+  if (!sp->dir || !sp->bucket || !sp->prefix || !sp->extension || !sp->content_type ||
+      (codec && !sp->codec) || !sp->header) {
     rc = err_set(err, S3SINK_ENOMEM, "out of memory");
     goto fail;
   }
@@ -619,5 +711,6 @@ void spool_close(spool *sp) {
   free(sp->header);
   free(sp->extension);
   free(sp->content_type);
+  free(sp->codec);
   free(sp);
 }

@@ -5,7 +5,10 @@
  * that wrote it (bucket, prefix, extension, content type), one "commit" line per complete
  * minibatch (the segment's length and row count at that point), and a "key" line once the
  * segment is named. Each commit is fsync'ed before the sink acknowledges the minibatch, so
- * after a crash the committed bytes are there and the rest is cut off. A segment is
+ * after a crash the committed bytes are there and the rest is cut off. With compression,
+ * the sink's thread compresses a named segment into "<id>.packed" before its first upload
+ * and records it ("packed" line); from then on the object is those bytes, so an upload
+ * after a crash sends exactly what an earlier attempt may have stored. A segment is
  * removed once its object is uploaded. See docs/spool.md. */
 #ifndef S3SINK_SPOOL_H
 #define S3SINK_SPOOL_H
@@ -24,21 +27,26 @@ typedef struct spool_segment {
   char *key;                /* the key it was given, or NULL if it was never named */
   uint64_t len, rows;       /* committed bytes (header included) and rows */
   int64_t first_time, last_time;
-  char *extension, *content_type; /* of the format that wrote it */
+  char *extension, *content_type; /* of the objects of the sink that wrote it */
   char *partition;          /* its partition's path and event-time field (see */
   char *time_field;         /* spool_stream_new), or NULL if it was not partitioned */
   bool has_event;           /* the event-time range of its rows (time_column) */
   int64_t min_event, max_event;
+  char *codec;              /* its compression ("gzip", "zstd"), or NULL */
+  int level;                /* its compression_level (0: the default) */
+  bool packed;              /* compressed into "<id>.packed" already, packed_len bytes */
+  uint64_t packed_len;
 } spool_segment;
 
 /* Opens (creating it if needed) and locks the folder, then recovers what an earlier run
  * left: cuts uncommitted bytes, removes segments with nothing committed, and keeps the
  * others as recovered segments, oldest first. Fails if another process holds the folder,
  * or if it holds segments of another bucket or prefix. `header` starts every new segment.
- * Strings are copied. */
+ * `codec` (NULL: none) and `level` are recorded with each segment: its object is
+ * compressed so even when a sink with other settings uploads it. Strings are copied. */
 int spool_open(const char *dir, const char *bucket, const char *prefix, const char *header,
                size_t header_len, const char *extension, const char *content_type,
-               spool **out, s3sink_err *err);
+               const char *codec, int level, spool **out, s3sink_err *err);
 void spool_close(spool *sp);
 
 size_t spool_recovered_count(const spool *sp);
@@ -85,8 +93,21 @@ int spool_seal(spool *sp, spool_stream *st, const char *key, uint64_t *id, uint6
 /* Records a new key for a sealed segment (its first key was taken by someone else). */
 int spool_rename(spool *sp, uint64_t id, const char *key, s3sink_err *err);
 
-/* Opens a sealed or recovered segment for reading; the caller closes *fd. */
-int spool_open_body(spool *sp, uint64_t id, int *fd, s3sink_err *err);
+/* Compressing a sealed segment: opens "<id>.seg" for reading (*seg_fd) and creates an
+ * empty "<id>.packed" (*packed_fd); the caller closes both. Reading and writing them
+ * needs no lock. */
+int spool_pack_begin(spool *sp, uint64_t id, int *seg_fd, int *packed_fd, s3sink_err *err);
+
+/* The caller wrote len compressed bytes to "<id>.packed" and synced them: makes that
+ * file the segment's body (a synced "packed" journal line) and removes "<id>.seg". */
+int spool_pack_end(spool *sp, uint64_t id, uint64_t len, s3sink_err *err);
+
+/* Compressing failed: removes "<id>.packed"; the segment stays as it was. */
+void spool_pack_abandon(spool *sp, uint64_t id);
+
+/* Opens a sealed or recovered segment's body ("<id>.packed" once packed) for reading;
+ * the caller closes *fd. */
+int spool_open_body(spool *sp, uint64_t id, bool packed, int *fd, s3sink_err *err);
 
 /* Removes an uploaded segment. */
 void spool_remove(spool *sp, uint64_t id);

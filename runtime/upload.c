@@ -186,8 +186,7 @@ static int rename_head(s3sink *s, s3sink_err *err) {
   pending *p = s->head;
   sink_take_key(&s->last_named, p->key);
   char *key = NULL;
-  int rc = sink_name_object(s, p, p->extension ? p->extension : s3sink_formatter_extension(s->fmt),
-                            &key, err);
+  int rc = sink_name_object(s, p, p->extension ? p->extension : s->extension, &key, err);
   if (rc == S3SINK_OK && s->spool) rc = spool_rename(s->spool, p->segment, key, err);
   if (rc) {
     free(key);
@@ -199,17 +198,71 @@ static int rename_head(s3sink *s, s3sink_err *err) {
   return S3SINK_OK;
 }
 
+/* Compresses the head of the queue, once, with the lock released meanwhile (`uploading`
+ * keeps the head in place): in memory, its body is replaced by the compressed bytes,
+ * which frees room; in the spool, the compressed file is synced and recorded before any
+ * upload, so what an attempt sends is what any later attempt, or a sink recovering the
+ * spool, sends. A failure stops uploads (a forced flush tries again). */
+static int pack_head(s3sink *s, s3sink_err *err) {
+  pending *p = s->head;
+  s3body in = {.data = p->body.data, .fd = -1, .len = p->len};
+  bytebuf packed;
+  bytebuf_init(&packed, SIZE_MAX);
+  compress_out out = {.buf = s->spool ? NULL : &packed, .fd = -1};
+  int rc = S3SINK_OK;
+  if (s->spool && (rc = spool_pack_begin(s->spool, p->segment, &in.fd, &out.fd, err)))
+    goto failed;
+  s->uploading = true;
+  pthread_mutex_unlock(&s->mu);
+  rc = compress_body(p->codec, p->level, &in, &out, err);
+  if (rc == S3SINK_OK && out.fd >= 0 && fdatasync(out.fd) != 0)
+    rc = err_set(err, S3SINK_EIO, "spool_dir '%s': cannot sync a compressed segment: %s",
+                 spool_dir(s->spool), strerror(errno));
+  pthread_mutex_lock(&s->mu);
+  s->uploading = false;
+  if (in.fd >= 0) close(in.fd);
+  if (out.fd >= 0) close(out.fd);
+  if (s->spool) {
+    if (rc == S3SINK_OK) rc = spool_pack_end(s->spool, p->segment, out.len, err);
+    if (rc) spool_pack_abandon(s->spool, p->segment);
+  } else if (rc == S3SINK_OK) {
+    char *shrunk = realloc(packed.data, packed.len ? packed.len : 1);
+    if (shrunk) {
+      packed.data = shrunk;
+      packed.cap = packed.len;
+    }
+    s->pending_mem -= p->body.cap;
+    bytebuf_free(&p->body);
+    p->body = packed;
+    s->pending_mem += p->body.cap;
+  } else {
+    bytebuf_free(&packed);
+  }
+  pthread_cond_broadcast(&s->cv); /* room was freed, or the upload thread may go on */
+  if (rc == S3SINK_OK) {
+    p->packed = true;
+    p->packed_len = out.len;
+    return S3SINK_OK;
+  }
+failed:
+  err_prefix(err, "compressing '%s' (%" PRIu64 " rows) with %s failed: ", p->key, p->rows,
+             compress_info(p->codec)->name);
+  s->last_err = *err;
+  return sink_stop_uploads(s, err);
+}
+
 /* One upload attempt of the head of the queue, with the lock released during the
  * request. Returns 1 if the object is stored, 0 if it was renamed (its key was taken: try
  * again), or a negative code: retried later if transient, else uploads stop. */
 static int attempt(s3sink *s, s3sink_err *caller_err) {
   s3sink_err local, *err = caller_err ? caller_err : &local;
-  pending *p = s->head;
-  s3body body = {.data = p->body.data, .fd = -1, .len = p->len};
   int rc = S3SINK_OK;
-  if (s->spool && (rc = spool_open_body(s->spool, p->segment, &body.fd, err)))
+  if (s->head->codec != COMPRESS_NONE && !s->head->packed && (rc = pack_head(s, err))) return rc;
+  pending *p = s->head;
+  s3body body = {.data = p->body.data, .fd = -1, .len = p->packed ? p->packed_len : p->len};
+  if (s->spool && (rc = spool_open_body(s->spool, p->segment, p->packed, &body.fd, err)))
     return sink_stop_uploads(s, err);
-  const char *ctype = p->content_type ? p->content_type : s3sink_formatter_content_type(s->fmt);
+  const char *ctype = p->content_type ? p->content_type : s->content_type;
   s3client_put_outcome outcome;
   s->uploading = true;
   pthread_mutex_unlock(&s->mu);
@@ -228,7 +281,7 @@ static int attempt(s3sink *s, s3sink_err *caller_err) {
   if (rc == S3SINK_OK) {
     s->stats.objects++;
     s->stats.rows += p->rows;
-    s->stats.bytes += p->len;
+    s->stats.bytes += body.len;
     s->stats.last_write_ms = sink_wall_ms(s);
     s->last_upload_ms = sink_policy_ms(s);
     char *k = strdup(p->key);

@@ -18,7 +18,7 @@ describe("options", function()
     for _, o in ipairs(s3sink.options) do
       assert.is_nil(seen[o.name], o.name .. " twice")
       seen[o.name] = true
-      assert.truthy(({ string = 1, integer = 1, boolean = 1 })[o.type], o.name)
+      assert.truthy(({ string = 1, integer = 1, boolean = 1, table = 1 })[o.type], o.name)
       assert.truthy(({ target = 1, output = 1, transport = 1, reliability = 1, host = 1 })[o.group], o.name)
       assert.truthy(#o.doc > 20, o.name)
       if o.type == "integer" then assert.truthy(o.min <= o.max, o.name) end

@@ -475,6 +475,71 @@ describe("partitions and the spool", function()
     }, folders)
   end)
 
+  it("recovers gzip segments of every partition after a crash, packed or not, each row once", function()
+    local opts = { spool_dir = dir, partition_by = "country", time_column = "ts",
+                   key_template = TEMPLATE, compression = "gzip", max_object_rows = 2 }
+    local first = open(bucket, opts)
+    local day = 1764028800000
+    -- FR reaches max_object_rows: named at the minibatch end; the others stay unnamed
+    assert(first:write({ 1, "FR", day * NS }, 2, 1))
+    assert(first:write({ 2, "FR", day * NS }, 2, 1))
+    assert(first:write({ 3, "DE", day * NS }, 2, 1))
+    assert(first:time_end(2))
+    assert(first:write({ 4, "DE", (day + 24 * HOUR) * NS }, 3, 1))
+    assert(first:write({ 5, s3sink.null, s3sink.null }, 3, 1))
+    assert(first:write({ 6, "FR", day * NS }, 3, 1))
+    assert(first:time_end(3))
+    assert(first:write({ 7, "PL", day * NS }, 4, 1)) -- never acknowledged
+    -- the named FR object is compressed before its upload, which fails
+    assert(client:delete_bucket())
+    assert.is_nil(first:flush(false))
+    first:discard() -- the crash
+    assert(client:create_bucket())
+    -- the journals record both the codec and the partition; one segment is packed
+    local packed, partitioned = 0, 0
+    for f in lfs.dir(dir) do
+      if f:match("journal$") then
+        local journal = h.read_file(dir .. "/" .. f)
+        local head = journal:match("^[^\n]*")
+        assert.matches(" =gzip %d+ =country=", head)
+        partitioned = partitioned + 1
+        if journal:match("\npacked %d+\n") then packed = packed + 1 end
+      end
+    end
+    assert.equal(1, packed)
+    assert.equal(5, partitioned)
+    local second = open(bucket, opts)
+    second:set_clock(T0 + HOUR)
+    assert(second:close())
+    local folders, count = {}, 0
+    for _, o in ipairs(h.objects(client, "out/")) do
+      assert.matches("%.csv%.gz$", o.key)
+      local f = h.write_file(h.tmpname(".gz"), o.body)
+      local p = assert(io.popen("env -u LD_PRELOAD gzip -dc " .. f))
+      local rows = h.parse_csv(p:read("a"))
+      assert(p:close())
+      os.remove(f)
+      assert.same("id", rows[1][1])
+      local list = folders[folder(o.key)] or {}
+      for i = 2, #rows do
+        list[#list + 1] = tonumber(rows[i][1])
+        count = count + 1
+      end
+      table.sort(list)
+      folders[folder(o.key)] = list
+    end
+    assert.equal(6, count)
+    assert.same({
+      ["out/dt=2025-11-25/country=FR"] = { 1, 2, 6 },
+      ["out/dt=2025-11-25/country=DE"] = { 3 },
+      ["out/dt=2025-11-26/country=DE"] = { 4 },
+      ["out/dt=__HIVE_DEFAULT_PARTITION__/country=__HIVE_DEFAULT_PARTITION__"] = { 5 },
+    }, folders)
+    local left = 0
+    for f in lfs.dir(dir) do left = left + (f:match("^%d+%.") and 1 or 0) end
+    assert.equal(0, left)
+  end)
+
   it("refuses unnamed rows spooled by a sink partitioned otherwise, until one like it opens", function()
     local first = open(bucket, { spool_dir = dir, partition_by = "country" })
     assert(first:write({ 1, "FR" }, 2, 1))

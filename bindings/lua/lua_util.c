@@ -51,9 +51,47 @@ static const char *join_list(lua_State *L, const char *fn, const char *name, int
   return joined;
 }
 
+/* The string at idx, which must be a string without NUL bytes. */
+static const char *map_text(lua_State *L, int idx, const char *fn, const char *name, size_t *n) {
+  const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, n) : NULL;
+  if (!s)
+    luaL_error(L, "%s: option '%s' must map strings to strings, not hold a %s", fn, name,
+               luaL_typename(L, idx));
+  if (strlen(s) != *n) luaL_error(L, "%s: option '%s' holds a NUL byte", fn, name);
+  return s;
+}
+
+/* The table on top of the stack as pairs, copied with their strings into one userdata
+ * that is put in the table at `anchor` (it lives as long as that table). */
+static void read_map(lua_State *L, const char *fn, const char *name, int anchor,
+                     s3sink_config *cfg, s3sink_err *e, int *rc) {
+  int t = lua_gettop(L);
+  size_t n = 0, bytes = 0, len;
+  for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1)) {
+    bytes += strlen(map_text(L, -2, fn, name, &len)) + 1;
+    bytes += strlen(map_text(L, -1, fn, name, &len)) + 1;
+    n++;
+  }
+  s3sink_pair *pairs = lua_newuserdatauv(L, n * sizeof *pairs + bytes, 0);
+  char *text = (char *)(pairs + n);
+  size_t i = 0;
+  for (lua_pushnil(L); lua_next(L, t); lua_pop(L, 1), i++) {
+    const char *k = lua_tolstring(L, -2, &len);
+    memcpy(text, k, len + 1);
+    pairs[i].key = text;
+    text += len + 1;
+    const char *v = lua_tolstring(L, -1, &len);
+    memcpy(text, v, len + 1);
+    pairs[i].value = text;
+    text += len + 1;
+  }
+  lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
+  *rc = s3sink_config_set_map(cfg, name, pairs, n, e);
+}
+
 /* Sets one option from the value on top of the stack. */
-static void read_option(lua_State *L, const char *fn, const char *name, s3sink_config *cfg,
-                        int anchor) {
+static void read_option(lua_State *L, const char *fn, const char *name, int anchor,
+                        s3sink_config *cfg) {
   const s3sink_option *o = s3sink_option_find(name);
   s3sink_err e;
   int rc;
@@ -72,6 +110,10 @@ static void read_option(lua_State *L, const char *fn, const char *name, s3sink_c
       luaL_error(L, "%s: option '%s' must be an integer, not a %s", fn, name,
                  lua_type(L, -1) == LUA_TNUMBER ? "float" : luaL_typename(L, -1));
     rc = s3sink_config_set_int(cfg, name, (int64_t)lua_tointeger(L, -1), &e);
+  } else if (o->type == S3SINK_OPTION_MAP) {
+    if (!lua_istable(L, -1))
+      luaL_error(L, "%s: option '%s' must be a table, not a %s", fn, name, luaL_typename(L, -1));
+    read_map(L, fn, name, anchor, cfg, &e, &rc);
   } else {
     if (!lua_isboolean(L, -1))
       luaL_error(L, "%s: option '%s' must be a boolean, not a %s", fn, name, luaL_typename(L, -1));
@@ -83,7 +125,7 @@ static void read_option(lua_State *L, const char *fn, const char *name, s3sink_c
 void lutil_read_options(lua_State *L, int t, const char *fn, const char *const *own,
                         s3sink_config *cfg) {
   t = lua_absindex(L, t);
-  lua_newtable(L);
+  lua_newtable(L); /* the anchor of joined lists and copied maps, left on the stack */
   int anchor = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, t)) {
@@ -92,7 +134,7 @@ void lutil_read_options(lua_State *L, int t, const char *fn, const char *const *
       luaL_error(L, "%s: unknown option '%s'", fn, luaL_tolstring(L, -1, NULL));
     }
     const char *name = lua_tostring(L, -2);
-    if (!is_own(name, own)) read_option(L, fn, name, cfg, anchor);
+    if (!is_own(name, own)) read_option(L, fn, name, anchor, cfg);
     lua_pop(L, 1);
   }
 }

@@ -25,8 +25,9 @@ const char *lopt_string(lua_State *L, int t, const char *fn, const char *name, b
  * must have its option's type and pass its rules, else a Lua error naming the option
  * (and, for a misspelt name, the option meant). Keys in `own` (NULL-terminated) are the
  * binding's own and are skipped. Strings are borrowed from the table; a list option given
- * as a sequence of strings is joined into a string kept in a table this leaves on top of
- * the stack, which must stay there until the configuration is used. */
+ * as a sequence of strings is joined into a string, and maps (tables of strings) are
+ * copied into memory: both are kept in a table this pushes, which must stay on the stack
+ * until cfg is used. */
 void lutil_read_options(lua_State *L, int t, const char *fn, const char *const *own,
                         s3sink_config *cfg);
 

@@ -161,7 +161,7 @@ static int l_sink_new(lua_State *L) {
 
   s3sink_config c = {0};
   static const char *const own[] = {"columns", "clock", NULL};
-  lutil_read_options(L, 1, "sink", own, &c);
+  lutil_read_options(L, 1, "sink", own, &c); /* pushes what c's maps borrow, kept till open */
   const char *clock = lopt_string(L, 1, "sink", "clock", false, NULL);
   if (clock) {
     if (strcmp(clock, "manual") != 0) luaL_error(L, "option 'clock' must be \"manual\" or nil");
@@ -423,7 +423,7 @@ static void set_string(lua_State *L, const char *k, const char *v) {
 /* s3sink.options: {{name=, type=, group=, min=, max=, unlimited=, default=, doc=,
  * list=}, ...}; list: a string option that takes a list of names too */
 static void push_options(lua_State *L) {
-  static const char *const type_names[] = {"string", "integer", "boolean"};
+  static const char *const type_names[] = {"string", "integer", "boolean", "table"};
   lua_newtable(L);
   const s3sink_option *o;
   for (size_t i = 0; (o = s3sink_option_info(i)); i++) {

@@ -1,12 +1,14 @@
 """Build of the s3sink CPython extension (``s3sink._s3sink``).
 
-The extension is compiled from the runtime's C sources in ``../../runtime`` plus the Lua
-scripts embedded by ``tools/embed_scripts.lua``, with the compile settings of
-``../../build.mk`` (shared with the Makefile, read by ``tools/buildmk.py``), so the
-package is built from a checkout of the repository: ``pip install
+The extension is compiled from the runtime's C sources in ``runtime/`` plus the Lua
+scripts (``formats/``, ``scripts/``) embedded by ``tools/embed_scripts.lua``, with the
+compile settings of ``build.mk`` (shared with the Makefile, read by ``tools/buildmk.py``).
+Those live at the repository's root, two folders up in a checkout: ``pip install
 --no-build-isolation ./bindings/python`` (or ``-e``) works offline once setuptools and
-wheel are installed. System dependencies: lua5.4 (interpreter and headers), libcurl,
-OpenSSL and pkg-config.
+wheel are installed. The sdist (``python -m build --sdist``) carries a copy of them beside
+this file (see SdistWithRuntime), so it builds on its own, and so does the wheel built
+from it. System dependencies: lua5.4 (interpreter and headers), libcurl, OpenSSL, zlib,
+libzstd, a C compiler and pkg-config.
 
 Environment:
   S3SINK_SANITIZE=1   build with ASan/UBSan, build.mk's SANITIZE (run Python with
@@ -26,9 +28,25 @@ import tempfile
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.sdist import sdist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+
+
+def _find_root() -> str:
+    """The folder holding build.mk, runtime/, formats/, scripts/ and tools/: this one in
+    an sdist, the repository's root (two folders up) in a checkout."""
+    for candidate in (HERE, os.path.normpath(os.path.join(HERE, "..", ".."))):
+        if os.path.isfile(os.path.join(candidate, "build.mk")):
+            return candidate
+    sys.exit(
+        f"s3sink: build.mk is neither in {HERE} (an sdist) nor two folders up (a checkout "
+        "of the repository): build from a checkout, or from an sdist made with "
+        "`python -m build --sdist bindings/python`"
+    )
+
+
+ROOT = _find_root()
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import buildmk  # noqa: E402  (from the repository's tools/)
 
@@ -54,7 +72,8 @@ def _pkg_config(*args: str) -> list[str]:
         detail = getattr(e, "stderr", "") or str(e)
         sys.exit(
             f"s3sink: pkg-config {' '.join(args)} {' '.join(PKGS)} failed: {detail.strip()}\n"
-            "install pkg-config, liblua5.4-dev, libcurl4-openssl-dev and libssl-dev "
+            "install pkg-config, liblua5.4-dev, libcurl4-openssl-dev, libssl-dev, "
+            "zlib1g-dev and libzstd-dev "
             "(`make deps-apt` from the repository root)"
         )
     return shlex.split(out)
@@ -101,6 +120,31 @@ def generate_bundled() -> str:
 
 def _runtime_sources() -> list[str]:
     return sorted(glob.glob(os.path.join(RUNTIME, "*.c"))) + [BUNDLED_C]
+
+
+def _root_files() -> list[str]:
+    """What the build reads from ROOT, relative to it: the sdist's copy."""
+    globs = [
+        *(f"{d}/*.[ch]" for d in BUILD["RUNTIME_DIR"]),
+        *(f"{d}/*.h" for d in BUILD["PUBLIC_INCLUDE_DIR"]),
+        *BUILD["SCRIPT_GLOBS"],
+    ]
+    files = {p for g in globs for p in glob.glob(g, root_dir=ROOT)}
+    files |= {"build.mk", "tools/buildmk.py", "tools/embed_scripts.lua"}
+    return sorted(files)
+
+
+class SdistWithRuntime(sdist):
+    """An sdist of this folder alone would lack the runtime and the scripts, which are
+    outside it (setuptools' manifest takes no '../..' paths): they are copied in at the
+    same relative paths, where _find_root finds them."""
+
+    def make_release_tree(self, base_dir, files):
+        super().make_release_tree(base_dir, files)
+        for rel in _root_files():
+            dest = os.path.join(base_dir, rel)
+            self.mkpath(os.path.dirname(dest))
+            self.copy_file(os.path.join(ROOT, rel), dest)
 
 
 class BuildExt(build_ext):
@@ -169,5 +213,5 @@ setup(
     packages=["s3sink"],
     package_data={"s3sink": ["py.typed", "*.pyi"]},
     ext_modules=[_extension()],
-    cmdclass={"build_ext": BuildExt},
+    cmdclass={"build_ext": BuildExt, "sdist": SdistWithRuntime},
 )

@@ -157,6 +157,18 @@ typedef struct s3sink s3sink;
  * (tests drive time with it); retry backoff always runs on the real monotonic clock. */
 typedef int64_t (*s3sink_clock_fn)(void *ud);
 
+/* A string-to-string map: the value of the options tags and metadata. Keys are distinct.
+ * Both strings of each pair are borrowed, as every string of s3sink_config. */
+typedef struct s3sink_pair {
+  const char *key;
+  const char *value;
+} s3sink_pair;
+
+typedef struct s3sink_map {
+  const s3sink_pair *pairs;  /* n pairs (NULL when n is 0) */
+  size_t n;
+} s3sink_map;
+
 /* Configuration. Zero means "default" for every field; only bucket and columns are
  * required. All strings are borrowed for the duration of s3sink_open. Each field but the
  * columns and the clock is an option (see s3sink_option_info below: its type, range,
@@ -191,7 +203,9 @@ typedef struct s3sink_config {
                                 1 GiB; s3sink_write waits for uploads to make room
                                 (backpressure), or fails without the timer thread. A
                                 minibatch larger than the budget is split across objects
-                                (without a spool). */
+                                (without a spool). With compression, a queued object counts
+                                uncompressed until the sink's thread compressed it, then
+                                compressed. */
   int64_t max_retry_ms;      /* how long transient failures of one upload are retried
                                 (exponential backoff, full jitter) before the sink stops
                                 with the error; default 300000, -1: forever. Permanent
@@ -208,7 +222,26 @@ typedef struct s3sink_config {
   int64_t max_object_rows;   /* an object is sealed (named and queued for upload) at the
                                 first minibatch end where it holds this many rows or more;
                                 default: no limit (the interval decides) */
-  int64_t max_object_bytes;  /* likewise, once it holds this many bytes (header included) */
+  int64_t max_object_bytes;  /* likewise, once it holds this many bytes (header included,
+                                before compression) */
+  const char *compression;   /* "none" (default), "gzip" or "zstd": each object is one
+                                gzip member / zstd frame (content size and checksum in
+                                it) of the bytes it would hold uncompressed; its key ends
+                                in ".gz" / ".zst" after the format's extension. Done by
+                                the thread that uploads, once per object, never per row. */
+  int64_t compression_level; /* 0: the library's default (gzip 6, zstd 3); gzip 1-9,
+                                zstd 1-19 */
+  const char *storage_class; /* S3 storage class of every object (x-amz-storage-class),
+                                e.g. "STANDARD_IA"; NULL: the bucket's default */
+  const char *sse;           /* server-side encryption: "AES256" (SSE-S3) or "aws:kms"
+                                (SSE-KMS); NULL: the bucket's default */
+  const char *sse_kms_key_id; /* with sse "aws:kms": the KMS key id, ARN or alias; NULL:
+                                the account's default key */
+  s3sink_map tags;           /* object tags (x-amz-tagging): at most 10, keys of 1 to 128
+                                characters, values of 0 to 256 */
+  s3sink_map metadata;       /* user metadata (x-amz-meta-<name>): names of lower-case
+                                letters, digits, '-', '_', '.'; values of printable ASCII;
+                                2 KiB in all with the sink's own */
   const char *key_template;  /* keys without a naming script, e.g.
                                 "{prefix}dt={date}/hour={hour}/{stamp}-{seq}.{ext}"; checked
                                 at open (docs/partitions.md has the placeholders and rules) */
@@ -228,7 +261,8 @@ typedef struct s3sink_config {
 typedef enum s3sink_option_type {
   S3SINK_OPTION_STRING,
   S3SINK_OPTION_INT,
-  S3SINK_OPTION_BOOL
+  S3SINK_OPTION_BOOL,
+  S3SINK_OPTION_MAP          /* an s3sink_map: string keys to string values */
 } s3sink_option_type;
 
 typedef struct s3sink_option {
@@ -262,6 +296,9 @@ int s3sink_config_set_string(s3sink_config *cfg, const char *name, const char *v
                              s3sink_err *err);
 int s3sink_config_set_int(s3sink_config *cfg, const char *name, int64_t value, s3sink_err *err);
 int s3sink_config_set_bool(s3sink_config *cfg, const char *name, bool value, s3sink_err *err);
+/* n pairs (borrowed, the array too); a key given twice is refused. */
+int s3sink_config_set_map(s3sink_config *cfg, const char *name, const s3sink_pair *pairs,
+                          size_t n, s3sink_err *err);
 
 /* The names of the scripts bundled in the library: `kind` is "format" or "naming"; the
  * i-th name (static), or NULL when i is past the last one. */
@@ -271,9 +308,10 @@ const char *s3sink_bundled_name(const char *kind, size_t i);
 typedef struct s3sink_stats {
   uint64_t objects;          /* objects uploaded */
   uint64_t rows;             /* rows uploaded */
-  uint64_t bytes;            /* bytes uploaded (headers included) */
+  uint64_t bytes;            /* bytes uploaded: the objects as stored (headers included;
+                                compressed, with compression) */
   uint64_t buffered_rows;    /* rows accepted but not uploaded yet */
-  uint64_t buffered_bytes;   /* row bytes accepted but not uploaded yet */
+  uint64_t buffered_bytes;   /* row bytes accepted but not uploaded yet (uncompressed) */
   uint64_t failed_uploads;   /* upload attempts that failed (their rows were kept) */
   int64_t last_write_ms;     /* clock time of the last successful upload (or open) */
   uint64_t pending_objects;  /* objects named and waiting for their upload */

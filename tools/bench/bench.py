@@ -260,9 +260,13 @@ def section_core() -> str | None:
     if subprocess.run(["make", "-n", "core-bench"], cwd=ROOT, capture_output=True).returncode != 0:
         return None
     subprocess.run(["make", "-s", "core-bench"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    proc = subprocess.run([str(ROOT / "build/core_bench")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=int_param("BENCH_TIMEOUT_S"), check=True)
-    return proc.stdout
+    out = ""
+    # the bundled formats (native row encoders), then the CSV format with a Lua row()
+    for args in ([], ["64", "narrow", "bench/lua_csv.lua"], ["64", "wide", "bench/lua_csv.lua"]):
+        proc = subprocess.run([str(ROOT / "build/core_bench"), *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=int_param("BENCH_TIMEOUT_S"), check=True)
+        out += proc.stdout
+    return out
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ With Pathway installed, ``import s3sink`` adds to Pathway:
 (unless Pathway already defines them). The same functions are importable explicitly:
 ``from s3sink.s3 import write`` and ``from s3sink.minio import write``. Set
 ``S3SINK_NO_INSTALL=1`` to keep ``import s3sink`` from touching Pathway; call
-:func:`install` later to attach them.
+:func:`install` later to attach them. The ``s3sink`` command (:mod:`s3sink.cli`) does not
+import Pathway.
 
 The options are the runtime's: :func:`options` describes each (type, group, range,
 default, documentation), :func:`column_types` and :func:`bundled` name the column types
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import warnings
 
 from . import _s3sink
@@ -70,8 +72,30 @@ def install() -> None:
     _pathway.install()
 
 
+def _started_as_command() -> bool:
+    """Whether this process is the ``s3sink`` command (the console script, or ``python -m
+    s3sink`` while it is being imported), which writes no Pathway table: importing
+    Pathway would only slow its start by a second."""
+    if sys.argv and os.path.basename(sys.argv[0]) == "s3sink":
+        return True
+    if sys.argv[:1] != ["-m"]:
+        return False
+    argv = getattr(sys, "orig_argv", [])
+    for i, arg in enumerate(argv[1:], 1):
+        if arg == "-m":
+            module = argv[i + 1] if i + 1 < len(argv) else ""
+        elif arg.startswith("-m"):
+            module = arg[2:]
+        else:
+            continue
+        return module.split(".")[0] == "s3sink"
+    return False
+
+
 def _auto_install() -> None:
     if os.environ.get("S3SINK_NO_INSTALL", "").strip() not in ("", "0"):
+        return
+    if _started_as_command():
         return
     if importlib.util.find_spec("pathway") is None:
         return

@@ -29,6 +29,13 @@ class WriterOptions(TypedDict, total=False):
     write_interval_ms: int | None
     max_object_rows: int | None
     max_object_bytes: int | None
+    compression: Text | None
+    compression_level: int | None
+    storage_class: Text | None
+    sse: Text | None
+    sse_kms_key_id: Text | None
+    tags: dict[str, str] | None
+    metadata: dict[str, str] | None
     key_template: Text | None
     partition_by: Names | None
     time_column: Text | None

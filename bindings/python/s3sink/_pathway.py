@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import atexit
 import configparser
+import functools
+import inspect
 import logging
 import os
 import sys
 import textwrap
 import threading
 import weakref
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, ParamSpec, TypeVar
 
 import pathway as pw
 from pathway.internals import dtype as dt
@@ -33,8 +35,8 @@ from . import _fastpath, _s3sink
 from ._options import Text, WriterOptions
 
 if sys.version_info >= (3, 11):
-    from typing import Unpack
-else:  # Pathway depends on typing_extensions
+    from typing import Unpack  # novm (3.11+, guarded)
+else:  # a dependency of the package on 3.10 (pyproject.toml)
     from typing_extensions import Unpack
 
 logger = logging.getLogger("s3sink")
@@ -494,37 +496,158 @@ def _option_doc(o: dict[str, Any]) -> str:
         python = {"bool": default.capitalize(), "str": repr(default)}.get(o["type"], default)
         text += f" Default: {python}."
     return textwrap.fill(
-        f"{o['name']}: {text}", width=88, initial_indent=" " * 8, subsequent_indent=" " * 12
+        f"{o['name']}: {text}", width=88, initial_indent=" " * 8, subsequent_indent=" " * 12,
+        break_on_hyphens=False,  # "Content-Encoding" stays one word
     )
 
 
-_COMMON_ARGS_DOC = f"""
-        name: A unique name for the connector. If provided, this name will be used in
-            logs and monitoring dashboards.
-        sort_by: If specified, the output will be sorted in ascending order based on the
-            values of the given columns within each minibatch. When multiple columns are
-            provided, the corresponding value tuples will be compared lexicographically.
-{_option_doc({**_OPTIONS["format"], "default": None})}
-{chr(10).join(_option_doc(_OPTIONS[n]) for n in _WRITER_OPTIONS)}
-
-    Each object is self-contained and byte-for-byte what ``pw.io.fs.write`` writes for
-    the same rows and format: CSV objects start with the header, every row carries the
-    ``time`` and ``diff`` of the change. Rows are buffered in memory (and in the spool,
-    with ``spool_dir``); the complete minibatches are uploaded as one new object on the
-    first minibatch after ``write_interval_ms``, by the sink's timer while the stream is
-    idle, and at the end of the stream. Objects are never overwritten or deleted, so
-    ``pw.io.s3.read(..., mode="streaming")`` picks each of them up exactly once.
-    Without explicit credentials, the standard AWS environment variables
+# The writers' docstrings are completed from the runtime's table: the lines "<about>",
+# "<format>" and "<options>" of each become the text every writer shares, the format's
+# entry, and the keyword options (after name and sort_by).
+_ABOUT_DOC = """
+    Each upload is a new, self-contained object: byte for byte what ``pw.io.fs.write``
+    writes for the same rows and format (CSV objects start with the header; every row
+    carries the ``time`` and ``diff`` of the change). Rows are buffered in memory (and in
+    the spool, with ``spool_dir``); the complete minibatches are uploaded as one new
+    object on the first minibatch after ``write_interval_ms``, by the sink's timer while
+    the stream is idle, and at the end of the stream. Keys increase and objects are never
+    overwritten or deleted, so ``pw.io.s3.read(..., mode="streaming")`` picks each of them
+    up exactly once. Without explicit credentials, the standard AWS environment variables
     (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``) and then the
     shared credentials file for ``AWS_PROFILE`` are used, as the AWS tools do; failing
     those, requests are anonymous. A failed upload keeps its rows and is retried; once
     uploads stop on an error (permanent, or past ``max_retry_ms``), the run fails with it.
+    The bucket is checked when the writer is created: bad credentials, a missing bucket or
+    an unreachable endpoint fail the call (docs/troubleshooting.md lists the messages).
 
     Without ``spool_dir``, rows buffered when the process dies are lost; with
     persistence, Pathway may already count them as delivered (up to one
     ``write_interval_ms`` of data plus the upload). With ``spool_dir``, nothing
-    acknowledged is lost.
-"""
+    acknowledged is lost."""
+
+_COMMON_ARGS_DOC = "\n".join(
+    [
+        "        name: A unique name for the connector. If provided, this name will be used in",
+        "            logs and monitoring dashboards.",
+        "        sort_by: If specified, the output will be sorted in ascending order based on the",
+        "            values of the given columns within each minibatch. When multiple columns are",
+        "            provided, the corresponding value tuples will be compared lexicographically.",
+        *(_option_doc(_OPTIONS[n]) for n in _WRITER_OPTIONS),
+    ]
+)
+
+
+def _complete_doc(doc: str) -> str:
+    parts = {
+        "    <about>": _ABOUT_DOC.strip("\n"),
+        "        <format>": _option_doc({**_OPTIONS["format"], "default": None}),
+        "        <options>": _COMMON_ARGS_DOC,
+    }
+    lines = doc.split("\n")
+    missing = set(parts) - set(lines)
+    if missing:
+        raise AssertionError(f"a writer's docstring lacks {sorted(missing)}")
+    return "\n".join(parts.get(line, line) for line in lines)
+
+
+# ---------------------------------------------------------------------------------------
+# Arguments in the wrong place: a TypeError that shows the right call
+
+_SETTINGS_CLASSES = (AwsS3Settings, MinIOSettings, DigitalOceanS3Settings, WasabiS3Settings)
+_ORDINALS = ("1st", "2nd", "3rd")
+
+
+def _is_settings(value: Any) -> bool:
+    return isinstance(value, _SETTINGS_CLASSES) or hasattr(value, "create_aws_settings")
+
+
+def _a(value: Any) -> str:
+    name = type(value).__name__
+    return f"{'an' if name[:1] in 'AEIOU' else 'a'} {name}"
+
+
+def _right_call(qualname: str, sig: inspect.Signature, settings_param: str,
+                args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The call as it should have been written, from what was given: the table, the path
+    and the format (of the strings given, a bundled format's name or a .lua file is the
+    format, the others in order the path then the format), the settings by keyword, then
+    the other keyword arguments."""
+    def text(v: Any) -> str | None:
+        return os.fspath(v) if isinstance(v, (str, os.PathLike)) else None
+
+    path, fmt = text(kwargs.get("path")), text(kwargs.get("format"))
+    strings = [t for t in map(text, args[1:]) if t is not None and t not in (path, fmt)]
+    is_format = [a in _s3sink.bundled("format") or a.endswith(".lua") for a in strings]
+    formats = [a for a, f in zip(strings, is_format) if f]
+    others = [a for a, f in zip(strings, is_format) if not f]
+    if path is None:
+        default = "s3://bucket/prefix/" if settings_param == "aws_s3_settings" else "prefix/"
+        path = others.pop(0) if others else default
+    if fmt is None:
+        fmt = (formats or others or ["csv"])[0]
+    settings = f"{settings_param}=settings"
+    format_ = f"format={fmt!r}"
+    if sig.parameters[settings_param].kind is inspect.Parameter.KEYWORD_ONLY:
+        parts = ["table", repr(path), format_, settings]
+    else:
+        parts = ["table", repr(path), settings, format_]
+    parts += [f"{k}=..." for k in kwargs if k not in ("table", "path", "format", settings_param)]
+    return f"{qualname}({', '.join(parts)})"
+
+
+def _what_is_wrong(sig: inspect.Signature, settings_param: str, args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> str | None:
+    """What in a call does not fit the signature, or None."""
+    positional = [p.name for p in sig.parameters.values()
+                  if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    for i, value in enumerate(args):
+        slot = positional[i] if i < len(positional) else None
+        if _is_settings(value) and slot != settings_param:
+            where = f"where {slot} goes" if slot else f"but it takes {len(positional)} positional arguments"
+            ordinal = _ORDINALS[i] if i < len(_ORDINALS) else f"{i + 1}th"
+            return f"got {_a(value)} as its {ordinal} positional argument, {where}"
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError as e:
+        return str(e)
+    for slot in ("path", "format"):
+        value = bound.arguments.get(slot)
+        if _is_settings(value):
+            return f"got {_a(value)} as {slot}"
+    fmt = bound.arguments.get("format")
+    if isinstance(fmt, str) and fmt.startswith(_S3_PREFIXES):
+        return f"got the S3 path {fmt!r} as format"
+    return None
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _checked_call(qualname: str, settings_param: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """A writer that refuses, with a TypeError showing the right call, arguments that do
+    not fit its signature: the settings passed positionally where they are keyword-only
+    (``pw.io.minio.read`` takes them positionally), or in the place of the path or the
+    format, too many or missing arguments."""
+
+    def decorate(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+        sig = inspect.signature(fn)
+        keyword_only = sig.parameters[settings_param].kind is inspect.Parameter.KEYWORD_ONLY
+        note = f" ({settings_param} is keyword-only)" if keyword_only else ""
+
+        @functools.wraps(fn)
+        def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            wrong = _what_is_wrong(sig, settings_param, args, kwargs)
+            if wrong is not None:
+                raise TypeError(
+                    f"{qualname}() {wrong}{note}; call it as "
+                    f"{_right_call(qualname, sig, settings_param, args, kwargs)}"
+                )
+            return fn(*args, **kwargs)
+
+        return checked
+
+    return decorate
 
 
 def _target_of(path: str, settings: Any, param: str, cls: type | None = None) -> _Target:
@@ -534,6 +657,7 @@ def _target_of(path: str, settings: Any, param: str, cls: type | None = None) ->
     return _resolve_target(path, settings, param)
 
 
+@_checked_call("pw.io.s3.write", "aws_s3_settings")
 def write(
     table: pw.Table,
     path: str,
@@ -544,20 +668,88 @@ def write(
     sort_by: Iterable[Any] | None = None,
     **options: Unpack[WriterOptions],
 ) -> None:
-    """Writes the stream of changes of ``table`` to objects in an S3 bucket.
+    """Writes the stream of changes of ``table`` to objects in an S3 bucket (on AWS, or
+    any S3-compatible service); the counterpart of ``pw.io.s3.read``.
+
+    <about>
 
     Args:
         table: The table to write.
         path: ``s3://<bucket>/<prefix>``, or a prefix when the bucket is in the
             settings. Objects are written under ``<prefix>/``.
-        aws_s3_settings: Connection settings: ``pw.io.s3.AwsS3Settings``, or
-            ``MinIOSettings``, ``DigitalOceanS3Settings``, ``WasabiS3Settings``. Without
-            them the bucket is on AWS, its region from ``AWS_REGION`` or detected.
+        <format>
+        aws_s3_settings: Connection settings, by keyword: ``pw.io.s3.AwsS3Settings``,
+            or ``MinIOSettings``, ``DigitalOceanS3Settings``, ``WasabiS3Settings``. Without
+            them the bucket is on AWS, its region from ``AWS_REGION`` or detected. An
+            ``endpoint`` other than AWS's usually takes path-style requests
+            (``with_path_style=True``); with an endpoint that is an IP address,
+            virtual-hosted addressing is refused.
+        <options>
+
+    Returns:
+        None
+
+    Example:
+
+    Consider a bucket ``datasets`` on AWS S3 in the region ``eu-west-3``, and a table of
+    pets to keep there as JSON Lines under ``animals/``. With the credentials in the
+    usual AWS environment variables, the code may look as follows:
+
+    .. code-block:: python
+
+        import pathway as pw
+        import s3sink  # adds pw.io.s3.write
+
+        pw.io.s3.write(
+            pets,
+            "s3://datasets/animals/",
+            format="json",
+            aws_s3_settings=pw.io.s3.AwsS3Settings(region="eu-west-3"),
+            write_interval_ms=60_000,
+        )
+        pw.run()
+
+    Any S3-compatible service works the same way, given its ``endpoint``. Most of them
+    (MinIO, Ceph, a local test server) take path-style requests, which
+    ``with_path_style=True`` selects:
+
+    >>> import os
+    >>> import pathway as pw
+    >>> import s3sink
+    >>> pets = pw.debug.table_from_markdown('''
+    ...     owner | pet
+    ...     Alice | dog
+    ...     Bob   | cat
+    ... ''')
+    >>> pw.io.s3.write(
+    ...     pets,
+    ...     "s3://datasets/animals/",
+    ...     format="json",
+    ...     aws_s3_settings=pw.io.s3.AwsS3Settings(
+    ...         endpoint=os.environ["S3_ENDPOINT"],
+    ...         region="us-east-1",
+    ...         access_key=os.environ["S3_ACCESS_KEY"],
+    ...         secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"],
+    ...         with_path_style=True,
+    ...     ),
+    ...     create_bucket=True,
+    ... )
+    >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+
+    The run uploads one object, named by the time of the upload and a sequence number,
+    such as ``animals/20260105T093012.345Z-0000000000.json``, holding the JSON Lines
+    ``pw.io.fs.write`` writes:
+
+    .. code-block:: json
+
+        {"owner":"Bob","pet":"cat","diff":1,"time":0}
+        {"owner":"Alice","pet":"dog","diff":1,"time":0}
     """
     target = _target_of(path, aws_s3_settings, "aws_s3_settings")
     _connect(table, target, format, name, sort_by, options)
 
 
+@_checked_call("pw.io.s3.write_to_digital_ocean", "do_s3_settings")
 def write_to_digital_ocean(
     table: pw.Table,
     path: str,
@@ -571,16 +763,49 @@ def write_to_digital_ocean(
     """Writes the stream of changes of ``table`` to objects in a DigitalOcean Spaces
     bucket; the counterpart of ``pw.io.s3.read_from_digital_ocean``.
 
+    <about>
+
     Args:
         table: The table to write.
         path: A prefix (or ``s3://<bucket>/<prefix>``); the bucket of ``do_s3_settings``
             is used.
         do_s3_settings: ``pw.io.s3.DigitalOceanS3Settings`` with the bucket and region.
+        <format>
+        <options>
+
+    Returns:
+        None
+
+    Example:
+
+    Consider a Space ``datasets`` in the region ``ams3``, and a table of pets to keep
+    there as CSV under ``animals/``:
+
+    >>> import os
+    >>> import pathway as pw
+    >>> import s3sink
+    >>> pets = pw.debug.table_from_markdown('''
+    ...     owner | pet
+    ...     Alice | dog
+    ... ''')
+    >>> pw.io.s3.write_to_digital_ocean(
+    ...     pets,
+    ...     "animals/",
+    ...     pw.io.s3.DigitalOceanS3Settings(
+    ...         bucket_name="datasets",
+    ...         region="ams3",
+    ...         access_key=os.environ["DO_S3_ACCESS_KEY"],
+    ...         secret_access_key=os.environ["DO_S3_SECRET_ACCESS_KEY"],
+    ...     ),
+    ...     "csv",
+    ... )  # doctest: +SKIP
+    >>> pw.run()  # doctest: +SKIP
     """
     target = _target_of(path, do_s3_settings, "do_s3_settings", DigitalOceanS3Settings)
     _connect(table, target, format, name, sort_by, options)
 
 
+@_checked_call("pw.io.s3.write_to_wasabi", "wasabi_s3_settings")
 def write_to_wasabi(
     table: pw.Table,
     path: str,
@@ -594,16 +819,50 @@ def write_to_wasabi(
     """Writes the stream of changes of ``table`` to objects in a Wasabi bucket; the
     counterpart of ``pw.io.s3.read_from_wasabi``.
 
+    <about>
+
     Args:
         table: The table to write.
         path: A prefix (or ``s3://<bucket>/<prefix>``); the bucket of
             ``wasabi_s3_settings`` is used.
         wasabi_s3_settings: ``pw.io.s3.WasabiS3Settings`` with the bucket and region.
+        <format>
+        <options>
+
+    Returns:
+        None
+
+    Example:
+
+    Consider a bucket ``datasets`` in Wasabi's region ``us-west-1``, and a table of pets
+    to keep there as JSON Lines under ``animals/``, one object every five minutes:
+
+    >>> import os
+    >>> import pathway as pw
+    >>> import s3sink
+    >>> pets = pw.debug.table_from_markdown('''
+    ...     owner | pet
+    ...     Alice | dog
+    ... ''')
+    >>> pw.io.s3.write_to_wasabi(
+    ...     pets,
+    ...     "animals/",
+    ...     pw.io.s3.WasabiS3Settings(
+    ...         bucket_name="datasets",
+    ...         region="us-west-1",
+    ...         access_key=os.environ["WASABI_S3_ACCESS_KEY"],
+    ...         secret_access_key=os.environ["WASABI_S3_SECRET_ACCESS_KEY"],
+    ...     ),
+    ...     "json",
+    ...     write_interval_ms=300_000,
+    ... )  # doctest: +SKIP
+    >>> pw.run()  # doctest: +SKIP
     """
     target = _target_of(path, wasabi_s3_settings, "wasabi_s3_settings", WasabiS3Settings)
     _connect(table, target, format, name, sort_by, options)
 
 
+@_checked_call("pw.io.minio.write", "minio_settings")
 def minio_write(
     table: pw.Table,
     path: str,
@@ -617,18 +876,72 @@ def minio_write(
     """Writes the stream of changes of ``table`` to objects in a MinIO bucket; the
     counterpart of ``pw.io.minio.read``.
 
+    <about>
+
     Args:
         table: The table to write.
         path: A prefix (or ``s3://<bucket>/<prefix>``); the bucket of ``minio_settings``
             is used.
-        minio_settings: ``pw.io.minio.MinIOSettings`` (endpoint, bucket, keys).
+        <format>
+        minio_settings: ``pw.io.minio.MinIOSettings`` (endpoint, bucket, keys), by
+            keyword (``pw.io.minio.read`` takes them positionally, the writer does not).
+        <options>
+
+    Returns:
+        None
+
+    Example:
+
+    Consider a MinIO server whose endpoint (such as ``http://127.0.0.1:9000``) and keys
+    are in environment variables, and a table of pets to keep in its bucket
+    ``datasets``, as CSV under ``animals/``:
+
+    >>> import os
+    >>> import pathway as pw
+    >>> import s3sink  # adds pw.io.minio.write
+    >>> settings = pw.io.minio.MinIOSettings(
+    ...     endpoint=os.environ["MINIO_S3_ENDPOINT"],
+    ...     bucket_name="datasets",
+    ...     access_key=os.environ["MINIO_S3_ACCESS_KEY"],
+    ...     secret_access_key=os.environ["MINIO_S3_SECRET_ACCESS_KEY"],
+    ...     region="us-east-1",
+    ... )
+    >>> pets = pw.debug.table_from_markdown('''
+    ...     owner | pet
+    ...     Alice | dog
+    ...     Bob   | cat
+    ... ''')
+    >>> pw.io.minio.write(pets, "animals/", format="csv", minio_settings=settings,
+    ...                   create_bucket=True)
+    >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+
+    The run uploads one object, named by the time of the upload and a sequence number,
+    such as ``animals/20260105T093012.345Z-0000000000.csv``, holding the CSV
+    ``pw.io.fs.write`` writes:
+
+    .. code-block:: csv
+
+        "owner","pet","time","diff"
+        "Bob","cat","0","1"
+        "Alice","dog","0","1"
+
+    ``pw.io.minio.read`` reads the objects back, in this pipeline or another one:
+
+    >>> class Pet(pw.Schema):
+    ...     owner: str
+    ...     pet: str
+    >>> back = pw.io.minio.read("animals/", settings, "csv", schema=Pet, mode="static")
+    >>> pw.debug.compute_and_print(back, include_id=False)
+    owner | pet
+    Alice | dog
+    Bob   | cat
     """
     target = _target_of(path, minio_settings, "minio_settings", MinIOSettings)
     _connect(table, target, format, name, sort_by, options)
 
 
 for _f in (write, write_to_digital_ocean, write_to_wasabi, minio_write):
-    _f.__doc__ = (_f.__doc__ or "").rstrip() + _COMMON_ARGS_DOC
+    _f.__doc__ = _complete_doc(_f.__doc__ or "")
 minio_write.__name__ = minio_write.__qualname__ = "write"
 del _f
 

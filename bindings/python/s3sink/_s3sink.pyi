@@ -1,10 +1,14 @@
 """Type stubs of the C core of s3sink."""
 
+import sys
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypedDict
 
-from typing_extensions import Unpack
+if sys.version_info >= (3, 11):
+    from typing import Unpack  # novm (3.11+, guarded)
+else:
+    from typing_extensions import Unpack
 
 from ._options import SinkOptions
 
@@ -133,7 +137,7 @@ class OptionInfo(TypedDict):
     """An option of the runtime, as ``options()`` describes it."""
 
     name: str
-    type: Literal["str", "int", "bool"]
+    type: Literal["str", "int", "bool", "dict"]
     group: Literal["target", "output", "transport", "reliability", "host"]
     min: int | None
     """Integers: the accepted range; None for other types."""

@@ -13,9 +13,24 @@ static inline modstate *get_state(PyObject *module) {
   return (modstate *)PyModule_GetState(module);
 }
 
+/* What PyType_GetModuleByDef does, with the API of Python 3.10 (it is 3.11's): the first
+ * class in the MRO that this module defined. A Python subclass of Writer is a heap type
+ * without a module of its own, so its bases are searched. */
 modstate *module_state_of(PyTypeObject *type) {
-  PyObject *mod = PyType_GetModuleByDef(type, &s3sink_module); /* borrowed */
-  return mod ? get_state(mod) : NULL;
+  PyObject *mro = type->tp_mro; /* borrowed tuple, set when the type was readied */
+  Py_ssize_t n = mro ? PyTuple_GET_SIZE(mro) : 0;
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+    if (!PyType_HasFeature(base, Py_TPFLAGS_HEAPTYPE)) continue;
+    PyObject *mod = PyType_GetModule(base); /* borrowed */
+    if (!mod) { /* TypeError: a class defined in Python has no module */
+      PyErr_Clear();
+      continue;
+    }
+    if (PyModule_GetDef(mod) == &s3sink_module) return get_state(mod);
+  }
+  PyErr_Format(PyExc_TypeError, "%s is not a class of s3sink._s3sink", type->tp_name);
+  return NULL;
 }
 
 /* ---------------------------------------------------------------------------------------

@@ -8,13 +8,15 @@
 
 /* The Python type of an option's values, as options() reports it. */
 static const char *python_type(s3sink_option_type t) {
-  return t == S3SINK_OPTION_STRING ? "str" : t == S3SINK_OPTION_INT ? "int" : "bool";
+  return t == S3SINK_OPTION_STRING ? "str" : t == S3SINK_OPTION_INT ? "int"
+         : t == S3SINK_OPTION_BOOL ? "bool" : "dict";
 }
 
 static int wrong_type(const s3sink_option *o, PyObject *value) {
   const char *also = o->unlimited ? " or None (no limit)"
                      : o->list ? " or a list of str"
-                     : o->type == S3SINK_OPTION_STRING ? " or os.PathLike" : "";
+                     : o->type == S3SINK_OPTION_STRING ? " or os.PathLike"
+                     : o->type == S3SINK_OPTION_MAP ? " of str to str" : "";
   PyErr_Format(PyExc_TypeError, "option '%s' must be %s%s, not %.100s", o->name,
                python_type(o->type), also, Py_TYPE(value)->tp_name);
   return -1;
@@ -76,6 +78,63 @@ static const char *join_names(modstate *st, PyObject *options, PyObject *key,
   return option_text(st, options, key, o, joined);
 }
 
+#define MAP_CAPSULE "s3sink.map"
+
+static void free_map(PyObject *capsule) { free(PyCapsule_GetPointer(capsule, MAP_CAPSULE)); }
+
+/* A dict of str to str as pairs, copied with their text into one block owned by a capsule
+ * that replaces the dict in `options` (so it lives as long as the dict, as option_text's
+ * strings do). NULL with an exception. */
+static const s3sink_pair *map_pairs(modstate *st, PyObject *options, PyObject *key,
+                                    const s3sink_option *o, PyObject *value, size_t *n) {
+  Py_ssize_t count = PyDict_GET_SIZE(value), pos = 0;
+  size_t bytes = 0;
+  PyObject *k, *v;
+  while (PyDict_Next(value, &pos, &k, &v)) {
+    PyObject *both[2] = {k, v};
+    for (int j = 0; j < 2; j++) {
+      if (!PyUnicode_Check(both[j])) {
+        PyErr_Format(PyExc_TypeError, "option '%s' must map str to str, not hold %.100s",
+                     o->name, Py_TYPE(both[j])->tp_name);
+        return NULL;
+      }
+      Py_ssize_t len;
+      const char *text = PyUnicode_AsUTF8AndSize(both[j], &len);
+      if (!text) return NULL;
+      if (strlen(text) != (size_t)len) {
+        raise_config(st, "option '%s' holds a NUL character", o->name);
+        return NULL;
+      }
+      bytes += (size_t)len + 1;
+    }
+  }
+  s3sink_pair *pairs = malloc((size_t)count * sizeof *pairs + bytes + 1);
+  PyObject *capsule = pairs ? PyCapsule_New(pairs, MAP_CAPSULE, free_map) : NULL;
+  if (!capsule) {
+    free(pairs);
+    if (!PyErr_Occurred()) PyErr_NoMemory();
+    return NULL;
+  }
+  char *text = (char *)(pairs + count);
+  pos = 0;
+  for (size_t i = 0; PyDict_Next(value, &pos, &k, &v); i++) {
+    Py_ssize_t len;
+    const char *kt = PyUnicode_AsUTF8AndSize(k, &len); /* cached by the loop above */
+    memcpy(text, kt, (size_t)len + 1);
+    pairs[i].key = text;
+    text += len + 1;
+    const char *vt = PyUnicode_AsUTF8AndSize(v, &len);
+    memcpy(text, vt, (size_t)len + 1);
+    pairs[i].value = text;
+    text += len + 1;
+  }
+  int rc = PyDict_SetItem(options, key, capsule);
+  Py_DECREF(capsule);
+  if (rc < 0) return NULL;
+  *n = (size_t)count;
+  return pairs;
+}
+
 /* Sets the option named by `key` of cfg from its value in `options`: None is "not given",
  * except for an option with no limit, where it is that (-1). A string stays borrowed from
  * the dict. -1 with an exception: TypeError for a value of the wrong type, ConfigError
@@ -111,6 +170,12 @@ static int set_option(modstate *st, s3sink_config *cfg, PyObject *options, PyObj
     int64_t v;
     if (long_to_i64(value, &v, name) < 0) return -1;
     rc = s3sink_config_set_int(cfg, name, v, &err);
+  } else if (o->type == S3SINK_OPTION_MAP) {
+    if (!PyDict_Check(value)) return wrong_type(o, value);
+    size_t n = 0;
+    const s3sink_pair *pairs = map_pairs(st, options, key, o, value, &n);
+    if (!pairs) return -1;
+    rc = s3sink_config_set_map(cfg, name, pairs, n, &err);
   } else {
     if (!PyBool_Check(value)) return wrong_type(o, value);
     rc = s3sink_config_set_bool(cfg, name, value == Py_True, &err);

@@ -12,7 +12,9 @@ connection (bodies by Content-Length or chunked), so a rule can act on each requ
     delay(seconds)       wait, then relay
     STALL                never answer (the client's timeout must fire)
     respond(503, "SlowDown")
-                         answer with an S3 error document, without relaying
+                         answer with an S3 error document, without relaying (optionally
+                         with the server's message and more headers, as a given server
+                         words them; a Date header always, as every server sends one)
 
     with FaultProxy(minio.endpoint) as proxy:
         proxy.rule = every_nth(5, DROP_RESPONSE, method="PUT")
@@ -21,6 +23,7 @@ connection (bodies by Content-Length or chunked), so a rule can act on each requ
 
 from __future__ import annotations
 
+import email.utils
 import socket
 import struct
 import threading
@@ -36,6 +39,8 @@ class Action:
     seconds: float = 0.0
     status: int = 0
     code: str = ""
+    message: str = "injected by the fault proxy"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 PASS = Action("pass")
@@ -48,8 +53,10 @@ def delay(seconds: float) -> Action:
     return Action("delay", seconds=seconds)
 
 
-def respond(status: int, code: str) -> Action:
-    return Action("respond", status=status, code=code)
+def respond(status: int, code: str, message: str | None = None,
+            headers: dict[str, str] | None = None) -> Action:
+    return Action("respond", status=status, code=code,
+                  message=message or Action.message, headers=tuple((headers or {}).items()))
 
 
 @dataclass
@@ -282,14 +289,16 @@ class FaultProxy:
     def _error_response(action: Action, req: Request) -> bytes:
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Error><Code>{action.code}</Code><Message>injected by the fault proxy</Message>"
+            f"<Error><Code>{action.code}</Code><Message>{action.message}</Message>"
             f"<Resource>{req.path}</Resource><RequestId>fault-proxy</RequestId></Error>"
         ).encode()
         reason = {503: "Service Unavailable", 500: "Internal Server Error", 429: "Too Many Requests"}
+        extra = "".join(f"{k}: {v}\r\n" for k, v in action.headers)
         head = (
             f"HTTP/1.1 {action.status} {reason.get(action.status, 'Error')}\r\n"
+            f"Date: {email.utils.formatdate(usegmt=True)}\r\n"
             "Content-Type: application/xml\r\n"
             f"Content-Length: {len(body) if req.method != 'HEAD' else 0}\r\n"
-            "x-amz-request-id: fault-proxy\r\n\r\n"
+            f"x-amz-request-id: fault-proxy\r\n{extra}\r\n"
         ).encode()
         return head + (body if req.method != "HEAD" else b"")

@@ -35,6 +35,39 @@ def objects(s3, bucket: str, prefix: str = "") -> list[tuple[str, bytes]]:
         token = resp["NextContinuationToken"]
 
 
+def zstd_content_size(frame: bytes) -> int | None:
+    """The content size a zstd frame's header records (None if it records none)."""
+    assert frame[:4] == b"\x28\xb5\x2f\xfd", "not a zstd frame"
+    descriptor = frame[4]
+    size_flag, single_segment = descriptor >> 6, (descriptor >> 5) & 1
+    at = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[descriptor & 3]  # window, dictionary id
+    width = (1 if single_segment else 0, 2, 4, 8)[size_flag]
+    if width == 0:
+        return None
+    size = int.from_bytes(frame[at : at + width], "little")
+    return size + 256 if width == 2 else size
+
+
+def unpack(key: str, body: bytes) -> bytes:
+    """An object's content: .gz and .zst objects decompressed (stdlib zlib, pyarrow's
+    zstd), each checked to be one gzip member, or one zstd frame whose header records the
+    size of all of the content; other objects as they are."""
+    if key.endswith(".gz"):
+        import zlib
+
+        inflater = zlib.decompressobj(wbits=31)  # gzip
+        content = inflater.decompress(body)
+        assert inflater.eof and not inflater.unused_data, f"{key}: not exactly one gzip member"
+        return content
+    if key.endswith(".zst"):
+        import pyarrow as pa
+
+        content = pa.CompressedInputStream(pa.BufferReader(body), "zstd").read()
+        assert zstd_content_size(body) == len(content), f"{key}: not one frame with its content size"
+        return content
+    return body
+
+
 def keys(s3, bucket: str, prefix: str = "") -> list[str]:
     resp = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
     return [o["Key"] for o in resp.get("Contents", [])]
@@ -210,34 +243,41 @@ def minio_binary() -> str:
 
 class MinioServer:
     """A MinIO of its own on a free loopback port, which a test may kill and start again
-    (same port, same data)."""
+    (same port, same data). `env` adds to its environment (MINIO_REGION, MINIO_DOMAIN,
+    ...); with `certs_dir` (holding public.crt and private.key) it serves HTTPS."""
 
-    def __init__(self, data_dir: Path, access_key: str, secret_key: str) -> None:
+    def __init__(self, data_dir: Path, access_key: str, secret_key: str,
+                 env: dict[str, str] | None = None, certs_dir: Path | None = None) -> None:
         self.data_dir = data_dir
         self.access_key, self.secret_key = access_key, secret_key
+        self.env = dict(env or {})
+        self.certs_dir = certs_dir
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"{'https' if certs_dir else 'http'}://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> None:
         env = dict(os.environ, MINIO_ROOT_USER=self.access_key, MINIO_ROOT_PASSWORD=self.secret_key,
-                   MINIO_BROWSER="off", MINIO_UPDATE="off")
+                   MINIO_BROWSER="off", MINIO_UPDATE="off", **self.env)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             console = s.getsockname()[1]
+        certs = ["--certs-dir", str(self.certs_dir)] if self.certs_dir else []
         self.proc = subprocess.Popen(
             [minio_binary(), "server", "--quiet", "--address", f"127.0.0.1:{self.port}",
-             "--console-address", f"127.0.0.1:{console}", str(self.data_dir)],
+             "--console-address", f"127.0.0.1:{console}", *certs, str(self.data_dir)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+        import ssl
         import urllib.request
 
+        context = ssl.create_default_context(cafile=str(self.certs_dir / "public.crt")) if self.certs_dir else None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(self.endpoint + "/minio/health/ready", timeout=1)
+                urllib.request.urlopen(self.endpoint + "/minio/health/ready", timeout=1, context=context)
                 return
             except OSError:
                 time.sleep(0.1)
@@ -249,37 +289,45 @@ class MinioServer:
             self.proc.wait()
             self.proc = None
 
-    def client(self):
+    def client(self, region: str = "us-east-1"):
         import boto3
         from botocore.config import Config
 
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
-                            aws_secret_access_key=self.secret_key, region_name="us-east-1",
+                            aws_secret_access_key=self.secret_key, region_name=region,
+                            verify=str(self.certs_dir / "public.crt") if self.certs_dir else None,
                             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 10}))
+
+    def __enter__(self) -> "MinioServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
 
 
 def count_ids(s3, bucket: str, prefix: str = "", keep=lambda key: True) -> dict[int, list[int]]:
-    """Every row of the JSON Lines objects under prefix (whose key `keep` accepts):
-    id -> the times it came with."""
+    """Every row of the JSON Lines objects under prefix (whose key `keep` accepts;
+    compressed ones decompressed): id -> the times it came with."""
     import json
 
     found: dict[int, list[int]] = {}
     for key, body in objects(s3, bucket, prefix):
         if not keep(key):
             continue
-        for line in body.decode().splitlines():
+        for line in unpack(key, body).decode().splitlines():
             row = json.loads(line)
             found.setdefault(row["id"], []).append(row["time"])
     return found
 
 
 def count_rows(s3, bucket: str, prefix: str = "") -> "Counter[tuple[int, int, int]]":
-    """Every row of the JSON Lines objects under prefix: (id, time, diff) -> how many times
-    it is stored."""
+    """Every row of the JSON Lines objects under prefix (compressed ones decompressed):
+    (id, time, diff) -> how many times it is stored."""
     from collections import Counter
 
-    return Counter((row["id"], row["time"], row["diff"]) for _, body in objects(s3, bucket, prefix)
-                   for row in map(json.loads, body.decode().splitlines()))
+    return Counter((row["id"], row["time"], row["diff"]) for key, body in objects(s3, bucket, prefix)
+                   for row in map(json.loads, unpack(key, body).decode().splitlines()))
 
 
 def loss_report(found: dict[int, list[int]], expected: set[int],

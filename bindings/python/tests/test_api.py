@@ -171,6 +171,114 @@ def test_settings_classes_are_checked():
         pw.io.minio.write(t, "p", "csv")  # minio_settings is required
 
 
+MINIO = pw.io.minio.MinIOSettings("http://127.0.0.1:9000", "b", "k", "s")
+DO = pw.io.s3.DigitalOceanS3Settings("b", region="ams3", access_key="k", secret_access_key="s")
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        # pw.io.minio.read takes its settings positionally: the writer says how it differs
+        (lambda t: pw.io.minio.write(t, "readings/", MINIO, "csv"),
+         "pw.io.minio.write() got a MinIOSettings as its 3rd positional argument, where format "
+         "goes (minio_settings is keyword-only); call it as pw.io.minio.write(table, "
+         "'readings/', format='csv', minio_settings=settings)"),
+        (lambda t: pw.io.minio.write(t, "readings/", MINIO, write_interval_ms=1000),
+         "pw.io.minio.write() got a MinIOSettings as its 3rd positional argument, where format "
+         "goes (minio_settings is keyword-only); call it as pw.io.minio.write(table, "
+         "'readings/', format='csv', minio_settings=settings, write_interval_ms=...)"),
+        (lambda t: pw.io.minio.write(t, "readings/", "json"),
+         "pw.io.minio.write() missing a required argument: 'minio_settings' (minio_settings is "
+         "keyword-only); call it as pw.io.minio.write(table, 'readings/', format='json', "
+         "minio_settings=settings)"),
+        (lambda t: pw.io.s3.write(t, "s3://b/p", "json", AWS),
+         "pw.io.s3.write() got an AwsS3Settings as its 4th positional argument, but it takes 3 "
+         "positional arguments (aws_s3_settings is keyword-only); call it as "
+         "pw.io.s3.write(table, 's3://b/p', format='json', aws_s3_settings=settings)"),
+        (lambda t: pw.io.s3.write(t, AWS, "csv"),
+         "pw.io.s3.write() got an AwsS3Settings as its 2nd positional argument, where path goes "
+         "(aws_s3_settings is keyword-only); call it as pw.io.s3.write(table, "
+         "'s3://bucket/prefix/', format='csv', aws_s3_settings=settings)"),
+        (lambda t: pw.io.s3.write(t, "csv", "s3://b/p", aws_s3_settings=AWS),
+         "pw.io.s3.write() got the S3 path 's3://b/p' as format (aws_s3_settings is "
+         "keyword-only); call it as pw.io.s3.write(table, 's3://b/p', format='csv', "
+         "aws_s3_settings=settings)"),
+        (lambda t: pw.io.s3.write(t, "s3://b/p", format=AWS),
+         "pw.io.s3.write() got an AwsS3Settings as format (aws_s3_settings is keyword-only); "
+         "call it as pw.io.s3.write(table, 's3://b/p', format='csv', aws_s3_settings=settings)"),
+        (lambda t: pw.io.s3.write_to_digital_ocean(t, "p", "csv", DO),
+         "pw.io.s3.write_to_digital_ocean() got a DigitalOceanS3Settings as its 4th positional "
+         "argument, where format goes; call it as pw.io.s3.write_to_digital_ocean(table, 'p', "
+         "do_s3_settings=settings, format='csv')"),
+        (lambda t: pw.io.s3.write_to_wasabi(t, "p", "my/format.lua"),
+         "pw.io.s3.write_to_wasabi() missing a required argument: 'format'; call it as "
+         "pw.io.s3.write_to_wasabi(table, 'p', wasabi_s3_settings=settings, "
+         "format='my/format.lua')"),
+    ],
+)
+def test_misplaced_arguments_show_the_right_call(call, message):
+    with pytest.raises(TypeError) as e:
+        call(small_table())
+    assert str(e.value) == message
+
+
+def test_the_checked_writers_keep_their_signatures():
+    import inspect
+
+    sig = inspect.signature(pw.io.minio.write)
+    assert list(sig.parameters)[:4] == ["table", "path", "format", "minio_settings"]
+    assert sig.parameters["minio_settings"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert pw.io.s3.write_to_wasabi.__name__ == "write_to_wasabi"
+
+
+# --- addressing: an IP address or localhost endpoint without with_path_style -------------
+
+
+def test_ip_endpoint_without_path_style_is_refused_at_the_call(minio, s3, bucket):
+    t = small_table()
+    keys_ = dict(access_key=minio.access_key, secret_access_key=minio.secret_key)
+    for settings, param in [
+        (pw.io.s3.AwsS3Settings(endpoint=minio.endpoint, region="us-east-1", **keys_), "aws_s3_settings"),
+        (pw.io.minio.MinIOSettings(minio.endpoint, bucket, with_path_style=False, region="us-east-1", **keys_),
+         "minio_settings"),
+    ]:
+        start = time.monotonic()
+        with pytest.raises(s3sink.ConfigError) as e:
+            pw.io.s3.write(t, f"s3://{bucket}/p", "csv", aws_s3_settings=settings)
+        assert time.monotonic() - start < 1  # before any request
+        assert str(e.value).startswith(f"endpoint '{minio.endpoint}' is an IP address, which virtual-hosted")
+        assert str(e.value).endswith("(in Pathway's AwsS3Settings or MinIOSettings: with_path_style=True)")
+    # the fix it names
+    aws = pw.io.s3.AwsS3Settings(endpoint=minio.endpoint, region="us-east-1", with_path_style=True, **keys_)
+    pw.io.s3.write(t, f"s3://{bucket}/p", "csv", aws_s3_settings=aws)
+    run()
+    assert len(keys(s3, bucket, "p/")) == 1
+
+
+def test_localhost_without_path_style_names_the_fix(minio, bucket):
+    localhost = minio.endpoint.replace("127.0.0.1", "localhost")
+    aws = pw.io.s3.AwsS3Settings(endpoint=localhost, region="us-east-1", access_key=minio.access_key,
+                                 secret_access_key=minio.secret_key)
+    with pytest.raises(s3sink.UploadError) as e:
+        pw.io.s3.write(small_table(), f"s3://{bucket}/p", "csv", aws_s3_settings=aws)
+    assert "the server answered with its list of all buckets, so it ignored the bucket in the host name" in str(e.value)
+    assert str(e.value).endswith("(in Pathway's AwsS3Settings or MinIOSettings: with_path_style=True)")
+
+
+def test_localhost_virtual_hosted_where_the_server_serves_it(tmp_path):
+    """Why localhost is not refused up front: a MinIO with MINIO_DOMAIN serves
+    bucket.localhost, and Pathway's default addressing then works."""
+    from helpers import MinioServer
+
+    with MinioServer(tmp_path / "data", "admin", "admin-secret", env={"MINIO_DOMAIN": "localhost"}) as server:
+        server.client().create_bucket(Bucket="vhosted")
+        aws = pw.io.s3.AwsS3Settings(endpoint=f"http://localhost:{server.port}", region="us-east-1",
+                                     access_key="admin", secret_access_key="admin-secret")
+        pw.io.s3.write(small_table(), "s3://vhosted/p", "csv", aws_s3_settings=aws)
+        run()
+        assert len(keys(server.client(), "vhosted", "p/")) == 1
+
+
 def test_sort_by_of_another_table_fails_without_leaking_a_writer(minio_settings, s3, bucket):
     t = small_table()
     other = small_table()

@@ -16,7 +16,7 @@ from s3sink import _s3sink
 from s3sink._options import Names, SinkOptions, Text, WriterOptions
 
 COLS = [("a", "int")]
-PY_TYPES = {"str": str, "int": int, "bool": bool}
+PY_TYPES = {"str": str, "int": int, "bool": bool, "dict": dict}
 
 
 def test_options_describe_every_option():
@@ -60,7 +60,7 @@ def test_a_misspelt_option_gets_the_runtime_suggestion():
 @pytest.mark.parametrize("option", [o["name"] for o in _s3sink.options()])
 def test_values_of_another_type_are_refused_naming_the_option(option):
     kind = next(o["type"] for o in _s3sink.options() if o["name"] == option)
-    wrong = {"str": 5, "int": "5", "bool": 1}[kind]
+    wrong = {"str": 5, "int": "5", "bool": 1, "dict": "k=v"}[kind]
     with pytest.raises(TypeError, match=f"option '{option}' must be {kind}"):
         s3sink.Writer(columns=COLS, **{option: wrong})
 
@@ -124,7 +124,7 @@ WRITER_GROUPS = ("output", "transport", "reliability")
 def expected_hint(o: dict) -> object:
     if o["list"]:
         return Names | None
-    return {"str": Text, "int": int, "bool": bool}[o["type"]] | None
+    return {"str": Text, "int": int, "bool": bool, "dict": dict[str, str]}[o["type"]] | None
 
 
 def test_option_types_match_the_table():

@@ -6,7 +6,7 @@ may store for that time) and, once on_time_end returned, the ids it acknowledged
 list), over either path of the writer (S3SINK_PATHWAY_FAST_PATH).
 
   fault_pipeline.py BUCKET IN_DIR PERSISTENCE_DIR SPOOL_DIR ACK_LOG INTERVAL_MS
-                    [MAX_BUFFER_BYTES MAX_RETRY_MS]
+                    [MAX_BUFFER_BYTES MAX_RETRY_MS [COMPRESSION]]
 
 SPOOL_DIR "-" writes without a spool. With S3SINK_TEST_PARTITIONED=1 in the environment,
 the rows also have a column part and an event time ts (the feeder writes them), and are
@@ -26,6 +26,7 @@ from s3sink import _pathway
 
 bucket, in_dir, persistence_dir, spool_dir, ack_log, interval = sys.argv[1:7]
 max_buffer, max_retry = (int(a) for a in (sys.argv[7:9] or ["0", "300000"]))
+compression = sys.argv[9] if len(sys.argv) > 9 else "none"
 log = os.open(ack_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 pending: dict[int, list[list[int]]] = {}  # time -> [id, diff] of each row delivered
 obs_cls = _pathway._S3Observer
@@ -71,6 +72,7 @@ if partitioned:
                       key_template="{prefix}dt={date}/hour={hour}/{partition}/{stamp}-{seq}.{ext}")
 pw.io.minio.write(rows, "out/", "json", minio_settings=minio_settings(bucket),
                   write_interval_ms=int(interval), spool_dir=None if spool_dir == "-" else spool_dir,
-                  max_buffer_bytes=max_buffer or None, max_retry_ms=max_retry, name="out", **partitions)
+                  max_buffer_bytes=max_buffer or None, max_retry_ms=max_retry, compression=compression,
+                  name="out", **partitions)
 pw.run(monitoring_level=pw.MonitoringLevel.NONE,
        persistence_config=pw.persistence.Config(pw.persistence.Backend.filesystem(persistence_dir)))

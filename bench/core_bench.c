@@ -13,6 +13,8 @@
  *   make core-bench && tools/with-minio build/core_bench [MB-per-run [shape [format]]]
  * (MB of output per run, default 64; shape narrow|wide and format csv|json select runs;
  * a format script's path as the format measures that script)
+ * S3SINK_BENCH_PARTITION_BY=<columns> routes the sink's rows by them (partition_by; the
+ * narrow "flag" column alternates between two partitions from row to row).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +201,7 @@ static int bench_sink(const shape *sh, const char *format, double target, size_t
         .secret_key = getenv("S3SINK_TEST_SECRET_KEY"), .prefix = "bench/",
         .format = format, .write_interval_ms = INT64_C(1) << 40, .no_timer = true,
         .max_buffer_bytes = INT64_C(16) << 30, .columns = sh->cols, .ncolumns = sh->ncols,
+        .partition_by = getenv("S3SINK_BENCH_PARTITION_BY"),
     };
     s3sink *s;
     s3sink_err err;

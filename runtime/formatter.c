@@ -296,8 +296,8 @@ void formatter_describe_row(const s3sink_value *values, size_t n, char *buf, siz
 }
 
 /* Checks that the row has one value per column, each of its column's kind. */
-static int check_values(const s3sink_formatter *f, const s3sink_value *values, size_t nvalues,
-                        s3sink_err *err) {
+int formatter_check_values(const s3sink_formatter *f, const s3sink_value *values, size_t nvalues,
+                           s3sink_err *err) {
   if (nvalues != f->ncolumns)
     return err_set(err, S3SINK_EINVAL, "row has %zu values but the table has %zu columns",
                    nvalues, f->ncolumns);
@@ -371,7 +371,7 @@ bool formatter_is_native(const s3sink_formatter *f) { return f->enc != NULL; }
 
 int formatter_append_row(s3sink_formatter *f, const s3sink_value *values, size_t nvalues,
                          int64_t time, int diff, bytebuf *out, s3sink_err *err) {
-  int rc = check_values(f, values, nvalues, err);
+  int rc = formatter_check_values(f, values, nvalues, err);
   if (rc) return rc;
   if (f->enc) return encoders_row(f->enc, values, nvalues, time, diff, out) ? S3SINK_OK : S3SINK_EAGAIN;
   const char *bytes;
@@ -383,7 +383,7 @@ int formatter_append_row(s3sink_formatter *f, const s3sink_value *values, size_t
 int s3sink_formatter_row(s3sink_formatter *f, const s3sink_value *values, size_t nvalues,
                          int64_t time, int diff, const char **bytes, size_t *len,
                          s3sink_err *err) {
-  int rc = check_values(f, values, nvalues, err);
+  int rc = formatter_check_values(f, values, nvalues, err);
   if (rc) return rc;
   if (!f->enc) return lua_row(f, values, nvalues, time, diff, bytes, len, err);
   f->out.len = 0;

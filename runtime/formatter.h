@@ -19,6 +19,11 @@ bool formatter_is_native(const s3sink_formatter *f);
 int formatter_append_row(s3sink_formatter *f, const s3sink_value *values, size_t nvalues,
                          int64_t time, int diff, bytebuf *out, s3sink_err *err);
 
+/* Checks that a row has one value per column, each of its column's kind (what
+ * formatter_append_row checks first). */
+int formatter_check_values(const s3sink_formatter *f, const s3sink_value *values, size_t nvalues,
+                           s3sink_err *err);
+
 /* Writes a short description of a row's values into buf, for error messages. */
 void formatter_describe_row(const s3sink_value *values, size_t n, char *buf, size_t cap);
 

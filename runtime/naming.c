@@ -91,7 +91,7 @@ int naming_name(naming *n, const naming_ctx *c, char **key, s3sink_err *err) {
   *key = NULL;
   lua_State *L = luahost_state(n->host);
   int handler = push_call(n, "name");
-  lua_createtable(L, 0, 12);
+  lua_createtable(L, 0, 16);
   set_str(L, "prefix", c->prefix);
   set_str(L, "extension", c->extension);
   set_int(L, "sequence", (int64_t)c->sequence);
@@ -102,6 +102,17 @@ int naming_name(naming *n, const naming_ctx *c, char **key, s3sink_err *err) {
   set_int(L, "bytes", (int64_t)c->bytes);
   set_str(L, "writer_id", c->writer_id);
   set_str(L, "last_key", c->last_key);
+  if (c->has_event) {
+    set_int(L, "min_event_time_ns", c->min_event);
+    set_int(L, "max_event_time_ns", c->max_event);
+  }
+  if (c->partition_path) {
+    set_str(L, "partition_path", c->partition_path);
+    lua_createtable(L, 0, (int)c->npartition);
+    for (size_t i = 0; i < c->npartition; i++)
+      set_str(L, partition_column_name(c->partitioner, i), c->partition_values[i]);
+    lua_setfield(L, -2, "partition");
+  }
   int rc = call(n, "name", handler, err);
   if (rc) return rc;
   const char *label = n->script.label;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "lua_host.h"
+#include "partition.h"
 #include "s3sink.h"
 
 typedef struct naming naming;
@@ -17,6 +18,12 @@ typedef struct naming_ctx {
   const char *prefix, *extension, *writer_id, *last_key; /* writer_id, last_key: or NULL */
   uint64_t sequence, rows, bytes;
   int64_t flush_time_ms, first_time, last_time;
+  bool has_event;                       /* the rows' event-time range (time_column) */
+  int64_t min_event, max_event;
+  const char *partition_path;           /* with partition_by: "col=value/...", and */
+  size_t npartition;                    /* each column's value as path text */
+  const char *const *partition_values;
+  const partitioner *partitioner;       /* the columns' names */
 } naming_ctx;
 
 /* `name` is "default" or a script path. The host is borrowed and must outlive *out. */

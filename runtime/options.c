@@ -56,6 +56,35 @@ static int rule_not_empty(const char *name, const char *value, s3sink_err *err) 
   return S3SINK_OK;
 }
 
+/* A list of names separated by commas: none of them empty. */
+static int rule_names(const char *name, const char *value, s3sink_err *err) {
+  size_t n = strlen(value);
+  if (n == 0 || value[0] == ',' || value[n - 1] == ',' || strstr(value, ",,"))
+    return err_set(err, S3SINK_EINVAL,
+                   "%s '%s' has an empty column name: give the names separated by single "
+                   "commas (\"country,city\"), or a list of them", name, value);
+  return S3SINK_OK;
+}
+
+/* The template's syntax; what it may hold is checked at open, knowing the columns. */
+static int rule_key_template(const char *name, const char *value, s3sink_err *err) {
+  if (!*value) return err_set(err, S3SINK_EINVAL, "%s is empty: give one, or none", name);
+  for (const char *p = value; *p; p++) {
+    if (*p == '}')
+      return err_set(err, S3SINK_EINVAL,
+                     "%s '%s': '}' at position %d closes no placeholder; placeholders are "
+                     "written {name}", name, value, (int)(p - value) + 1);
+    if (*p != '{') continue;
+    const char *end = p + 1 + strcspn(p + 1, "{}");
+    if (*end != '}' || end == p + 1)
+      return err_set(err, S3SINK_EINVAL,
+                     "%s '%s': '{' at position %d is not closed by a name and '}'; "
+                     "placeholders are written {name}", name, value, (int)(p - value) + 1);
+    p = end;
+  }
+  return S3SINK_OK;
+}
+
 static int rule_format(const char *name, const char *value, s3sink_err *err) {
   (void)name;
   return luahost_check_script_name(FORMAT_DIR, value, "format", err);
@@ -269,13 +298,15 @@ typedef struct option_def {
 } option_def;
 
 #define STRING(f, group, dflt, rule, doc) \
-  {{#f, S3SINK_OPTION_STRING, group, 0, 0, false, dflt, doc}, offsetof(s3sink_config, f), 0, dflt, rule, NULL}
+  {{#f, S3SINK_OPTION_STRING, group, 0, 0, false, dflt, doc, false}, offsetof(s3sink_config, f), 0, dflt, rule, NULL}
 #define INT(f, group, lo, hi, unlimited, dflt, dflt_text, doc) \
-  {{#f, S3SINK_OPTION_INT, group, lo, hi, unlimited, dflt_text, doc}, offsetof(s3sink_config, f), dflt, NULL, NULL, NULL}
+  {{#f, S3SINK_OPTION_INT, group, lo, hi, unlimited, dflt_text, doc, false}, offsetof(s3sink_config, f), dflt, NULL, NULL, NULL}
 #define BOOL(f, group, doc) \
-  {{#f, S3SINK_OPTION_BOOL, group, 0, 1, false, "false", doc}, offsetof(s3sink_config, f), 0, NULL, NULL, NULL}
+  {{#f, S3SINK_OPTION_BOOL, group, 0, 1, false, "false", doc, false}, offsetof(s3sink_config, f), 0, NULL, NULL, NULL}
+#define LIST(f, group, doc) \
+  {{#f, S3SINK_OPTION_STRING, group, 0, 0, false, NULL, doc, true}, offsetof(s3sink_config, f), 0, NULL, rule_names, NULL}
 #define MAP(f, group, rule, doc) \
-  {{#f, S3SINK_OPTION_MAP, group, 0, 0, false, NULL, doc}, offsetof(s3sink_config, f), 0, NULL, NULL, rule}
+  {{#f, S3SINK_OPTION_MAP, group, 0, 0, false, NULL, doc, false}, offsetof(s3sink_config, f), 0, NULL, NULL, rule}
 
 #define MIB ((int64_t)1 << 20)
 #define GIB ((int64_t)1 << 30)
@@ -314,7 +345,8 @@ static const option_def options[] = {
            ".<ext>, increasing, never reused) or the path of a Lua naming script."),
     INT(write_interval_ms, "output", 1, INT64_MAX, false, 60000, "60000",
         "Minimum time between two uploads, in milliseconds: once it has passed since the "
-        "last upload, the complete minibatches buffered are uploaded as one new object."),
+        "last upload, the complete minibatches buffered are uploaded as one new object (one "
+        "per partition with partition_by or time_column)."),
     INT(max_object_rows, "output", 1, INT64_MAX, false, 0, NULL,
         "Roll objects by row count: an object holding this many rows is uploaded at the "
         "end of the minibatch that reached it, without waiting for write_interval_ms "
@@ -356,6 +388,28 @@ static const option_def options[] = {
         "names of a-z 0-9 - _ . not starting with s3sink-, values of printable ASCII, "
         "about 1.9 KiB in all (S3 keeps 2 KiB; the sink's own entry, s3sink-sha256, "
         "takes the rest)."),
+    STRING(key_template, "output", NULL, rule_key_template,
+           "Object keys without a naming script, e.g. "
+           "\"{prefix}dt={date}/hour={hour}/{stamp}-{seq}.{ext}\". Placeholders: {prefix}, "
+           "{date} (YYYY-MM-DD), {year}, {month}, {day}, {hour}, {minute} (UTC: of time_column's "
+           "event time, else of the flush), {stamp} (the flush time, 20261125T002556.123Z), "
+           "{seq} (the writer's object counter), {writer_id}, {ext}, {partition} (every "
+           "partition_by column as name=value/...) and each partition_by column by name. It "
+           "must start with {prefix} and end with {stamp}, {seq} in the object's name, then "
+           "only text, {writer_id} and {ext}: keys stay unique and increase in each "
+           "partition (docs/partitions.md)."),
+    LIST(partition_by, "output",
+         "Columns whose values route rows to partitions: each partition's complete "
+         "minibatches go to objects of its own, under keys that place the values (see "
+         "key_template; default \"{prefix}{partition}/{stamp}-{seq}.{ext}\", Hive-style "
+         "name=value folders). Values are their CSV text, with bytes other than A-Z a-z 0-9 "
+         "- _ . ~ written %XX; null and \"\" are __HIVE_DEFAULT_PARTITION__."),
+    STRING(time_column, "output", NULL, rule_not_empty,
+           "A datetime column holding the rows' event time: key_template's {date}, {year}, "
+           "{month}, {day}, {hour} and {minute} are then those of each row (UTC; a naive "
+           "datetime is read as UTC), which routes rows to one object per period, instead "
+           "of the flush time. A naming script gets the rows' range (min_event_time_ns, "
+           "max_event_time_ns)."),
     STRING(writer_id, "output", NULL, rule_writer_id,
            "Id put in the object keys ([A-Za-z0-9._-]{1,64}), so that several writers can "
            "share a prefix."),
@@ -392,6 +446,11 @@ static const option_def options[] = {
         "throttling) are retried, with exponential backoff and full jitter, before uploads "
         "stop with the error; -1 retries forever. Permanent errors (access denied, no such "
         "bucket) stop uploads at once. Either way the rows are kept."),
+    INT(max_open_partitions, "reliability", 1, 1000000, false, 1000, "1000",
+        "Partitions kept open at once (partition_by, time_column). A row of another "
+        "partition then takes the place of the least recently written one without rows, "
+        "sealing the complete minibatches first when every one holds rows (and, if one "
+        "minibatch spans more partitions, its rows so far)."),
     STRING(spool_dir, "reliability", NULL, rule_not_empty,
            "Folder of the crash-safe spool: every complete minibatch is on disk (fsync) "
            "before time_end returns, uploads read from there, and the next sink on the "
@@ -428,7 +487,7 @@ static const char *type_name(s3sink_option_type t) {
 }
 
 /* Edit distance, capped: enough to suggest the option a typo meant. */
-static size_t distance(const char *a, const char *b) {
+size_t options_distance(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
   if (la > 63 || lb > 63) return SIZE_MAX;
   size_t row[64];
@@ -457,7 +516,7 @@ static int unknown_option(const char *name, s3sink_err *err) {
   const char *best = NULL;
   size_t best_d = 3; /* at most two edits away */
   for (size_t i = 0; i < NOPTIONS; i++) {
-    size_t d = distance(name, options[i].pub.name);
+    size_t d = options_distance(name, options[i].pub.name);
     if (d < best_d) best_d = d, best = options[i].pub.name;
   }
   if (best) return err_set(err, S3SINK_EINVAL, "unknown option '%s': did you mean '%s'?", name, best);

@@ -20,6 +20,10 @@ void options_forget_borrowed(s3sink_config *c);
 /* The default of a string option (static), or NULL. */
 const char *options_default_string(const char *name);
 
+/* The edit distance between two names (SIZE_MAX past 63 characters): to suggest the name
+ * a typo meant. */
+size_t options_distance(const char *a, const char *b);
+
 /* "int, float, ..., any": the column types' names, for messages. */
 void options_column_type_names(char *buf, size_t cap);
 

@@ -1,5 +1,6 @@
-/* sink_internal.h - internal: the sink's state, shared by its four files:
- *   sink.c        the open object (buffering, sealing), room for rows, the host's calls;
+/* sink_internal.h - internal: the sink's state, shared by its files:
+ *   sink.c        the open objects (buffering, sealing), room for rows, the host's calls;
+ *   sink_parts.c  the partitions: routing a row to its open object, bounding their number;
  *   sink_open.c   opening: checks, listing the prefix, taking over a spool (and aborting
  *                 the multipart uploads a crashed run left);
  *   upload.c      the queue of named objects, upload attempts with retries, the flush
@@ -22,8 +23,10 @@
 #include "bytebuf.h"
 #include "compress.h"
 #include "formatter.h"
+#include "keytemplate.h"
 #include "lua_host.h"
 #include "naming.h"
+#include "partition.h"
 #include "s3client.h"
 #include "s3sink.h"
 #include "spool.h"
@@ -62,6 +65,9 @@ typedef struct pending {
   bytebuf body;                   /* without a spool (compressed, once packed) */
   uint64_t segment;               /* with a spool */
   char *extension, *content_type; /* NULL: the sink's (recovered segments keep theirs) */
+  partkey *part;                  /* its partition (one reference) */
+  bool has_event;                 /* the event-time range of its rows (time_column) */
+  int64_t min_event, max_event;
   compress_codec codec;           /* its compression (recovered segments keep theirs) */
   int level;
   bool packed;                    /* compressed (body, or the spool's packed file): the
@@ -74,6 +80,25 @@ typedef struct pending {
   int64_t first_failure_ms, next_try_ms; /* real monotonic clock */
 } pending;
 
+/* The open object of one partition: the rows routed to it and not sealed yet. Without a
+ * spool, buf holds the header and every such row, [0, complete_len) being the header and
+ * complete minibatches (an empty buffer: no rows, no header yet); with a spool, buf holds
+ * rows not written to the partition's current segment yet. */
+typedef struct sink_part {
+  struct sink_part *chain;           /* next in its hash bucket */
+  struct sink_part *prev, *next;     /* the sink's list, least recently written first */
+  partkey *key;
+  bytebuf buf;
+  size_t complete_len;
+  uint64_t rows, complete_rows;      /* rows in the open object; of those, complete */
+  uint64_t row_bytes, complete_bytes; /* their bytes (header excluded) */
+  int64_t complete_first_time, complete_last_time, open_first_time, open_last_time;
+  bool have_open_first;
+  bool complete_has_event, open_has_event; /* event-time ranges (time_column) */
+  int64_t complete_min_event, complete_max_event, open_min_event, open_max_event;
+  spool_stream *stream;              /* with a spool */
+} sink_part;
+
 struct s3sink {
   pthread_mutex_t mu;
   pthread_cond_t cv;          /* an upload ended, an object was queued, stop requested */
@@ -83,6 +108,10 @@ struct s3sink {
   luahost *lua;
   s3sink_formatter *fmt;
   naming *naming;
+  keytemplate *tmpl;          /* key_template (or the partitions' default): names objects
+                                 instead of the naming script */
+  partitioner *partitioner;
+  bool routes_by_values;      /* rows are read to route them (partition_by, time_column) */
   s3client *client;
   credcache *creds;           /* what the client signs with (it may refresh them) */
   spool *spool;
@@ -98,17 +127,26 @@ struct s3sink {
   bool background;            /* flush() hands uploads to the sink's thread */
   uint64_t rng;               /* backoff jitter */
 
-  /* The open object. Without a spool, buf holds the header and every row not sealed yet,
-   * [0, complete_len) being the header and complete minibatches; with a spool, buf holds
-   * rows not written to the current segment yet. */
-  bytebuf buf;
-  size_t header_len, complete_len;
-  uint64_t rows, complete_rows;      /* rows in the open object; of those, complete */
-  uint64_t row_bytes, complete_bytes; /* their bytes (header excluded) */
-  int64_t complete_first_time, complete_last_time, open_first_time, open_last_time;
-  bool have_open_first;
+  /* The open objects, one per partition (one in all without partitions): a hash table
+   * by identity and a list, least recently written first. */
+  char *header;
+  size_t header_len;
+  sink_part **buckets;
+  size_t nbuckets, nparts, max_parts;
+  sink_part *first_part, *last_part;
+  sink_part *recent;          /* the partition the last row went to */
+  bytebuf ident;              /* a row's partition identity */
+  bool row_has_event;         /* the event time of the row being written */
+  int64_t row_event;
+  uint64_t rows, complete_rows;      /* totals over the open objects */
+  uint64_t row_bytes, complete_bytes;
+  size_t open_mem;            /* capacity of their buffers (without a spool) */
+  size_t spool_mem;           /* bytes in their buffers (with a spool) */
   bytebuf scratch;            /* a formatted row kept while its write waits for room */
   bool held;                  /* s3sink_try_write left it there */
+  sink_part *held_part;       /* its partition, kept while it waits */
+  bool held_has_event;
+  int64_t held_event;
   bool interrupted;           /* writes do not wait for room any more */
   int64_t held_time;
 
@@ -123,6 +161,7 @@ struct s3sink {
 
   int64_t last_upload_ms;     /* flush-policy clock */
   uint64_t sequence;          /* objects named */
+  int64_t last_stamp_ms;      /* flush time of the last object named: never goes back */
   char *last_named;           /* greatest key named or found under the prefix */
   char *last_uploaded;
   s3sink_stats stats;
@@ -161,19 +200,42 @@ int sink_failure_error(const s3sink *s, s3sink_err *err);
 /* Keeps in *slot the greater of it and key (keys of this sink only increase). */
 void sink_take_key(char **slot, const char *key);
 
-/* Asks the naming policy for the next key (*key: malloc'ed, the caller's). */
-int sink_name_object(s3sink *s, uint64_t rows, uint64_t bytes, int64_t first, int64_t last,
-                     const char *extension, char **key, s3sink_err *err);
+/* Names p (its rows, size, times and partition; p->key, if set, is a key it had and lost)
+ * with the key template or the naming policy (*key: malloc'ed, the caller's). */
+int sink_name_object(s3sink *s, const pending *p, const char *extension, char **key,
+                     s3sink_err *err);
+
+/* Whether keys are named per partition (a key template, or rows routed to partitions):
+ * then each partition's keys increase, and the prefix is not listed at open. */
+bool sink_names_per_partition(const s3sink *s);
 
 /* Puts p, which the queue then owns, at the end of the queue of pending objects. */
 void sink_enqueue(s3sink *s, pending *p);
 
 void sink_pending_free(pending *p);
 
-/* Names the complete minibatches and queues them as one object. With `split`, the rows
- * of the unfinished minibatch go too (it does not fit the budget: it spans objects). A
- * failure stops uploads: nothing is retried in a loop. */
+/* Names the complete minibatches of every partition and queues them, one object per
+ * partition. With `split`, the rows of the unfinished minibatch go too (it does not fit
+ * the budget: it spans objects). A failure stops uploads: nothing is retried in a loop. */
 int sink_seal(s3sink *s, bool split, s3sink_err *err);
+
+/* The same for one partition. */
+int sink_seal_part(s3sink *s, sink_part *part, bool split, s3sink_err *err);
+
+/* --- sink_parts.c --- */
+
+/* Sets up the table of partitions for max_parts of them. */
+int sink_parts_init(s3sink *s, size_t max_parts, s3sink_err *err);
+void sink_parts_free(s3sink *s);
+
+/* The open object of the row's partition, created if need be (when max_open_partitions
+ * are kept, the least recently written one without rows goes, sealing them first if
+ * need be); sets row_has_event / row_event. */
+int sink_part_route(s3sink *s, const s3sink_value *values, sink_part **out, s3sink_err *err);
+
+/* Frees the buffers of partitions without rows (memory for others' rows); whether any
+ * was freed. */
+bool sink_parts_release_idle(s3sink *s);
 
 /* The flush policy, with the lock held (see s3sink_flush). */
 int sink_flush_locked(s3sink *s, bool forced, s3sink_err *err);

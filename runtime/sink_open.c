@@ -1,6 +1,7 @@
-/* sink_open.c - s3sink_open: completes and checks the configuration, loads the scripts,
- * checks the bucket, lists the prefix so that keys continue after an earlier run's, and
- * takes over what a crashed run left in the spool (see sink_internal.h). */
+/* sink_open.c - s3sink_open: completes and checks the configuration, loads the scripts
+ * and the key template, checks the bucket, lists the prefix so that keys continue after an
+ * earlier run's (unless keys are named per partition), and takes over what a crashed run
+ * left in the spool (see sink_internal.h). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -108,6 +109,29 @@ static int abort_orphans(s3sink *s, const s3sink_config *c, s3sink_err *err) {
   return S3SINK_OK;
 }
 
+/* The partition of a recovered segment, as its journal recorded it; a segment already
+ * named needs it only if its key is taken, so a mismatch leaves it without (NULL). */
+static int recovered_part(s3sink *s, const spool_segment *g, partkey **out, s3sink_err *err) {
+  *out = NULL;
+  int rc;
+  if (g->partition) {
+    rc = partition_key_recover(s->partitioner, g->partition, g->time_field, out, err);
+  } else if (partition_routes(s->partitioner)) {
+    rc = err_set(err, S3SINK_EINVAL,
+                 "its rows were not partitioned, and this sink partitions (partition_by, "
+                 "or time_column with key_template): open a sink without them once to "
+                 "upload them, or move the folder away");
+  } else {
+    rc = (*out = partition_key_new(s->partitioner, "", 0, false, 0)) ? S3SINK_OK
+                                                                     : err_set(err, S3SINK_ENOMEM, "out of memory");
+  }
+  if (rc == S3SINK_EINVAL && g->key) rc = S3SINK_OK;
+  else if (rc == S3SINK_EINVAL)
+    err_prefix(err, "spool_dir '%s' holds rows not named yet (segment %" PRIu64 "): ",
+               spool_dir(s->spool), g->id);
+  return rc;
+}
+
 /* Queues what an earlier run left in the spool, under the keys it was given (or new
  * ones, for segments it never named), before anything this sink writes. */
 static int take_over_spool(s3sink *s, s3sink_err *err) {
@@ -129,11 +153,13 @@ static int take_over_spool(s3sink *s, s3sink_err *err) {
     p->last_time = g->last_time;
     p->extension = strdup(g->extension);
     p->content_type = strdup(g->content_type);
+    p->has_event = g->has_event;
+    p->min_event = g->min_event;
+    p->max_event = g->max_event;
     p->packed = g->packed;
     p->packed_len = g->packed_len;
     p->level = g->level;
     int codec = g->codec ? compress_find(g->codec) : COMPRESS_NONE;
-    int rc = S3SINK_OK;
     if (codec < 0) {
       sink_pending_free(p);
       return err_set(err, S3SINK_EINVAL,
@@ -142,9 +168,9 @@ static int take_over_spool(s3sink *s, s3sink_err *err) {
                      g->codec);
     }
     p->codec = (compress_codec)codec;
-    if (g->key) p->key = strdup(g->key);
-    else if ((rc = sink_name_object(s, g->rows, g->len, g->first_time, g->last_time,
-                                    g->extension, &p->key, err)) == S3SINK_OK)
+    int rc = recovered_part(s, g, &p->part, err);
+    if (rc == S3SINK_OK && g->key) p->key = strdup(g->key);
+    else if (rc == S3SINK_OK && (rc = sink_name_object(s, p, g->extension, &p->key, err)) == S3SINK_OK)
       rc = spool_rename(s->spool, g->id, p->key, err);
     if (rc == S3SINK_OK && (!p->key || !p->extension || !p->content_type))
       rc = err_set(err, S3SINK_ENOMEM, "out of memory");
@@ -170,6 +196,25 @@ static int complete_target(const s3sink_config *given, s3sink_config *out, awsco
   if (rc) return rc;
   if (!out->endpoint) out->endpoint = awsconfig_endpoint(aws, endpoint_by, cap);
   if (!out->region) out->region = awsconfig_region(aws, region_by, cap);
+  return S3SINK_OK;
+}
+
+/* Which key template names objects, if any: key_template, or the partitions' default when
+ * partition_by is given without a naming script. Checks the options that go together. */
+static int template_text(const s3sink_config *c, const char **text, s3sink_err *err) {
+  bool script = strcmp(c->naming, options_default_string("naming")) != 0;
+  *text = NULL;
+  if (c->key_template && script)
+    return err_set(err, S3SINK_EINVAL,
+                   "key_template and naming '%s' both name objects: give one of them",
+                   c->naming);
+  if (c->key_template) *text = c->key_template;
+  else if (c->time_column && !script)
+    return err_set(err, S3SINK_EINVAL,
+                   "time_column '%s' gives the event time to key_template's {date}, {hour}, "
+                   "... or to a naming script: set key_template too, e.g. "
+                   "'{prefix}dt={date}/hour={hour}/{stamp}-{seq}.{ext}'", c->time_column);
+  else if (c->partition_by && !script) *text = keytemplate_default(c->writer_id != NULL);
   return S3SINK_OK;
 }
 
@@ -203,7 +248,6 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
   s->spool_object_max = s->spool_max / 4 < SPOOL_OBJECT_MAX ? s->spool_max / 4 : SPOOL_OBJECT_MAX;
   s->background = c->background_uploads && !c->no_timer;
   s->rng = (uint64_t)(uintptr_t)s ^ ((uint64_t)sink_clock_ms(CLOCK_REALTIME) << 20) ^ 0x9E3779B97F4A7C15ULL;
-  bytebuf_init(&s->buf, SIZE_MAX);
   bytebuf_init(&s->scratch, SIZE_MAX);
   s->prefix = strdup(c->prefix);
   s->bucket = strdup(c->bucket);
@@ -215,10 +259,21 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
     goto fail;
   }
 
+  const char *tmpl;
+  if ((rc = template_text(c, &tmpl, err))) goto fail;
+  if (tmpl && (rc = keytemplate_parse(tmpl, c->partition_by, c->time_column != NULL,
+                                      c->writer_id != NULL, &s->tmpl, err)))
+    goto fail;
+  if ((rc = partition_new(c->columns, c->ncolumns, c->partition_by, c->time_column,
+                          s->tmpl ? keytemplate_unit(s->tmpl) : PART_UNIT_NONE, &s->partitioner, err)) ||
+      (rc = sink_parts_init(s, (size_t)c->max_open_partitions, err)))
+    goto fail;
+  s->routes_by_values = partition_ncolumns(s->partitioner) > 0 || partition_has_time(s->partitioner);
+
   if ((rc = luahost_new(&s->lua, err))) goto fail;
   if ((rc = formatter_open_on(s->lua, c->format, c->columns, c->ncolumns, &s->fmt, err)))
     goto fail;
-  if ((rc = naming_open(s->lua, c->naming, &s->naming, err))) goto fail;
+  if (!s->tmpl && (rc = naming_open(s->lua, c->naming, &s->naming, err))) goto fail;
 
   /* the objects' extension and content type: compression's type, after the format's
    * extension its own ("csv.gz") */
@@ -239,18 +294,15 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
     rc = err_set(err, S3SINK_ENOMEM, "the format's header is larger than max_buffer_bytes");
     goto fail;
   }
-  if (!c->spool_dir) {
-    s->buf.max = s->max_buffer;
-    if (!bytebuf_append(&s->buf, header, s->header_len)) {
-      rc = err_set(err, S3SINK_ENOMEM, "out of memory");
-      goto fail;
-    }
-    s->complete_len = s->header_len;
-  } else if ((rc = spool_open(c->spool_dir, s->bucket, s->prefix, header, s->header_len,
-                              s->extension, s->content_type,
-                              s->codec ? ci->name : NULL, s->level, &s->spool, err))) {
+  if (!(s->header = malloc(s->header_len + 1))) {
+    rc = err_set(err, S3SINK_ENOMEM, "out of memory");
     goto fail;
   }
+  memcpy(s->header, header, s->header_len);
+  if (c->spool_dir && (rc = spool_open(c->spool_dir, s->bucket, s->prefix, header, s->header_len,
+                                       s->extension, s->content_type,
+                                       s->codec ? ci->name : NULL, s->level, &s->spool, err)))
+    goto fail;
 
   if ((rc = credcache_for_config(c, &s->creds, err))) goto fail;
   objhead settings;
@@ -277,7 +329,7 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
   int64_t budget = s->opt.max_retry_ms >= 0 && s->opt.max_retry_ms < OPEN_RETRY_MS ? s->opt.max_retry_ms
                                                                             : OPEN_RETRY_MS;
   if ((rc = with_retries(s, c, check_bucket, budget, err)) ||
-      (rc = with_retries(s, c, list_prefix, budget, err)))
+      (!sink_names_per_partition(s) && (rc = with_retries(s, c, list_prefix, budget, err))))
     goto fail;
   if (s->last_named && !(s->last_uploaded = strdup(s->last_named))) {
     rc = err_set(err, S3SINK_ENOMEM, "out of memory");

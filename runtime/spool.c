@@ -29,12 +29,17 @@ struct spool {
   uint64_t bytes;              /* all segment files */
   spool_segment *recovered;
   size_t nrecovered;
+};
+
+struct spool_stream {
+  char *partition, *time_field; /* NULL: an unpartitioned sink's */
   /* the segment being written */
   bool has_current;
   uint64_t cur_id;
-  int cur_fd, cur_journal;
   uint64_t cur_len, cur_committed, cur_rows;
   int64_t cur_first_time;
+  bool cur_has_event;
+  int64_t cur_min_event, cur_max_event;
 };
 
 static int io_error(s3sink_err *err, const spool *sp, const char *what, const char *name) {
@@ -111,10 +116,51 @@ static int append_journal(spool *sp, int fd, const char *line, size_t len, s3sin
   return S3SINK_OK;
 }
 
+/* Appends a line to the journal of segment id, synced. */
+static int append_journal_of(spool *sp, uint64_t id, const char *line, size_t len, s3sink_err *err) {
+  char jou[40];
+  file_name(jou, sizeof jou, id, "journal");
+  int fd = openat(sp->dir_fd, jou, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return io_error(err, sp, "open", jou);
+  int rc = append_journal(sp, fd, line, len, err);
+  close(fd);
+  return rc;
+}
+
+/* Opens segment id for writing; the caller closes the descriptor. */
+static int open_segment(spool *sp, uint64_t id, int *fd, s3sink_err *err) {
+  char seg[40];
+  file_name(seg, sizeof seg, id, "seg");
+  *fd = openat(sp->dir_fd, seg, O_WRONLY | O_CLOEXEC);
+  return *fd < 0 ? io_error(err, sp, "open", seg) : S3SINK_OK;
+}
+
+int spool_stream_new(const char *partition, const char *time_field, spool_stream **out,
+                     s3sink_err *err) {
+  *out = NULL;
+  spool_stream *st = calloc(1, sizeof *st);
+  if (!st) return err_set(err, S3SINK_ENOMEM, "out of memory");
+  if (partition && (!(st->partition = strdup(partition)) ||
+                    !(st->time_field = strdup(time_field ? time_field : "")))) {
+    spool_stream_free(NULL, st);
+    return err_set(err, S3SINK_ENOMEM, "out of memory");
+  }
+  *out = st;
+  return S3SINK_OK;
+}
+
+void spool_stream_free(spool *sp, spool_stream *st) {
+  if (!st) return;
+  if (sp && st->has_current && st->cur_rows == 0) spool_remove(sp, st->cur_id);
+  free(st->partition);
+  free(st->time_field);
+  free(st);
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* The current segment                                                                  */
 
-static int start_segment(spool *sp, s3sink_err *err) {
+static int start_segment(spool *sp, spool_stream *st, s3sink_err *err) {
   char seg[40], jou[40];
   uint64_t id = sp->next_id;
   file_name(seg, sizeof seg, id, "seg");
@@ -136,6 +182,8 @@ static int start_segment(spool *sp, s3sink_err *err) {
             append_field(&line, sp->bucket) && append_field(&line, sp->prefix) &&
             append_field(&line, sp->extension) && append_field(&line, sp->content_type) &&
             (!sp->codec || (append_field(&line, sp->codec) && bytebuf_append_str(&line, level))) &&
+            (!st->partition ||
+             (append_field(&line, st->partition) && append_field(&line, st->time_field))) &&
             bytebuf_append(&line, "\n", 1);
   int rc = S3SINK_OK;
   if (!ok) rc = err_set(err, S3SINK_ENOMEM, "out of memory");
@@ -143,74 +191,87 @@ static int start_segment(spool *sp, s3sink_err *err) {
   else if ((rc = append_journal(sp, jfd, line.data, line.len, err)) == S3SINK_OK && fsync(sp->dir_fd) != 0)
     rc = io_error(err, sp, "sync", "the folder");
   bytebuf_free(&line);
+  close(fd);
+  close(jfd);
   if (rc) {
-    close(fd);
-    close(jfd);
     unlinkat(sp->dir_fd, jou, 0);
     unlinkat(sp->dir_fd, seg, 0);
     return rc;
   }
   sp->next_id++;
-  sp->has_current = true;
-  sp->cur_id = id;
-  sp->cur_fd = fd;
-  sp->cur_journal = jfd;
-  sp->cur_len = sp->cur_committed = sp->header_len;
-  sp->cur_rows = 0;
+  st->has_current = true;
+  st->cur_id = id;
+  st->cur_len = st->cur_committed = sp->header_len;
+  st->cur_rows = 0;
+  st->cur_has_event = false;
   sp->bytes += sp->header_len;
   return S3SINK_OK;
 }
 
-static void end_current(spool *sp) {
-  if (!sp->has_current) return;
-  close(sp->cur_fd);
-  close(sp->cur_journal);
-  sp->has_current = false;
-}
-
-int spool_append(spool *sp, const void *bytes, size_t n, s3sink_err *err) {
-  int rc;
-  if (!sp->has_current && (rc = start_segment(sp, err))) return rc;
+int spool_append(spool *sp, spool_stream *st, const void *bytes, size_t n, s3sink_err *err) {
+  int rc, fd;
+  if (!st->has_current && (rc = start_segment(sp, st, err))) return rc;
   if (n == 0) return S3SINK_OK;
-  if (pwrite(sp->cur_fd, bytes, n, (off_t)sp->cur_len) != (ssize_t)n) {
+  if ((rc = open_segment(sp, st->cur_id, &fd, err))) return rc;
+  ssize_t w = pwrite(fd, bytes, n, (off_t)st->cur_len);
+  if (w != (ssize_t)n) {
     /* a short write leaves junk after cur_len: later writes overwrite it, and recovery
      * cuts it off */
-    if (errno == 0) errno = ENOSPC;
-    return io_error(err, sp, "write", "a segment");
+    if (w >= 0 || errno == 0) errno = ENOSPC;
+    rc = io_error(err, sp, "write", "a segment");
+    close(fd);
+    return rc;
   }
-  sp->cur_len += n;
+  close(fd);
+  st->cur_len += n;
   sp->bytes += n;
   return S3SINK_OK;
 }
 
-int spool_commit(spool *sp, uint64_t rows, int64_t first_time, int64_t last_time,
+int spool_commit(spool *sp, spool_stream *st, uint64_t rows, int64_t first_time,
+                 int64_t last_time, bool has_event, int64_t min_event, int64_t max_event,
                  s3sink_err *err) {
-  int rc;
-  if (!sp->has_current && (rc = start_segment(sp, err))) return rc;
-  if (fdatasync(sp->cur_fd) != 0) return io_error(err, sp, "sync", "a segment");
-  if (sp->cur_rows == 0) sp->cur_first_time = first_time;
-  char text[160];
-  int n = snprintf(text, sizeof text, "commit %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 "\n",
-                   sp->cur_len, sp->cur_rows + rows, sp->cur_first_time, last_time);
-  if ((rc = append_journal(sp, sp->cur_journal, text, (size_t)n, err))) return rc;
-  sp->cur_committed = sp->cur_len;
-  sp->cur_rows += rows;
+  int rc, fd;
+  if (!st->has_current && (rc = start_segment(sp, st, err))) return rc;
+  if ((rc = open_segment(sp, st->cur_id, &fd, err))) return rc;
+  bool synced = fdatasync(fd) == 0;
+  close(fd);
+  if (!synced) return io_error(err, sp, "sync", "a segment");
+  if (st->cur_rows == 0) st->cur_first_time = first_time;
+  bool ev = st->cur_has_event || has_event;
+  int64_t lo = st->cur_min_event, hi = st->cur_max_event;
+  if (has_event && (!st->cur_has_event || min_event < lo)) lo = min_event;
+  if (has_event && (!st->cur_has_event || max_event > hi)) hi = max_event;
+  char text[200];
+  int n = snprintf(text, sizeof text, "commit %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64,
+                   st->cur_len, st->cur_rows + rows, st->cur_first_time, last_time);
+  if (ev) n += snprintf(text + n, sizeof text - (size_t)n, " %" PRId64 " %" PRId64, lo, hi);
+  text[n++] = '\n';
+  if ((rc = append_journal_of(sp, st->cur_id, text, (size_t)n, err))) return rc;
+  st->cur_committed = st->cur_len;
+  st->cur_rows += rows;
+  st->cur_has_event = ev;
+  st->cur_min_event = lo;
+  st->cur_max_event = hi;
   return S3SINK_OK;
 }
 
-int spool_drop_uncommitted(spool *sp, s3sink_err *err) {
-  if (!sp->has_current || sp->cur_len == sp->cur_committed) return S3SINK_OK;
-  if (ftruncate(sp->cur_fd, (off_t)sp->cur_committed) != 0)
-    return io_error(err, sp, "truncate", "a segment");
-  sp->bytes -= sp->cur_len - sp->cur_committed;
-  sp->cur_len = sp->cur_committed;
+int spool_drop_uncommitted(spool *sp, spool_stream *st, s3sink_err *err) {
+  if (!st->has_current || st->cur_len == st->cur_committed) return S3SINK_OK;
+  int fd, rc = open_segment(sp, st->cur_id, &fd, err);
+  if (rc) return rc;
+  bool cut = ftruncate(fd, (off_t)st->cur_committed) == 0;
+  close(fd);
+  if (!cut) return io_error(err, sp, "truncate", "a segment");
+  sp->bytes -= st->cur_len - st->cur_committed;
+  st->cur_len = st->cur_committed;
   return S3SINK_OK;
 }
 
-bool spool_has_committed(const spool *sp) { return sp->has_current && sp->cur_rows > 0; }
+bool spool_has_committed(const spool_stream *st) { return st->has_current && st->cur_rows > 0; }
 
-bool spool_has_uncommitted(const spool *sp) {
-  return sp->has_current && sp->cur_len > sp->cur_committed;
+bool spool_has_uncommitted(const spool_stream *st) {
+  return st->has_current && st->cur_len > st->cur_committed;
 }
 
 static int key_line(const char *key, bytebuf *line) {
@@ -219,54 +280,53 @@ static int key_line(const char *key, bytebuf *line) {
          bytebuf_append(line, "\n", 1);
 }
 
-int spool_seal(spool *sp, const char *key, uint64_t *id, uint64_t *len, s3sink_err *err) {
-  if (!spool_has_committed(sp))
+int spool_seal(spool *sp, spool_stream *st, const char *key, uint64_t *id, uint64_t *len,
+               s3sink_err *err) {
+  if (!spool_has_committed(st))
     return err_set(err, S3SINK_ESTATE, "spool: no committed rows to seal");
   bytebuf line;
   if (!key_line(key, &line)) {
     bytebuf_free(&line);
     return err_set(err, S3SINK_ENOMEM, "out of memory");
   }
-  int rc = append_journal(sp, sp->cur_journal, line.data, line.len, err);
+  int rc = append_journal_of(sp, st->cur_id, line.data, line.len, err);
   bytebuf_free(&line);
   if (rc) return rc;
-  *id = sp->cur_id;
-  *len = sp->cur_committed;
+  *id = st->cur_id;
+  *len = st->cur_committed;
   /* bytes of an unfinished minibatch move to a new current segment */
-  uint64_t tail = sp->cur_len - sp->cur_committed, from = sp->cur_committed;
-  int old_fd = sp->cur_fd, old_journal = sp->cur_journal;
-  sp->has_current = false;
+  uint64_t tail = st->cur_len - st->cur_committed, from = st->cur_committed;
+  uint64_t old_id = st->cur_id;
+  st->has_current = false;
   if (tail) {
-    if ((rc = start_segment(sp, err)) == S3SINK_OK) {
+    char seg[40];
+    file_name(seg, sizeof seg, old_id, "seg");
+    int old_fd = openat(sp->dir_fd, seg, O_RDWR | O_CLOEXEC);
+    if (old_fd < 0) return io_error(err, sp, "open", seg);
+    if ((rc = start_segment(sp, st, err)) == S3SINK_OK) {
       char chunk[64 * 1024];
       for (uint64_t done = 0; rc == S3SINK_OK && done < tail;) {
         size_t n = tail - done < sizeof chunk ? (size_t)(tail - done) : sizeof chunk;
         if (pread(old_fd, chunk, n, (off_t)(from + done)) != (ssize_t)n)
           rc = io_error(err, sp, "read", "a segment");
         else
-          rc = spool_append(sp, chunk, n, err);
+          rc = spool_append(sp, st, chunk, n, err);
         done += n;
       }
     }
     if (rc == S3SINK_OK && ftruncate(old_fd, (off_t)from) != 0)
       rc = io_error(err, sp, "truncate", "a segment");
     if (rc == S3SINK_OK) sp->bytes -= tail;
+    close(old_fd);
   }
-  close(old_fd);
-  close(old_journal);
   return rc;
 }
 
 int spool_rename(spool *sp, uint64_t id, const char *key, s3sink_err *err) {
-  char jou[40];
-  file_name(jou, sizeof jou, id, "journal");
-  int fd = openat(sp->dir_fd, jou, O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (fd < 0) return io_error(err, sp, "open", jou);
   bytebuf line;
-  int rc = key_line(key, &line) ? append_journal(sp, fd, line.data, line.len, err)
+  int rc = key_line(key, &line) ? append_journal_of(sp, id, line.data, line.len, err)
                                 : err_set(err, S3SINK_ENOMEM, "out of memory");
   bytebuf_free(&line);
-  close(fd);
   return rc;
 }
 
@@ -375,6 +435,8 @@ static void segment_free(spool_segment *g) {
   free(g->key);
   free(g->extension);
   free(g->content_type);
+  free(g->partition);
+  free(g->time_field);
   free(g->codec);
 }
 
@@ -433,25 +495,38 @@ static int parse_journal(spool *sp, const char *name, char *text, spool_segment 
   for (char *line = text, *nl; rc == S3SINK_OK && (nl = strchr(line, '\n')); line = nl + 1) {
     *nl = '\0';
     lineno++;
-    char *words[8];
+    char *words[12];
     int nw = 0;
     char *save = NULL;
-    for (char *w = strtok_r(line, " ", &save); w && nw < 8; w = strtok_r(NULL, " ", &save))
+    for (char *w = strtok_r(line, " ", &save); w && nw < 12; w = strtok_r(NULL, " ", &save))
       words[nw++] = w;
     bool ok;
-    if (lineno == 1) { /* with compression: its codec and level, two words more */
-      ok = (nw == 6 || nw == 8) && strcmp(words[0], "s3sink-spool") == 0 &&
+    if (lineno == 1) { /* then optional: codec and level (compression), partition and
+                          time field (partition_by); a level is the one word without '=' */
+      int i = 6;
+      ok = nw >= 6 && strcmp(words[0], "s3sink-spool") == 0 &&
            strcmp(words[1], "1") == 0 && (bucket = decode_field(words[2])) &&
            (prefix = decode_field(words[3])) && (g->extension = decode_field(words[4])) &&
-           (g->content_type = decode_field(words[5])) &&
-           (nw == 6 || ((g->codec = decode_field(words[6])) && sscanf(words[7], "%d", &g->level) == 1));
+           (g->content_type = decode_field(words[5]));
+      if (ok && nw >= i + 2 && words[i + 1][0] != '=') {
+        ok = (g->codec = decode_field(words[i])) && sscanf(words[i + 1], "%d", &g->level) == 1;
+        i += 2;
+      }
+      if (ok && nw == i + 2) {
+        ok = (g->partition = decode_field(words[i])) && (g->time_field = decode_field(words[i + 1]));
+        i += 2;
+      }
+      ok = ok && nw == i;
     } else if (nw == 2 && strcmp(words[0], "packed") == 0) {
       ok = sscanf(words[1], "%" SCNu64, &g->packed_len) == 1;
       g->packed = ok;
-    } else if (nw == 5 && strcmp(words[0], "commit") == 0) {
+    } else if ((nw == 5 || nw == 7) && strcmp(words[0], "commit") == 0) {
       ok = sscanf(words[1], "%" SCNu64, &g->len) == 1 && sscanf(words[2], "%" SCNu64, &g->rows) == 1 &&
            sscanf(words[3], "%" SCNd64, &g->first_time) == 1 &&
-           sscanf(words[4], "%" SCNd64, &g->last_time) == 1;
+           sscanf(words[4], "%" SCNd64, &g->last_time) == 1 &&
+           (nw == 5 || (sscanf(words[5], "%" SCNd64, &g->min_event) == 1 &&
+                        sscanf(words[6], "%" SCNd64, &g->max_event) == 1));
+      g->has_event = ok && nw == 7;
       *committed = ok;
     } else if (nw == 2 && strcmp(words[0], "multipart") == 0) {
       ok = note_recovered_upload(g, decode_field(words[1]), NULL);
@@ -678,7 +753,6 @@ fail:
 
 void spool_close(spool *sp) {
   if (!sp) return;
-  end_current(sp);
   for (size_t i = 0; i < sp->nrecovered; i++) segment_free(&sp->recovered[i]);
   free(sp->recovered);
   if (sp->lock_fd >= 0) close(sp->lock_fd); /* releases the lock */

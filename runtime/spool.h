@@ -36,6 +36,10 @@ typedef struct spool_segment {
   uint64_t len, rows;       /* committed bytes (header included) and rows */
   int64_t first_time, last_time;
   char *extension, *content_type; /* of the objects of the sink that wrote it */
+  char *partition;          /* its partition's path and event-time field (see */
+  char *time_field;         /* spool_stream_new), or NULL if it was not partitioned */
+  bool has_event;           /* the event-time range of its rows (time_column) */
+  int64_t min_event, max_event;
   char *codec;              /* its compression ("gzip", "zstd"), or NULL */
   int level;                /* its compression_level (0: the default) */
   bool packed;              /* compressed into "<id>.packed" already, packed_len bytes */
@@ -58,24 +62,43 @@ void spool_close(spool *sp);
 size_t spool_recovered_count(const spool *sp);
 const spool_segment *spool_recovered(const spool *sp, size_t i);
 
-/* Appends row bytes to the current segment (starting one if there is none); not synced. */
-int spool_append(spool *sp, const void *bytes, size_t n, s3sink_err *err);
+/* The segments of one partition, one after the other: the current one takes rows, sealing
+ * it names it and starts the next. A sink without partitions has one stream. Files are
+ * opened for each operation, so a stream holds no file descriptor. */
+typedef struct spool_stream spool_stream;
+
+/* A stream whose segments record the partition they hold (`partition`: its path, e.g.
+ * "country=FR", and `time_field`: "" if rows are not routed by event time, "null", or
+ * nanoseconds of one of its rows), or NULL for an unpartitioned sink. Strings are copied;
+ * *out is the caller's (spool_stream_free). */
+int spool_stream_new(const char *partition, const char *time_field, spool_stream **out,
+                     s3sink_err *err);
+/* Frees the stream: its committed rows stay on disk for the next sink on the folder; a
+ * current segment with nothing committed is removed. */
+void spool_stream_free(spool *sp, spool_stream *st);
+
+/* Appends row bytes to the stream's current segment (starting one if there is none); not
+ * synced. */
+int spool_append(spool *sp, spool_stream *st, const void *bytes, size_t n, s3sink_err *err);
 
 /* Makes everything appended so far durable as complete minibatches: `rows` rows more,
- * engine times first..last. Returns only once the bytes and the journal are on disk. */
-int spool_commit(spool *sp, uint64_t rows, int64_t first_time, int64_t last_time,
+ * engine times first..last, and, with has_event, event times min_event..max_event.
+ * Returns only once the bytes and the journal are on disk. */
+int spool_commit(spool *sp, spool_stream *st, uint64_t rows, int64_t first_time,
+                 int64_t last_time, bool has_event, int64_t min_event, int64_t max_event,
                  s3sink_err *err);
 
 /* Drops the bytes appended since the last commit. */
-int spool_drop_uncommitted(spool *sp, s3sink_err *err);
+int spool_drop_uncommitted(spool *sp, spool_stream *st, s3sink_err *err);
 
 /* Whether the current segment has committed rows / bytes not yet committed. */
-bool spool_has_committed(const spool *sp);
-bool spool_has_uncommitted(const spool *sp);
+bool spool_has_committed(const spool_stream *st);
+bool spool_has_uncommitted(const spool_stream *st);
 
 /* Names the current segment's committed part `key` (durably) and returns its id and
  * length; bytes appended after the last commit move to a new current segment. */
-int spool_seal(spool *sp, const char *key, uint64_t *id, uint64_t *len, s3sink_err *err);
+int spool_seal(spool *sp, spool_stream *st, const char *key, uint64_t *id, uint64_t *len,
+               s3sink_err *err);
 
 /* Records a new key for a sealed segment (its first key was taken by someone else). */
 int spool_rename(spool *sp, uint64_t id, const char *key, s3sink_err *err);

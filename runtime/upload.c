@@ -98,16 +98,56 @@ void sink_take_key(char **slot, const char *key) {
   *slot = k;
 }
 
-int sink_name_object(s3sink *s, uint64_t rows, uint64_t bytes, int64_t first, int64_t last,
-                     const char *extension, char **key, s3sink_err *err) {
-  naming_ctx ctx = {
-      .prefix = s->prefix, .extension = extension, .writer_id = s->writer_id,
-      .last_key = s->last_named, .sequence = s->sequence, .rows = rows, .bytes = bytes,
-      .flush_time_ms = sink_wall_ms(s), .first_time = first, .last_time = last};
-  int rc = naming_name(s->naming, &ctx, key, err);
+bool sink_names_per_partition(const s3sink *s) {
+  return s->tmpl || partition_routes(s->partitioner);
+}
+
+int sink_name_object(s3sink *s, const pending *p, const char *extension, char **key,
+                     s3sink_err *err) {
+  /* the flush time never goes back within a run: keys increase even if the clock does */
+  int64_t now = sink_wall_ms(s);
+  if (now < s->last_stamp_ms) now = s->last_stamp_ms;
+  bool per_part = sink_names_per_partition(s);
+  partkey *part = p->part;
+  if (per_part && !part)
+    return err_set(err, S3SINK_EINVAL,
+                   "the key '%s' of rows an earlier run spooled was taken by another object, "
+                   "and they cannot be named again: they were partitioned otherwise than "
+                   "this sink partitions; open a sink with the settings that wrote them",
+                   p->key ? p->key : "");
+  if (per_part && p->key) sink_take_key(&part->last_key, p->key); /* renamed: after it */
+  const char *last = per_part ? part->last_key : s->last_named;
+  int rc;
+  if (s->tmpl) {
+    keytemplate_ctx c = {.prefix = s->prefix, .writer_id = s->writer_id, .extension = extension,
+                         .part = part, .flush_ms = now, .sequence = s->sequence};
+    rc = keytemplate_render(s->tmpl, &c, key, err);
+    if (rc == S3SINK_OK && last && strcmp(*key, last) <= 0) {
+      rc = err_set(err, S3SINK_EINVAL,
+                   "key_template gave key '%s', which does not sort after the partition's "
+                   "previous key '%s': keys must increase so readers see every object", *key, last);
+      free(*key);
+      *key = NULL;
+    }
+  } else {
+    naming_ctx ctx = {
+        .prefix = s->prefix, .extension = extension, .writer_id = s->writer_id,
+        .last_key = last, .sequence = s->sequence, .rows = p->rows, .bytes = p->len,
+        .flush_time_ms = now, .first_time = p->first_time, .last_time = p->last_time,
+        .has_event = p->has_event, .min_event = p->min_event, .max_event = p->max_event};
+    if (part && partition_ncolumns(s->partitioner)) {
+      ctx.partition_path = part->path;
+      ctx.npartition = part->nvalues;
+      ctx.partition_values = (const char *const *)part->values;
+      ctx.partitioner = s->partitioner;
+    }
+    rc = naming_name(s->naming, &ctx, key, err);
+  }
   if (rc == S3SINK_OK) {
     sink_take_key(&s->last_named, *key);
+    if (per_part) sink_take_key(&part->last_key, *key);
     s->sequence++;
+    s->last_stamp_ms = now;
   }
   return rc;
 }
@@ -125,6 +165,7 @@ void sink_enqueue(s3sink *s, pending *p) {
 void sink_pending_free(pending *p) {
   sink_multipart_free(p->mp);
   bytebuf_free(&p->body);
+  partition_key_unref(p->part);
   free(p->key);
   free(p->extension);
   free(p->content_type);
@@ -146,8 +187,7 @@ static int rename_head(s3sink *s, s3sink_err *err) {
   pending *p = s->head;
   sink_take_key(&s->last_named, p->key);
   char *key = NULL;
-  int rc = sink_name_object(s, p->rows, p->len, p->first_time, p->last_time,
-                            p->extension ? p->extension : s->extension, &key, err);
+  int rc = sink_name_object(s, p, p->extension ? p->extension : s->extension, &key, err);
   if (rc == S3SINK_OK && s->spool) rc = spool_rename(s->spool, p->segment, key, err);
   if (rc) {
     free(key);

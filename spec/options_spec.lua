@@ -51,6 +51,6 @@ describe("options", function()
     assert.are.same({ "int", "float", "bool", "str", "bytes", "pointer", "datetime_naive",
       "datetime_utc", "duration", "json", "tuple", "list", "array", "any" }, names)
     assert.are.same({ "csv", "json" }, s3sink.bundled.format)
-    assert.are.same({ "default" }, s3sink.bundled.naming)
+    assert.are.same({ "default", "time_range" }, s3sink.bundled.naming)
   end)
 end)

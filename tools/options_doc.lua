@@ -38,7 +38,8 @@ local function render(s3sink)
     for _, o in ipairs(s3sink.options) do
       if o.group == g[1] then
         local default = o.default == "" and '`""`' or o.default and ("`" .. o.default .. "`") or ""
-        out[#out + 1] = string.format("| `%s` | %s | %s | %s | %s |", o.name, o.type, default,
+        local type = o.list and "string, or a list of strings" or o.type
+        out[#out + 1] = string.format("| `%s` | %s | %s | %s | %s |", o.name, type, default,
           range(o), (o.doc:gsub("<", "&lt;")))
       end
     end

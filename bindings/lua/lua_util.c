@@ -26,6 +26,31 @@ static bool is_own(const char *name, const char *const *own) {
   return false;
 }
 
+/* The names of a list given as a Lua sequence of strings, joined by commas (as the runtime
+ * takes them), stored in the table at `anchor` so the text lives as long as it. */
+static const char *join_list(lua_State *L, const char *fn, const char *name, int anchor) {
+  int list = lua_absindex(L, -1);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, list, i) != LUA_TSTRING)
+      luaL_error(L, "%s: option '%s' must be a string or a list of strings", fn, name);
+    size_t len;
+    const char *item = lua_tolstring(L, -1, &len);
+    if (memchr(item, ',', len))
+      luaL_error(L, "%s: option '%s': the name '%s' holds a comma, which separates names", fn,
+                 name, item);
+    lua_pop(L, 1);
+    if (i > 1) luaL_addchar(&b, ',');
+    luaL_addlstring(&b, item, len);
+  }
+  luaL_pushresult(&b);
+  const char *joined = lua_tostring(L, -1);
+  lua_rawseti(L, anchor, (lua_Integer)lua_rawlen(L, anchor) + 1);
+  return joined;
+}
+
 /* The string at idx, which must be a string without NUL bytes. */
 static const char *map_text(lua_State *L, int idx, const char *fn, const char *name, size_t *n) {
   const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, n) : NULL;
@@ -72,6 +97,8 @@ static void read_option(lua_State *L, const char *fn, const char *name, int anch
   int rc;
   if (!o) {
     rc = s3sink_config_set_string(cfg, name, NULL, &e); /* names the option meant */
+  } else if (o->type == S3SINK_OPTION_STRING && o->list && lua_type(L, -1) == LUA_TTABLE) {
+    rc = s3sink_config_set_string(cfg, name, join_list(L, fn, name, anchor), &e);
   } else if (o->type == S3SINK_OPTION_STRING) {
     size_t n;
     const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
@@ -97,7 +124,8 @@ static void read_option(lua_State *L, const char *fn, const char *name, int anch
 
 void lutil_read_options(lua_State *L, int t, const char *fn, const char *const *own,
                         s3sink_config *cfg) {
-  lua_newtable(L); /* the anchor of copied maps, left on the stack */
+  t = lua_absindex(L, t);
+  lua_newtable(L); /* the anchor of joined lists and copied maps, left on the stack */
   int anchor = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, t)) {

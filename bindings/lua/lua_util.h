@@ -24,8 +24,9 @@ const char *lopt_string(lua_State *L, int t, const char *fn, const char *name, b
 /* Sets cfg's options from the table at t, by the runtime's option table: each value
  * must have its option's type and pass its rules, else a Lua error naming the option
  * (and, for a misspelt name, the option meant). Keys in `own` (NULL-terminated) are the
- * binding's own and are skipped. Strings are borrowed from the table; maps (tables of
- * strings) are copied into memory held by a value this pushes: keep it on the stack
+ * binding's own and are skipped. Strings are borrowed from the table; a list option given
+ * as a sequence of strings is joined into a string, and maps (tables of strings) are
+ * copied into memory: both are kept in a table this pushes, which must stay on the stack
  * until cfg is used. */
 void lutil_read_options(lua_State *L, int t, const char *fn, const char *const *own,
                         s3sink_config *cfg);

@@ -594,7 +594,8 @@ static void set_string(lua_State *L, const char *k, const char *v) {
   lua_setfield(L, -2, k);
 }
 
-/* s3sink.options: {{name=, type=, group=, min=, max=, unlimited=, default=, doc=}, ...} */
+/* s3sink.options: {{name=, type=, group=, min=, max=, unlimited=, default=, doc=,
+ * list=}, ...}; list: a string option that takes a list of names too */
 static void push_options(lua_State *L) {
   static const char *const type_names[] = {"string", "integer", "boolean", "table"};
   lua_newtable(L);
@@ -614,6 +615,10 @@ static void push_options(lua_State *L) {
     }
     set_string(L, "default", o->default_text);
     set_string(L, "doc", o->doc);
+    if (o->list) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "list");
+    }
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
 }

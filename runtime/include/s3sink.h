@@ -3,8 +3,9 @@
  *
  * A sink turns a stream of row changes into a series of self-contained objects in an
  * S3-compatible bucket. Rows are formatted by a Lua format script, buffered in memory and
- * uploaded as a new object (named by a Lua naming policy) once `write_interval_ms` has
- * passed since the last successful upload.
+ * uploaded as a new object (named by a Lua naming policy, or a key template) once
+ * `write_interval_ms` has passed since the last successful upload; with partitions, rows
+ * are routed by their values to one object per partition.
  *
  * Conventions
  *  - Every public symbol starts with `s3sink_`; handles are opaque.
@@ -306,6 +307,15 @@ typedef struct s3sink_config {
                                 16 MiB, 5 MiB to 5 GiB; at most 10000 parts, so
                                 max_buffer_bytes (or spool_max_bytes with a spool) must
                                 be at most 10000 of them */
+  const char *key_template;  /* keys without a naming script, e.g.
+                                "{prefix}dt={date}/hour={hour}/{stamp}-{seq}.{ext}"; checked
+                                at open (docs/partitions.md has the placeholders and rules) */
+  const char *partition_by;  /* column names, comma-separated: rows are routed by their
+                                values, one object per partition per flush, each
+                                partition's keys increasing */
+  const char *time_column;   /* a datetime column: the rows' event time, for the template's
+                                {date}, {hour}, ... (UTC), instead of the flush time */
+  int64_t max_open_partitions; /* partitions kept open at once, default 1000 */
   s3sink_clock_fn clock;     /* default: the system clocks */
   void *clock_ud;
   s3sink_credentials_fn credentials; /* optional provider, see s3sink_credentials_fn */
@@ -335,6 +345,8 @@ typedef struct s3sink_option {
   const char *default_text;  /* the default, as users read it ("60000", "csv", "false");
                                 NULL if none */
   const char *doc;           /* a paragraph for users */
+  bool list;                 /* strings: a list of names, separated by commas; bindings
+                                also take their language's list of strings */
 } s3sink_option;
 
 /* The i-th option (static, never freed), or NULL when i is past the last one. */
@@ -406,7 +418,8 @@ int s3sink_write_held(s3sink *s, s3sink_err *err);
  * its return is the acknowledgement. */
 int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err);
 
-/* Applies the flush policy. Uploads the complete minibatches as one new object when
+/* Applies the flush policy. Uploads the complete minibatches as one new object (one per
+ * partition, with partition_by or an event-time key_template) when
  * `forced`, or when write_interval_ms has passed since the last successful upload;
  * otherwise does nothing. Returns 1 if an object was uploaded (with background_uploads
  * and !forced: named and handed to the timer thread), 0 if not, or a negative code if

@@ -10,10 +10,13 @@ runtime's default), or, for an option without a limit (``max_retry_ms``), no lim
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TypedDict
 
 # the value of a str option: text, or a path object (for the options naming files)
 Text = str | os.PathLike[str]
+# the value of a list option (options() says "list"): names separated by commas, or a list
+Names = str | Sequence[str]
 
 
 class WriterOptions(TypedDict, total=False):
@@ -33,6 +36,9 @@ class WriterOptions(TypedDict, total=False):
     sse_kms_key_id: Text | None
     tags: dict[str, str] | None
     metadata: dict[str, str] | None
+    key_template: Text | None
+    partition_by: Names | None
+    time_column: Text | None
     writer_id: Text | None
     connect_timeout_ms: int | None
     request_timeout_ms: int | None
@@ -44,6 +50,7 @@ class WriterOptions(TypedDict, total=False):
     create_bucket: bool | None
     max_buffer_bytes: int | None
     max_retry_ms: int | None
+    max_open_partitions: int | None
     spool_dir: Text | None
     spool_max_bytes: int | None
 

@@ -177,6 +177,8 @@ class OptionInfo(TypedDict):
     default: str | None
     """The default as users read it, or None."""
     doc: str
+    list: bool
+    """A str option holding names separated by commas, which takes a list of str too."""
 
 def options() -> tuple[OptionInfo, ...]:
     """The runtime's options, in order."""

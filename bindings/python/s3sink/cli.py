@@ -437,6 +437,9 @@ def build_parser() -> _Parser:
                            action=_MergeMap, type=_parse_map,
                            help=f"{_option_help(o)} Here: KEY=VALUE pairs separated by commas, or a "
                            "JSON object; the option may be repeated.")
+        elif o["type"] == "str" and o["list"]:
+            parser.add_env(group, _flag(o["name"]), dest=o["name"], metavar="NAME,...", type=str,
+                           help=f"{_option_help(o)} Here: names separated by commas.")
         elif o["type"] in ("int", "str"):
             parser.add_env(group, _flag(o["name"]), dest=o["name"], metavar=_metavar(o["name"]),
                            type=int if o["type"] == "int" else str, help=_option_help(o))

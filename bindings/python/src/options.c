@@ -14,6 +14,7 @@ static const char *python_type(s3sink_option_type t) {
 
 static int wrong_type(const s3sink_option *o, PyObject *value) {
   const char *also = o->unlimited ? " or None (no limit)"
+                     : o->list ? " or a list of str"
                      : o->type == S3SINK_OPTION_STRING ? " or os.PathLike"
                      : o->type == S3SINK_OPTION_MAP ? " of str to str" : "";
   PyErr_Format(PyExc_TypeError, "option '%s' must be %s%s, not %.100s", o->name,
@@ -45,6 +46,36 @@ static const char *option_text(modstate *st, PyObject *options, PyObject *key,
     return NULL;
   }
   return s;
+}
+
+/* A list option's names given as a list or tuple of str: joined by commas (as the runtime
+ * takes them) into a str that replaces the value in the dict, so that the text lives as
+ * long as the dict. NULL with an exception. */
+static const char *join_names(modstate *st, PyObject *options, PyObject *key,
+                              const s3sink_option *o, PyObject *value) {
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(value);
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *item = PySequence_Fast_GET_ITEM(value, i);
+    if (!PyUnicode_Check(item)) {
+      PyErr_Format(PyExc_TypeError, "option '%s' must be str or a list of str, not a list holding %.100s",
+                   o->name, Py_TYPE(item)->tp_name);
+      return NULL;
+    }
+    if (PyUnicode_FindChar(item, ',', 0, PY_SSIZE_T_MAX, 1) >= 0) {
+      const char *text = PyUnicode_AsUTF8(item);
+      if (text)
+        raise_config(st, "option '%s': the name '%.200s' holds a comma, which separates names",
+                     o->name, text);
+      return NULL;
+    }
+  }
+  PyObject *comma = PyUnicode_FromString(",");
+  PyObject *joined = comma ? PyUnicode_Join(comma, value) : NULL;
+  Py_XDECREF(comma);
+  int rc = joined ? PyDict_SetItem(options, key, joined) : -1;
+  Py_XDECREF(joined); /* the dict holds it now */
+  if (rc < 0) return NULL;
+  return option_text(st, options, key, o, joined);
 }
 
 #define MAP_CAPSULE "s3sink.map"
@@ -124,6 +155,12 @@ static int set_option(modstate *st, s3sink_config *cfg, PyObject *options, PyObj
   } else if (value == Py_None) {
     if (o->type != S3SINK_OPTION_INT || !o->unlimited) return 0;
     rc = s3sink_config_set_int(cfg, name, -1, &err);
+  } else if (o->type == S3SINK_OPTION_STRING && o->list && (PyList_Check(value) || PyTuple_Check(value))) {
+    PyObject *names = PySequence_Fast(value, "a list"); /* new: the list itself, or the tuple */
+    const char *text = names ? join_names(st, options, key, o, names) : NULL;
+    Py_XDECREF(names);
+    if (!text) return -1;
+    rc = s3sink_config_set_string(cfg, name, text, &err);
   } else if (o->type == S3SINK_OPTION_STRING) {
     const char *text = option_text(st, options, key, o, value);
     if (!text) return -1;
@@ -170,11 +207,11 @@ static PyObject *range_end(const s3sink_option *o, int64_t end) {
 
 static PyObject *option_dict(const s3sink_option *o) {
   /* "N" takes the new references of min and max, also when building fails */
-  return Py_BuildValue("{s:s,s:s,s:s,s:N,s:N,s:O,s:z,s:s}", "name", o->name, "type",
+  return Py_BuildValue("{s:s,s:s,s:s,s:N,s:N,s:O,s:z,s:s,s:O}", "name", o->name, "type",
                        python_type(o->type), "group", o->group, "min", range_end(o, o->min),
                        "max", range_end(o, o->max), "unlimited",
                        o->unlimited ? Py_True : Py_False, "default", o->default_text, "doc",
-                       o->doc);
+                       o->doc, "list", o->list ? Py_True : Py_False);
 }
 
 PyObject *vocab_options(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {

@@ -230,6 +230,28 @@ def test_compression_and_object_settings_are_options_too(env, s3, bucket):
     assert head["Metadata"]["source"] == "cli"
 
 
+def test_a_list_option_takes_names_separated_by_commas(env, s3, bucket):
+    """partition_by (a list option) as "a,b" on the command line, with gzip: every row
+    once, in its partition's folder, in .csv.gz objects."""
+    import gzip
+
+    assert "--partition-by NAME,..." in subprocess.run([*MODULE, "--help"], capture_output=True,
+                                                       text=True, check=True).stdout
+    rows = [(f"c{i % 3}", f"t{i % 2}", str(i)) for i in range(600)]
+    data = "country,city,n\n" + "".join(",".join(r) + "\n" for r in rows)
+    ok(run(["--input", "csv", "--partition-by", "country,city", "--compression", "gzip",
+            f"s3://{bucket}/p"], data.encode(), env))
+    seen = []
+    for key, body in objects(s3, bucket, "p/"):
+        assert key.endswith(".csv.gz"), key
+        records = list(csv.reader(io.StringIO(gzip.decompress(body).decode(), newline="")))
+        assert records[0][:3] == ["country", "city", "n"]
+        for country, city, n, *_ in records[1:]:
+            assert key.startswith(f"p/country={country}/city={city}/"), key
+            seen.append(int(n))
+    assert sorted(seen) == list(range(600))
+
+
 def test_lines_column_may_be_renamed(env, s3, bucket):
     ok(run(["--columns", "msg:str", "--format", "json", f"s3://{bucket}"], b"a\nb\n", env))
     assert_objects_hold(s3, bucket, "", "json", [("msg", "str")], [{"msg": "a"}, {"msg": "b"}])

@@ -360,7 +360,8 @@ class Pipeline:
 
     def __init__(self, tmp_path: Path, bucket: str, endpoint: str, *, spool: bool = True,
                  interval_ms: int = 1000, max_buffer_bytes: int = 0, max_retry_ms: int = 300_000,
-                 compression: str = "none", payload: int = 30, options: dict | None = None) -> None:
+                 compression: str = "none", payload: int = 30, options: dict | None = None,
+                 partitioned: bool = False) -> None:
         self.in_dir = tmp_path / "in"
         self.in_dir.mkdir(exist_ok=True)
         self.ack_log = tmp_path / "acks.log"
@@ -370,8 +371,10 @@ class Pipeline:
                      str(max_buffer_bytes), str(max_retry_ms), compression]
         self.env = python_env(S3SINK_TEST_ENDPOINT=endpoint, PYTHONPATH=os.pathsep.join(
             [str(TESTS_DIR / "scripts"), os.environ["PYTHONPATH"]]),
-            FAULT_PIPELINE_OPTIONS=json.dumps(options or {}))
+            FAULT_PIPELINE_OPTIONS=json.dumps(options or {}),
+            S3SINK_TEST_PARTITIONED="1" if partitioned else "0")
         self.payload = payload
+        self.partitioned = partitioned
         self.fed = 0
         self.proc: subprocess.Popen | None = None
         self._stop = threading.Event()
@@ -389,13 +392,19 @@ class Pipeline:
 
     def _feed(self) -> None:
         while not self._stop.is_set():
-            lines = "".join(json.dumps({"id": self.fed + i, "payload": "y" * self.payload}) + "\n"
+            lines = "".join(json.dumps({"id": self.fed + i, "payload": "y" * self.payload,
+                                        **self._partition(self.fed + i)}) + "\n"
                             for i in range(50))
             tmp = self.in_dir / f".{self.fed:08d}.tmp"
             tmp.write_text(lines)
             tmp.rename(self.in_dir / f"{self.fed:08d}.jsonl")
             self.fed += 50
             time.sleep(0.03)
+
+    def _partition(self, i: int) -> dict:
+        """The partition columns of row i (partitioned): part, and an event time in one of 3
+        hours of 2025-11-25."""
+        return {"part": i % 4, "ts": f"2025-11-25T{i % 3:02d}:00:00+00:00"} if self.partitioned else {}
 
     def stop_feeding(self) -> None:
         self._stop.set()
@@ -470,6 +479,37 @@ def kill_9_rounds(s3, bucket: str, minio, tmp_path: Path, **pipeline_options) ->
     assert set(range(pipeline.fed)) <= set(found), pipeline.stderr()
     # the kills did catch acknowledged rows that only the spool held
     assert sum(r["acked, not uploaded at the kill"] for r in rounds) > 0
+
+
+def test_kill_9_with_a_spool_and_partitions(s3, bucket, minio, tmp_path):
+    """The same with rows routed to partitions by a column and by event time: every
+    acknowledged row reaches its partition's folder after the restarts, once."""
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    pipeline = Pipeline(tmp_path, bucket, minio.endpoint, partitioned=True)
+    rounds = []
+    for _ in range(2):
+        pipeline.start()
+        pipeline.feed()
+        time.sleep(rng.uniform(3.0, 6.0))
+        pipeline.signal(signal.SIGKILL)
+        pipeline.stop_feeding()
+        acked = pipeline.acked()
+        rounds.append({"acked": len(acked),
+                       "acked, not uploaded at the kill": len(acked - set(count_ids(s3, bucket, "out/")))})
+    pipeline.catch_up(s3, bucket)
+    misplaced = []
+    for key, body in objects(s3, bucket, "out/"):
+        for row in map(json.loads, body.decode().splitlines()):
+            folder = f"out/dt=2025-11-25/hour={row['id'] % 3:02d}/part={row['id'] % 4}/"
+            if not key.startswith(folder):
+                misplaced.append((key, row["id"]))
+    report = pipeline.report(s3, bucket)
+    print("seed", seed, "rounds", rounds, "fed", pipeline.fed, report)
+    assert misplaced == []
+    assert report["lost"] == 0, pipeline.stderr()
+    assert report["duplicated"] == 0
+    assert set(range(pipeline.fed)) <= set(count_ids(s3, bucket, "out/")), pipeline.stderr()
 
 
 @pytest.mark.usefixtures("pathway_path")

@@ -13,7 +13,7 @@ import pytest
 
 import s3sink
 from s3sink import _s3sink
-from s3sink._options import SinkOptions, Text, WriterOptions
+from s3sink._options import Names, SinkOptions, Text, WriterOptions
 
 COLS = [("a", "int")]
 PY_TYPES = {"str": str, "int": int, "bool": bool, "dict": dict}
@@ -24,7 +24,8 @@ def test_options_describe_every_option():
     names = [o["name"] for o in opts]
     assert len(names) == len(set(names)) and "write_interval_ms" in names
     for o in opts:
-        assert set(o) == {"name", "type", "group", "min", "max", "unlimited", "default", "doc"}
+        assert set(o) == {"name", "type", "group", "min", "max", "unlimited", "default", "doc", "list"}
+        assert not o["list"] or o["type"] == "str"
         assert o["type"] in PY_TYPES
         assert o["group"] in ("target", "output", "transport", "reliability", "host")
         assert o["doc"]
@@ -44,7 +45,7 @@ def test_column_types_and_bundled_scripts():
     for t in types:  # every type of the table is one the binding converts
         s3sink.Formatter("json", [("v", t, True)]).row({"v": None}, 0)
     assert "csv" in _s3sink.bundled("format") and "json" in _s3sink.bundled("format")
-    assert _s3sink.bundled("naming") == ("default",)
+    assert _s3sink.bundled("naming") == ("default", "time_range")
     with pytest.raises(ValueError, match="'neither'"):
         _s3sink.bundled("neither")
 
@@ -80,6 +81,21 @@ def test_ranges_and_rules_are_the_runtime_s():
         s3sink.Writer(columns=COLS, bucket="b\0c")
 
 
+def test_list_options_take_a_list_or_names_separated_by_commas():
+    lists = [o["name"] for o in _s3sink.options() if o["list"]]
+    assert lists == ["partition_by"]
+    # both forms reach the runtime, which checks the names against the columns
+    for value in (["a", "zz"], ("a", "zz"), "a,zz"):
+        with pytest.raises(s3sink.ConfigError, match="partition_by: 'zz' is not a column of the table; its columns are 'a'"):
+            s3sink.Writer(columns=COLS, bucket="b", endpoint="http://127.0.0.1:9", partition_by=value)
+    with pytest.raises(TypeError, match="option 'partition_by' must be str or a list of str, not a list holding int"):
+        s3sink.Writer(columns=COLS, partition_by=["a", 1])
+    with pytest.raises(s3sink.ConfigError, match="the name 'a,b' holds a comma"):
+        s3sink.Writer(columns=COLS, partition_by=["a,b"])
+    with pytest.raises(s3sink.ConfigError, match="has an empty column name"):
+        s3sink.Writer(columns=COLS, partition_by="a,")
+
+
 def test_none_is_not_given_or_no_limit():
     unlimited = [o["name"] for o in _s3sink.options() if o["unlimited"]]
     assert unlimited
@@ -106,6 +122,8 @@ WRITER_GROUPS = ("output", "transport", "reliability")
 
 
 def expected_hint(o: dict) -> object:
+    if o["list"]:
+        return Names | None
     return {"str": Text, "int": int, "bool": bool, "dict": dict[str, str]}[o["type"]] | None
 
 

@@ -9,6 +9,10 @@ list), over either path of the writer (S3SINK_PATHWAY_FAST_PATH).
                     [MAX_BUFFER_BYTES MAX_RETRY_MS [COMPRESSION]]
 
 SPOOL_DIR "-" writes without a spool. FAULT_PIPELINE_OPTIONS (JSON) adds writer options.
+With S3SINK_TEST_PARTITIONED=1 in the environment, the rows also have a column part and an
+event time ts (the feeder writes them), and are written with partition_by=["part"],
+time_column="ts" and the key template
+"{prefix}dt={date}/hour={hour}/{partition}/{stamp}-{seq}.{ext}".
 """
 
 import json
@@ -55,10 +59,21 @@ class Row(pw.Schema):
     payload: str
 
 
-rows = pw.io.jsonlines.read(in_dir, schema=Row, mode="streaming", name="in", autocommit_duration_ms=100)
+class PartitionedRow(Row):
+    part: int
+    ts: pw.DateTimeUtc
+
+
+partitioned = os.environ.get("S3SINK_TEST_PARTITIONED") == "1"
+rows = pw.io.jsonlines.read(in_dir, schema=PartitionedRow if partitioned else Row, mode="streaming",
+                            name="in", autocommit_duration_ms=100)
+partitions = {}
+if partitioned:
+    partitions = dict(partition_by=["part"], time_column="ts",
+                      key_template="{prefix}dt={date}/hour={hour}/{partition}/{stamp}-{seq}.{ext}")
 pw.io.minio.write(rows, "out/", "json", minio_settings=minio_settings(bucket),
                   write_interval_ms=int(interval), spool_dir=None if spool_dir == "-" else spool_dir,
                   max_buffer_bytes=max_buffer or None, max_retry_ms=max_retry, compression=compression,
-                  name="out", **json.loads(os.environ.get("FAULT_PIPELINE_OPTIONS", "{}")))
+                  name="out", **partitions, **json.loads(os.environ.get("FAULT_PIPELINE_OPTIONS", "{}")))
 pw.run(monitoring_level=pw.MonitoringLevel.NONE,
        persistence_config=pw.persistence.Config(pw.persistence.Backend.filesystem(persistence_dir)))

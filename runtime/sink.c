@@ -13,6 +13,7 @@
  * its rows and every host call returns the error, until a forced flush (or close) asks
  * to try again. Nothing spins and nothing waits without end. */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,6 +351,15 @@ static int format_row(s3sink *s, const s3sink_value *values, size_t nvalues, int
   return S3SINK_EAGAIN;
 }
 
+/* Ends a host's call: releases the lock, then hands the events noted meanwhile (by this
+ * call, or by the sink's thread) to the host's callback. Returns rc. */
+static int unlock_delivering(s3sink *s, int rc) {
+  bool noted = s->events != NULL;
+  pthread_mutex_unlock(&s->mu);
+  if (noted) sink_deliver_events(s, true);
+  return rc;
+}
+
 int s3sink_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
                  int diff, s3sink_err *err) {
   ENSURE_ERR(err);
@@ -359,8 +369,7 @@ int s3sink_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t 
     rc = append_held(s, err);
     s->held_part = NULL;
   }
-  pthread_mutex_unlock(&s->mu);
-  return rc;
+  return unlock_delivering(s, rc);
 }
 
 int s3sink_try_write(s3sink *s, const s3sink_value *values, size_t nvalues, int64_t time,
@@ -372,8 +381,11 @@ int s3sink_try_write(s3sink *s, const s3sink_value *values, size_t nvalues, int6
     s->held = true;
     err_set(err, S3SINK_EAGAIN, "the row waits for room: call s3sink_write_held");
   }
-  pthread_mutex_unlock(&s->mu);
-  return rc;
+  if (!s->opt.events_on_host_calls) { /* its caller may hold a lock the callback takes */
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+  }
+  return unlock_delivering(s, rc);
 }
 
 int s3sink_write_held(s3sink *s, s3sink_err *err) {
@@ -385,8 +397,7 @@ int s3sink_write_held(s3sink *s, s3sink_err *err) {
   else rc = append_held(s, err);
   s->held = false;
   s->held_part = NULL;
-  pthread_mutex_unlock(&s->mu);
-  return rc;
+  return unlock_delivering(s, rc);
 }
 
 /* Whether a partition's complete minibatches are as large an object as they may become: a
@@ -408,8 +419,7 @@ int s3sink_time_end(s3sink *s, int64_t time, s3sink_err *err) {
   else rc = complete_rows_locked(s, time, false, err);
   for (sink_part *part = s->first_part; rc == S3SINK_OK && part; part = part->next)
     if (object_full(s, part)) rc = sink_seal_part(s, part, false, err);
-  pthread_mutex_unlock(&s->mu);
-  return rc;
+  return unlock_delivering(s, rc);
 }
 
 int s3sink_flush(s3sink *s, bool forced, s3sink_err *err) {
@@ -417,8 +427,7 @@ int s3sink_flush(s3sink *s, bool forced, s3sink_err *err) {
   pthread_mutex_lock(&s->mu);
   int rc = s->closed ? err_set(err, S3SINK_ESTATE, "the sink is closed")
                      : sink_flush_locked(s, forced, err);
-  pthread_mutex_unlock(&s->mu);
-  return rc;
+  return unlock_delivering(s, rc);
 }
 
 void s3sink_interrupt(s3sink *s) {
@@ -472,8 +481,10 @@ void s3sink_free(s3sink *s) {
   free(s->writer_id);
   free(s->extension);
   free(s->content_type);
+  sink_events_free(s);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->events_mu);
   free(s);
 }
 
@@ -491,7 +502,7 @@ int s3sink_finish(s3sink *s, unsigned flags, s3sink_err *err) {
     rc = sink_flush_locked(s, true, err);
   s->closed = rc >= 0;
 out:
-  pthread_mutex_unlock(&s->mu);
+  rc = unlock_delivering(s, rc);
   return rc < 0 ? rc : S3SINK_OK;
 }
 
@@ -513,6 +524,29 @@ void s3sink_get_stats(s3sink *s, s3sink_stats *out) {
   out->pending_objects = s->npending;
   out->spool_bytes = s->spool ? spool_bytes(s->spool) : 0;
   pthread_mutex_unlock(&s->mu);
+}
+
+#define STAT(field, is_signed) {#field, offsetof(s3sink_stats, field), is_signed}
+static const s3sink_stat_field stat_fields[] = {
+    STAT(objects, false),        STAT(rows, false),           STAT(bytes, false),
+    STAT(buffered_rows, false),  STAT(buffered_bytes, false), STAT(failed_uploads, false),
+    STAT(last_write_ms, true),   STAT(pending_objects, false), STAT(spool_bytes, false),
+    STAT(upload_ms, false),
+};
+#undef STAT
+
+const s3sink_stat_field *s3sink_stat_field_info(size_t i) {
+  return i < sizeof stat_fields / sizeof stat_fields[0] ? &stat_fields[i] : NULL;
+}
+
+const char *s3sink_event_kind_name(s3sink_event_kind kind) {
+  switch (kind) {
+  case S3SINK_EVENT_UPLOADED: return "uploaded";
+  case S3SINK_EVENT_RETRY: return "retry";
+  case S3SINK_EVENT_RECOVERED: return "recovered";
+  case S3SINK_EVENT_STOPPED: return "stopped";
+  }
+  return NULL;
 }
 
 void s3sink_last_key(s3sink *s, char *buf, size_t cap) {

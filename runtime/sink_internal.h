@@ -6,7 +6,8 @@
  *   upload.c      the queue of named objects, upload attempts with retries, the flush
  *                 policy and the sink's thread;
  *   multipart.c   the attempts of objects of multipart_threshold_bytes or more: parts,
- *                 each retried on its own, completed without overwriting, or aborted.
+ *                 each retried on its own, completed without overwriting, or aborted;
+ *   sink_events.c the events for the host's callback (on_event): noted, then delivered.
  *
  * Locking: one mutex guards everything but the network call itself; the thread that
  * uploads (the host's or the sink's own) sets `uploading` and drops the lock meanwhile,
@@ -55,6 +56,8 @@ typedef struct multipart {
   bool drop;                      /* abort the live upload before anything else: its key
                                      was taken, or uploads stopped */
 } multipart;
+
+typedef struct sink_event_node sink_event_node;
 
 /* An object named and waiting for its upload. */
 typedef struct pending {
@@ -165,11 +168,30 @@ struct s3sink {
   char *last_named;           /* greatest key named or found under the prefix */
   char *last_uploaded;
   s3sink_stats stats;
+
+  pthread_mutex_t events_mu;  /* held while events are delivered: one delivery at a time */
+  sink_event_node *events, **events_tail; /* noted, not delivered yet (guarded by mu) */
 };
 
 static inline bool sink_has_complete(const s3sink *s) { return s->complete_rows > 0; }
 
 static inline bool sink_has_open(const s3sink *s) { return s->rows > s->complete_rows; }
+
+/* Notes an event for the host's callback (a copy: ev's strings may go); nothing
+ * without one. Lock held. */
+void sink_note_event(s3sink *s, const s3sink_event *ev);
+
+/* Notes an event of the object p (its key, rows, size and attempts): kind UPLOADED or
+ * RECOVERED with elapsed_ms, RETRY (when: p->next_try_ms) or STOPPED with err. */
+void sink_note_object_event(s3sink *s, s3sink_event_kind kind, const pending *p,
+                            int64_t elapsed_ms, const s3sink_err *err);
+
+/* Hands the noted events to the callback, with no lock held: called by the host's calls
+ * (host_call) and the sink's thread (which delivers nothing with events_on_host_calls). */
+void sink_deliver_events(s3sink *s, bool host_call);
+
+/* Drops events never delivered (the sink is freed). */
+void sink_events_free(s3sink *s);
 
 /* Milliseconds of the clock `id`. */
 int64_t sink_clock_ms(clockid_t id);

@@ -236,6 +236,8 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
     return err_set(err, S3SINK_ENOMEM, "out of memory");
   }
   pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->events_mu, NULL);
+  s->events_tail = &s->events;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

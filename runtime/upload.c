@@ -76,6 +76,8 @@ int sink_stop_uploads(s3sink *s, s3sink_err *e) {
     snprintf(s->failure.msg + n, sizeof s->failure.msg - n,
              ". Every row is kept %s; a forced flush or close() tries again", where);
   *e = s->failure;
+  sink_note_event(s, &(s3sink_event){.kind = S3SINK_EVENT_STOPPED, .code = e->code, .message = e->msg,
+                                      .s3_code = e->s3_code[0] ? e->s3_code : NULL});
   pthread_cond_broadcast(&s->cv);
   return e->code;
 }
@@ -303,6 +305,7 @@ static int attempt(s3sink *s, bool interruptible, s3sink_err *caller_err) {
   const char *ctype = p->content_type ? p->content_type : s->content_type;
   s3client_put_outcome outcome;
   bool unfinished = false;
+  int64_t started = sink_real_ms();
   if ((uint64_t)body.len >= (uint64_t)s->opt.multipart_threshold_bytes) {
     rc = sink_multipart_attempt(s, &body, interruptible, &outcome, &unfinished, err);
     if (body.fd >= 0) close(body.fd);
@@ -319,11 +322,17 @@ static int attempt(s3sink *s, bool interruptible, s3sink_err *caller_err) {
   if (rc == S3SINK_OK && unfinished) return 0;
   if (rc == S3SINK_OK && outcome == S3CLIENT_TAKEN) {
     s->stats.failed_uploads++;
-    err_set(&s->last_err, S3SINK_ES3, "key '%s' was taken by another object", p->key);
+    err_set(&s->last_err, S3SINK_ES3, "key '%s' was taken by another object: the object "
+            "takes the next key", p->key);
+    sink_note_object_event(s, S3SINK_EVENT_RETRY, p, 0, &s->last_err);
     rc = rename_head(s, err);
     return rc ? rc : 0;
   }
   if (rc == S3SINK_OK) {
+    int64_t now = sink_real_ms();
+    if (p->failing) sink_note_object_event(s, S3SINK_EVENT_RECOVERED, p, now - p->first_failure_ms, NULL);
+    sink_note_object_event(s, S3SINK_EVENT_UPLOADED, p, now - started, NULL);
+    s->stats.upload_ms += (uint64_t)(now - started);
     s->stats.objects++;
     s->stats.rows += p->rows;
     s->stats.bytes += body.len;
@@ -354,6 +363,7 @@ static int attempt(s3sink *s, bool interruptible, s3sink_err *caller_err) {
     err_prefix(err, "upload of '%s' (%" PRIu64 " rows) failed (attempt %d, retried in "
                "%" PRId64 " ms; the rows are kept): ", p->key, p->rows, p->attempts, delay);
     s->last_err = *err;
+    sink_note_object_event(s, S3SINK_EVENT_RETRY, p, 0, err);
     return rc;
   }
   if (err->transient)
@@ -419,6 +429,14 @@ int sink_flush_locked(s3sink *s, bool forced, s3sink_err *err) {
   }
 }
 
+/* The sink's thread hands its events to the host's callback, without the lock. */
+static void deliver_events(s3sink *s) {
+  if (!s->events || s->opt.events_on_host_calls) return;
+  pthread_mutex_unlock(&s->mu);
+  sink_deliver_events(s, false);
+  pthread_mutex_lock(&s->mu);
+}
+
 void *sink_uploader_main(void *arg) {
   s3sink *s = arg;
   int64_t period = s->opt.write_interval_ms / 10;
@@ -431,10 +449,12 @@ void *sink_uploader_main(void *arg) {
       s3sink_err e;
       if (s->head && s->head->next_try_ms <= now) {
         attempt(s, true, &e);
+        deliver_events(s);
         continue;
       }
       if (!s->head && sink_has_complete(s) && interval_passed(s)) {
         sink_seal(s, false, &e);
+        deliver_events(s);
         continue;
       }
       if (s->head && s->head->next_try_ms < wake) wake = s->head->next_try_ms;

@@ -128,9 +128,9 @@ static void to_values(lua_State *L, int idx, const int *kinds, const s3sink_colu
 /* A credentials function (config.credentials) lives in the sink's Lua state, which one
  * thread at a time may run: the thread that made the sink, during its own calls. So the
  * sink's provider (lua_credentials) calls it only on that thread while one of the sink's
- * methods that may sign a request runs (call_L is that call's state, with the sink at
- * call_idx: the function is the sink's user value); on the sink's own
- * thread it fails as transient, and the methods refresh ahead instead
+ * methods runs (call_L is that call's state, with the sink at call_idx: the function is
+ * the sink's first user value); on the sink's own thread it fails as transient, and the
+ * methods refresh ahead instead
  * (s3sink_refresh_credentials at time_end, flush, close and a write that waits for room),
  * which the runtime's margin (half the credentials' life, at most 5 minutes) leaves time
  * for. The runtime never calls a provider twice at once, so the fields used by it are
@@ -138,10 +138,6 @@ static void to_values(lua_State *L, int idx, const int *kinds, const s3sink_colu
 typedef struct lcreds {
   bool has_fn;             /* the function is the sink userdata's user value: a function
                               that refers to its sink makes no uncollectable cycle */
-  pthread_t owner;         /* the thread that made the sink */
-  lua_State *call_L;       /* set by the owner while a method may sign ... */
-  int call_idx;            /* ... with the sink userdata at this index of call_L */
-  bool running;            /* the function runs: the sink's methods are refused */
   char *strings[4];        /* copies of its last answer: access, secret, token, source */
   char last_failure[400];  /* its last failure, for the sink's thread's message */
 } lcreds;
@@ -152,22 +148,43 @@ typedef struct lsink {
   char **owned;            /* copies of the column names and types */
   s3sink_value *values;    /* reused for every row */
   atomic_llong manual_now; /* the manual clock, when config.clock == "manual" */
+  pthread_t owner;         /* the thread that made the sink */
+  lua_State *call_L;       /* set by the owner during the sink's calls ... */
+  int call_idx;            /* ... with the sink userdata at this index of call_L */
+  enum { RUNNING_NONE, RUNNING_CREDENTIALS, RUNNING_ON_EVENT } running; /* a function of
+                              the sink runs: its methods are refused (on_event may read) */
   lcreds creds;
+  bool has_on_event;       /* on_event is the userdata's second user value */
 } lsink;
+
+/* Runs `call` with the sink's Lua functions (credentials, on_event) callable on this
+ * thread, the sink being at index idx of L. */
+#define IN_CALL(ls, L, idx, call) \
+  ((ls)->call_L = (L), (ls)->call_idx = (idx), (call), (ls)->call_L = NULL)
 
 static int64_t manual_clock(void *ud) { return atomic_load(&((lsink *)ud)->manual_now); }
 
-static lsink *check_open_sink(lua_State *L) {
+/* The sink at 1, for a method that writes, uploads or closes when `changes` (refused
+ * from on_event), else one that only reads (stats, last_key, ...). */
+static lsink *check_open_sink_for(lua_State *L, bool changes) {
   lsink *s = luaL_checkudata(L, 1, SINK_MT);
-  if (s->creds.running) luaL_error(L, "the sink's methods cannot be called from its credentials function");
+  if (s->running == RUNNING_CREDENTIALS)
+    luaL_error(L, "the sink's methods cannot be called from its credentials function");
+  if (s->running == RUNNING_ON_EVENT && changes)
+    luaL_error(L, "on_event may read the sink (stats, last_key, last_error, failure), not "
+               "write, flush or close it: it runs inside those calls");
   return s;
 }
 
-static lsink *check_sink(lua_State *L) {
-  lsink *s = check_open_sink(L);
+static lsink *check_sink_for(lua_State *L, bool changes) {
+  lsink *s = check_open_sink_for(L, changes);
   if (!s->sink) luaL_error(L, "the sink is closed");
   return s;
 }
+
+#define check_open_sink(L) check_open_sink_for(L, true)
+#define check_sink(L) check_sink_for(L, true)
+#define check_sink_to_read(L) check_sink_for(L, false)
 
 /* Fills err as the runtime's errors are. */
 static int creds_fail(s3sink_err *err, int code, bool transient, const char *fmt, const char *a,
@@ -205,23 +222,24 @@ static const char *creds_string(lua_State *L, const char *name, bool optional, c
 }
 
 static int lua_credentials(void *ud, s3sink_credentials *out, s3sink_err *err) {
-  lcreds *c = ud;
-  if (!pthread_equal(pthread_self(), c->owner) || !c->call_L)
+  lsink *s = ud;
+  lcreds *c = &s->creds;
+  if (!pthread_equal(pthread_self(), s->owner) || !s->call_L)
     return creds_fail(err, S3SINK_ESTATE, true,
                       "the Lua credentials function runs on the thread that made the sink, "
                       "during its calls (time_end, flush, close, a write that waits), not on "
                       "the sink's own thread: the credentials are refreshed at the sink's "
                       "next call%s%s",
                       c->last_failure[0] ? "; its last call failed: " : "", c->last_failure);
-  lua_State *L = c->call_L;
+  lua_State *L = s->call_L;
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 4))
     return creds_fail(err, S3SINK_ENOMEM, true, "no Lua stack left to call the credentials function%s%s", "", "");
   lua_pushcfunction(L, creds_traceback);
-  lua_getiuservalue(L, c->call_idx, 1);
-  c->running = true;
+  lua_getiuservalue(L, s->call_idx, 1);
+  s->running = RUNNING_CREDENTIALS;
   int st = lua_pcall(L, 0, 2, top + 1);
-  c->running = false;
+  s->running = RUNNING_NONE;
   int rc = S3SINK_OK;
   if (st != LUA_OK) {
     rc = creds_fail(err, S3SINK_ESCRIPT, false, "the credentials function raised an error: %s%s",
@@ -261,10 +279,48 @@ static int lua_credentials(void *ud, s3sink_credentials *out, s3sink_err *err) {
   return rc;
 }
 
-/* Runs `call` with the credentials function callable on this thread, the sink being at
- * index idx of L. */
-#define WITH_CREDENTIALS(ls, L, idx, call) \
-  ((ls)->creds.call_L = (L), (ls)->creds.call_idx = (idx), (call), (ls)->creds.call_L = NULL)
+/* The sink's events (config.on_event): the runtime delivers them only inside the sink's
+ * calls (events_on_host_calls), on this thread, where on_event runs as
+ * on_event({kind=, key=, rows=, bytes=, elapsed_ms=, attempts=, retry_in_ms=, code=,
+ * message=}). An error it raises cannot stop the call it runs in (the row or upload is
+ * done already): it goes to Lua's warning system, as errors in finalizers do. */
+static void lua_on_event(void *ud, const s3sink_event *ev) {
+  lsink *s = ud;
+  if (!pthread_equal(pthread_self(), s->owner) || !s->call_L) return; /* cannot happen */
+  lua_State *L = s->call_L;
+  int top = lua_gettop(L);
+  if (!lua_checkstack(L, 6)) return;
+  lua_pushcfunction(L, creds_traceback);
+  lua_getiuservalue(L, s->call_idx, 2);
+  lua_createtable(L, 0, 9);
+  lua_pushstring(L, s3sink_event_kind_name(ev->kind));
+  lua_setfield(L, -2, "kind");
+  if (ev->key) {
+    lua_pushstring(L, ev->key);
+    lua_setfield(L, -2, "key");
+  }
+  const struct { const char *name; int64_t value; } numbers[] = {
+      {"rows", (int64_t)ev->rows}, {"bytes", (int64_t)ev->bytes}, {"elapsed_ms", ev->elapsed_ms},
+      {"attempts", ev->attempts},  {"retry_in_ms", ev->retry_in_ms}};
+  for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+    lua_pushinteger(L, (lua_Integer)numbers[i].value);
+    lua_setfield(L, -2, numbers[i].name);
+  }
+  if (ev->message) {
+    lua_pushstring(L, ev->message);
+    lua_setfield(L, -2, "message");
+    lua_pushstring(L, ev->s3_code ? ev->s3_code : s3sink_strerror(ev->code));
+    lua_setfield(L, -2, "code");
+  }
+  s->running = RUNNING_ON_EVENT;
+  int st = lua_pcall(L, 1, 0, top + 1);
+  s->running = RUNNING_NONE;
+  if (st != LUA_OK) {
+    lua_warning(L, "s3sink: on_event raised an error: ", 1);
+    lua_warning(L, lua_tostring(L, -1) ? lua_tostring(L, -1) : "(not a string)", 0);
+  }
+  lua_settop(L, top);
+}
 
 static void lsink_release(lsink *s) {
   for (int i = 0; i < 4; i++) {
@@ -285,23 +341,35 @@ static void lsink_release(lsink *s) {
 static int l_sink_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lsink *ls = lua_newuserdatauv(L, sizeof *ls, 1);
+  lsink *ls = lua_newuserdatauv(L, sizeof *ls, 2);
   memset(ls, 0, sizeof *ls);
   luaL_setmetatable(L, SINK_MT);
   int ud = lua_gettop(L);
 
   s3sink_config c = {0};
-  static const char *const own[] = {"columns", "clock", "credentials", NULL};
+  static const char *const own[] = {"columns", "clock", "credentials", "on_event", NULL};
   lutil_read_options(L, 1, "sink", own, &c); /* pushes what c's maps borrow, kept till open */
+  ls->owner = pthread_self();
   int ct = lua_getfield(L, 1, "credentials");
   if (ct == LUA_TFUNCTION) {
     lua_setiuservalue(L, ud, 1);
     ls->creds.has_fn = true;
-    ls->creds.owner = pthread_self();
     c.credentials = lua_credentials;
-    c.credentials_ud = &ls->creds;
+    c.credentials_ud = ls;
   } else if (ct != LUA_TNIL) {
     return luaL_error(L, "sink: option 'credentials' must be a function, not a %s", luaL_typename(L, -1));
+  } else {
+    lua_pop(L, 1);
+  }
+  int et = lua_getfield(L, 1, "on_event");
+  if (et == LUA_TFUNCTION) {
+    lua_setiuservalue(L, ud, 2);
+    ls->has_on_event = true;
+    c.on_event = lua_on_event;
+    c.on_event_ud = ls;
+    c.events_on_host_calls = true;
+  } else if (et != LUA_TNIL) {
+    return luaL_error(L, "sink: option 'on_event' must be a function, not a %s", luaL_typename(L, -1));
   } else {
     lua_pop(L, 1);
   }
@@ -336,7 +404,7 @@ static int l_sink_new(lua_State *L) {
 
   s3sink_err e;
   int rc;
-  WITH_CREDENTIALS(ls, L, ud, rc = s3sink_open(&c, &ls->sink, &e));
+  IN_CALL(ls, L, ud, rc = s3sink_open(&c, &ls->sink, &e));
   if (rc != S3SINK_OK) {
     lsink_release(ls);
     return lutil_push_failure(L, &e);
@@ -350,7 +418,7 @@ static int l_sink_new(lua_State *L) {
 static void refresh_credentials(lua_State *L, lsink *s) {
   if (!s->creds.has_fn) return;
   s3sink_err e;
-  WITH_CREDENTIALS(s, L, 1, s3sink_refresh_credentials(s->sink, &e));
+  IN_CALL(s, L, 1, s3sink_refresh_credentials(s->sink, &e));
 }
 
 /* sink:write(values, time, diff) -> true | nil, message, code */
@@ -361,10 +429,11 @@ static int l_sink_write(lua_State *L) {
   if (diff != 1 && diff != -1) return luaL_argerror(L, 4, "diff must be 1 or -1");
   to_values(L, 2, s->cols.kinds, s->cols.cols, s->cols.n, s->values);
   s3sink_err e;
-  int rc = s3sink_try_write(s->sink, s->values, s->cols.n, time, (int)diff, &e);
+  int rc;
+  IN_CALL(s, L, 1, rc = s3sink_try_write(s->sink, s->values, s->cols.n, time, (int)diff, &e));
   if (rc == S3SINK_EAGAIN) { /* the write waits for uploads: they may need credentials */
     refresh_credentials(L, s);
-    rc = s3sink_write_held(s->sink, &e);
+    IN_CALL(s, L, 1, rc = s3sink_write_held(s->sink, &e));
   }
   if (rc) return lutil_push_failure(L, &e);
   lua_pushboolean(L, 1);
@@ -374,7 +443,10 @@ static int l_sink_write(lua_State *L) {
 static int l_sink_time_end(lua_State *L) {
   lsink *s = check_sink(L);
   s3sink_err e;
-  if (s3sink_time_end(s->sink, luaL_checkinteger(L, 2), &e)) return lutil_push_failure(L, &e);
+  lua_Integer time = luaL_checkinteger(L, 2);
+  int rc;
+  IN_CALL(s, L, 1, rc = s3sink_time_end(s->sink, time, &e));
+  if (rc) return lutil_push_failure(L, &e);
   refresh_credentials(L, s);
   lua_pushboolean(L, 1);
   return 1;
@@ -385,7 +457,7 @@ static int l_sink_flush(lua_State *L) {
   lsink *s = check_sink(L);
   s3sink_err e;
   int rc;
-  WITH_CREDENTIALS(s, L, 1, rc = s3sink_flush(s->sink, lua_toboolean(L, 2), &e));
+  IN_CALL(s, L, 1, rc = s3sink_flush(s->sink, lua_toboolean(L, 2), &e));
   if (rc < 0) return lutil_push_failure(L, &e);
   lua_pushboolean(L, rc > 0);
   return 1;
@@ -400,7 +472,7 @@ static int l_sink_close(lua_State *L) {
   }
   s3sink_err e;
   int rc;
-  WITH_CREDENTIALS(s, L, 1, rc = s3sink_close(s->sink, &e));
+  IN_CALL(s, L, 1, rc = s3sink_close(s->sink, &e));
   if (rc) return lutil_push_failure(L, &e);
   s->sink = NULL;
   lsink_release(s);
@@ -426,7 +498,7 @@ static int l_sink_gc(lua_State *L) {
   if (s->sink) {
     s3sink_err e;
     int rc;
-    WITH_CREDENTIALS(s, L, 1, rc = s3sink_finish(s->sink, S3SINK_LEAVE_SPOOLED, &e));
+    IN_CALL(s, L, 1, rc = s3sink_finish(s->sink, S3SINK_LEAVE_SPOOLED, &e));
     if (rc) {
       lua_warning(L, "s3sink: a sink was garbage-collected unclosed and its final upload "
                   "failed; its buffered rows are lost: ", 1);
@@ -439,31 +511,31 @@ static int l_sink_gc(lua_State *L) {
   return 0;
 }
 
+/* sink:stats() -> {objects=, rows=, ...}: the fields of s3sink_stats, by the runtime's table */
 static int l_sink_stats(lua_State *L) {
-  lsink *s = check_sink(L);
+  lsink *s = check_sink_to_read(L);
   s3sink_stats st;
   s3sink_get_stats(s->sink, &st);
-  const struct { const char *name; int64_t value; } fields[] = {
-      {"objects", (int64_t)st.objects},
-      {"rows", (int64_t)st.rows},
-      {"bytes", (int64_t)st.bytes},
-      {"buffered_rows", (int64_t)st.buffered_rows},
-      {"buffered_bytes", (int64_t)st.buffered_bytes},
-      {"failed_uploads", (int64_t)st.failed_uploads},
-      {"last_write_ms", st.last_write_ms},
-      {"pending_objects", (int64_t)st.pending_objects},
-      {"spool_bytes", (int64_t)st.spool_bytes},
-  };
-  lua_createtable(L, 0, (int)(sizeof fields / sizeof fields[0]));
-  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-    lua_pushinteger(L, (lua_Integer)fields[i].value);
-    lua_setfield(L, -2, fields[i].name);
+  lua_newtable(L);
+  const s3sink_stat_field *f;
+  for (size_t i = 0; (f = s3sink_stat_field_info(i)); i++) {
+    const char *at = (const char *)&st + f->offset;
+    int64_t v;
+    if (f->is_signed) {
+      memcpy(&v, at, sizeof v);
+    } else {
+      uint64_t u;
+      memcpy(&u, at, sizeof u);
+      v = (int64_t)u;
+    }
+    lua_pushinteger(L, (lua_Integer)v);
+    lua_setfield(L, -2, f->name);
   }
   return 1;
 }
 
 static int l_sink_last_key(lua_State *L) {
-  lsink *s = check_sink(L);
+  lsink *s = check_sink_to_read(L);
   char key[1100];
   s3sink_last_key(s->sink, key, sizeof key);
   if (key[0]) lua_pushstring(L, key);
@@ -473,7 +545,7 @@ static int l_sink_last_key(lua_State *L) {
 
 /* nothing, or message, code: an error the sink reports through fn */
 static int push_sink_error(lua_State *L, int (*fn)(s3sink *, s3sink_err *)) {
-  lsink *s = check_sink(L);
+  lsink *s = check_sink_to_read(L);
   s3sink_err e;
   if (fn(s->sink, &e) == S3SINK_OK) return 0;
   lua_pushstring(L, e.msg);
@@ -489,7 +561,7 @@ static int l_sink_failure(lua_State *L) { return push_sink_error(L, s3sink_failu
 
 /* sink:credentials_source() -> where the credentials come from, anonymous (boolean) */
 static int l_sink_credentials_source(lua_State *L) {
-  lsink *s = check_sink(L);
+  lsink *s = check_sink_to_read(L);
   char buf[700];
   bool anonymous = s3sink_credentials_source(s->sink, buf, sizeof buf);
   lua_pushstring(L, buf);

@@ -191,6 +191,49 @@ typedef struct s3sink_credentials {
  * state) fails with `transient` on the sink's thread and relies on
  * s3sink_refresh_credentials. */
 typedef int (*s3sink_credentials_fn)(void *ud, s3sink_credentials *out, s3sink_err *err);
+
+/* What happened to uploads, for logs and metrics (see s3sink_event_fn). */
+typedef enum s3sink_event_kind {
+  S3SINK_EVENT_UPLOADED = 1, /* an object is stored: key, rows, bytes, elapsed_ms (its
+                                upload, the last attempt's) */
+  S3SINK_EVENT_RETRY,        /* an attempt failed and the object is tried again (its rows
+                                are kept): key, rows, bytes, attempts (failed so far),
+                                retry_in_ms, code, message (also when its key was taken
+                                by another object: it is renamed and retry_in_ms is 0) */
+  S3SINK_EVENT_RECOVERED,    /* an object is stored after failed attempts (comes before
+                                its UPLOADED): key, attempts, elapsed_ms (since the first
+                                failure) */
+  S3SINK_EVENT_STOPPED,      /* uploads stopped on an error, the one s3sink_failure
+                                returns until a forced flush: code, message (key when an
+                                object's upload gave up) */
+} s3sink_event_kind;
+
+/* One event. Its strings are valid only during the call. Messages never hold secrets. */
+typedef struct s3sink_event {
+  s3sink_event_kind kind;
+  const char *key;           /* the object's key, or NULL */
+  uint64_t rows, bytes;      /* the object's rows, and bytes as stored (compressed, with
+                                compression); 0 without an object */
+  int64_t elapsed_ms;        /* see the kinds */
+  int attempts;              /* failed attempts of the object so far */
+  int64_t retry_in_ms;       /* RETRY: when it is tried again */
+  int code;                  /* RETRY, STOPPED: an s3sink_code */
+  const char *message;       /* RETRY, STOPPED: what failed, as s3sink_last_error says */
+  const char *s3_code;       /* RETRY, STOPPED: the S3 error code ("SlowDown"), or NULL */
+} s3sink_event;
+
+/* Receives the sink's events. Called without any lock of the sink held, one call at a
+ * time and in order: by the sink's own thread (background uploads), or by the host's
+ * thread at the end of s3sink_write, s3sink_write_held, s3sink_time_end, s3sink_flush,
+ * s3sink_finish / s3sink_close (events of its own uploads, or the sink's thread's not
+ * delivered yet). With `events_on_host_calls`, only by the host's thread in those calls
+ * and in s3sink_try_write: events of the sink's thread wait until the next one. So the
+ * callback may take the host's own locks (Python's GIL) under the rule of
+ * s3sink_credentials_fn: no host thread holding them calls one of those functions but
+ * s3sink_try_write. It may call s3sink_get_stats, s3sink_last_key, s3sink_last_error and
+ * s3sink_failure, no function that writes, flushes or closes. Events not delivered when
+ * the sink is freed without s3sink_finish are dropped. */
+typedef void (*s3sink_event_fn)(void *ud, const s3sink_event *ev);
 /* A string-to-string map: the value of the options tags and metadata. Keys are distinct.
  * Both strings of each pair are borrowed, as every string of s3sink_config. */
 typedef struct s3sink_pair {
@@ -205,7 +248,7 @@ typedef struct s3sink_map {
 
 /* Configuration. Zero means "default" for every field; only bucket and columns are
  * required. All strings are borrowed for the duration of s3sink_open. Each field but the
- * columns, the clock and the credentials provider is an option (see s3sink_option_info
+ * columns, the clock, the credentials provider and the event callback is an option (see s3sink_option_info
  * below: its type, range, default and documentation); hosts that read options from users
  * set them by name.
  *
@@ -320,6 +363,10 @@ typedef struct s3sink_config {
   void *clock_ud;
   s3sink_credentials_fn credentials; /* optional provider, see s3sink_credentials_fn */
   void *credentials_ud;      /* passed to it; must stay valid until s3sink_free */
+  s3sink_event_fn on_event;  /* optional, see s3sink_event_fn */
+  void *on_event_ud;         /* passed to it; must stay valid until s3sink_free */
+  bool events_on_host_calls; /* deliver events only inside the host's calls (a host
+                                whose callback runs on its own thread, e.g. Lua) */
 } s3sink_config;
 
 /* Options: the settings of s3sink_config by name, for hosts that take them from users
@@ -383,7 +430,22 @@ typedef struct s3sink_stats {
   int64_t last_write_ms;     /* clock time of the last successful upload (or open) */
   uint64_t pending_objects;  /* objects named and waiting for their upload */
   uint64_t spool_bytes;      /* bytes in the spool's files (0 without a spool) */
+  uint64_t upload_ms;        /* time spent in successful uploads (their last attempts):
+                                upload_ms / objects is the mean upload time */
 } s3sink_stats;
+
+/* The fields of s3sink_stats by name, for bindings that show them (Lua tables, Python
+ * dicts): i from 0; NULL past the last. */
+typedef struct s3sink_stat_field {
+  const char *name;          /* the field's name, e.g. "objects" */
+  size_t offset;             /* offsetof(s3sink_stats, <field>) */
+  bool is_signed;            /* int64_t; else uint64_t */
+} s3sink_stat_field;
+const s3sink_stat_field *s3sink_stat_field_info(size_t i);
+
+/* The name of an event kind: "uploaded", "retry", "recovered", "stopped"; NULL for
+ * others. */
+const char *s3sink_event_kind_name(s3sink_event_kind kind);
 
 /* Creates a sink: validates the configuration, loads and checks the scripts, checks that
  * the bucket is reachable with the credentials (HeadBucket; creates it if asked), lists

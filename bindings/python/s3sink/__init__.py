@@ -20,6 +20,11 @@ and the bundled scripts.
 Without Pathway, :class:`Writer` is the sink itself: ``Writer(bucket=..., columns=[...])``
 then ``on_change`` / ``on_time_end`` / ``close``.
 
+Visibility: the logger ``s3sink`` tells each object uploaded (INFO), each failed attempt
+that is retried (WARNING), the recovery (INFO) and a stop (ERROR); ``on_event=`` takes a
+callable given each :class:`Event`; :func:`stats` reads a writer's counters by its
+``name``.
+
 Credentials: ``access_key`` / ``secret_key`` (/ ``session_token``) if given, else
 botocore's provider chain (:class:`AwsCredentials`: environment, shared files and
 ``AWS_PROFILE`` or ``profile``, SSO, ``credential_process``, AssumeRole, web identity,
@@ -37,6 +42,7 @@ import warnings
 
 from . import _s3sink
 from ._credentials import AwsCredentials
+from ._events import Event, stats
 from ._s3sink import (
     ConfigError,
     Formatter,
@@ -56,6 +62,7 @@ __version__ = _s3sink.__version__
 __all__ = [
     "AwsCredentials",
     "ConfigError",
+    "Event",
     "Formatter",
     "ScriptError",
     "SinkError",
@@ -66,6 +73,7 @@ __all__ = [
     "format_float",
     "install",
     "options",
+    "stats",
     "to_json",
     "__version__",
 ]

@@ -31,6 +31,7 @@ from pathway.io.minio import MinIOSettings
 from pathway.io.s3 import DigitalOceanS3Settings, WasabiS3Settings
 
 from . import _credentials, _fastpath, _s3sink
+from ._events import EventCallable
 from ._options import Text, WriterOptions
 from ._writer import Writer
 
@@ -356,27 +357,16 @@ _live_lock = threading.Lock()
 
 class _S3Observer(Writer, pw.io.python.ConnectorObserver):
     """The observer of the table (see ``_fastpath.attach``): ``on_engine_change``,
-    ``on_change`` and ``on_end`` are the C methods of ``s3sink.Writer``; ``on_time_end`` calls the C one and
-    logs failed upload attempts, which are retried with their rows kept. Once uploads
-    stop on an error (permanent, or transient past ``max_retry_ms``), the next callback
-    raises it and Pathway fails the run with its message."""
+    ``on_change``, ``on_time_end`` and ``on_end`` are the C methods of ``s3sink.Writer``.
+    A failed upload attempt keeps its rows and is retried (the ``s3sink`` logger warns);
+    once uploads stop on an error (permanent, or transient past ``max_retry_ms``), the
+    next callback raises it and Pathway fails the run with its message."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._failures_logged = 0
         self._spooled = kwargs.get("spool_dir") is not None
         with _live_lock:
             _live_writers.add(self)
-
-    def on_time_end(self, time: int) -> None:
-        if not _s3sink.Writer.on_time_end(self, time):
-            failed = self.failed_uploads
-            if failed > self._failures_logged:
-                self._failures_logged = failed
-                logger.warning(
-                    "s3sink: %d upload attempt(s) failed so far; the rows are kept and "
-                    "retried. Last error: %s", failed, self.last_error,
-                )
 
 
 @atexit.register
@@ -440,6 +430,7 @@ def _connect(
     format: Any,
     name: str | None,
     sort_by: Iterable[Any] | None,
+    on_event: EventCallable | None,
     options: dict[str, Any],
 ) -> None:
     columns = _columns(table)
@@ -449,6 +440,8 @@ def _connect(
         **target.writer_kwargs(),
         format=_script(format, "format"),
         columns=columns,
+        name=name,
+        on_event=on_event,
         **_writer_options(options),
         # the engine's thread only seals objects; the sink's own thread uploads them
         background_uploads=True,
@@ -510,10 +503,17 @@ _ABOUT_DOC = """
 _COMMON_ARGS_DOC = "\n".join(
     [
         "        name: A unique name for the connector. If provided, this name will be used in",
-        "            logs and monitoring dashboards.",
+        "            logs and monitoring dashboards, and ``s3sink.stats(name)`` reads the",
+        "            writer's counters (objects, rows and bytes uploaded, rows kept, failed",
+        "            attempts).",
         "        sort_by: If specified, the output will be sorted in ascending order based on the",
         "            values of the given columns within each minibatch. When multiple columns are",
         "            provided, the corresponding value tuples will be compared lexicographically.",
+        "        on_event: A callable given each ``s3sink.Event``: an object uploaded (key, rows,",
+        "            bytes, time), an attempt that failed and is retried (the reason), the",
+        "            recovery, uploads stopped. It runs on the sink's thread: keep it short,",
+        "            and do not write to the table's connector from it. Every event is also",
+        "            logged by the ``s3sink`` logger.",
         *(_option_doc(_OPTIONS[n]) for n in _WRITER_OPTIONS),
     ]
 )
@@ -648,6 +648,7 @@ def write(
     aws_s3_settings: AnySettings | None = None,
     name: str | None = None,
     sort_by: Iterable[Any] | None = None,
+    on_event: EventCallable | None = None,
     **options: Unpack[WriterOptions],
 ) -> None:
     """Writes the stream of changes of ``table`` to objects in an S3 bucket (on AWS, or
@@ -728,7 +729,7 @@ def write(
         {"owner":"Alice","pet":"dog","diff":1,"time":0}
     """
     target = _target_of(path, aws_s3_settings, "aws_s3_settings")
-    _connect(table, target, format, name, sort_by, options)
+    _connect(table, target, format, name, sort_by, on_event, options)
 
 
 @_checked_call("pw.io.s3.write_to_digital_ocean", "do_s3_settings")
@@ -740,6 +741,7 @@ def write_to_digital_ocean(
     *,
     name: str | None = None,
     sort_by: Iterable[Any] | None = None,
+    on_event: EventCallable | None = None,
     **options: Unpack[WriterOptions],
 ) -> None:
     """Writes the stream of changes of ``table`` to objects in a DigitalOcean Spaces
@@ -784,7 +786,7 @@ def write_to_digital_ocean(
     >>> pw.run()  # doctest: +SKIP
     """
     target = _target_of(path, do_s3_settings, "do_s3_settings", DigitalOceanS3Settings)
-    _connect(table, target, format, name, sort_by, options)
+    _connect(table, target, format, name, sort_by, on_event, options)
 
 
 @_checked_call("pw.io.s3.write_to_wasabi", "wasabi_s3_settings")
@@ -796,6 +798,7 @@ def write_to_wasabi(
     *,
     name: str | None = None,
     sort_by: Iterable[Any] | None = None,
+    on_event: EventCallable | None = None,
     **options: Unpack[WriterOptions],
 ) -> None:
     """Writes the stream of changes of ``table`` to objects in a Wasabi bucket; the
@@ -841,7 +844,7 @@ def write_to_wasabi(
     >>> pw.run()  # doctest: +SKIP
     """
     target = _target_of(path, wasabi_s3_settings, "wasabi_s3_settings", WasabiS3Settings)
-    _connect(table, target, format, name, sort_by, options)
+    _connect(table, target, format, name, sort_by, on_event, options)
 
 
 @_checked_call("pw.io.minio.write", "minio_settings")
@@ -853,6 +856,7 @@ def minio_write(
     minio_settings: MinIOSettings,
     name: str | None = None,
     sort_by: Iterable[Any] | None = None,
+    on_event: EventCallable | None = None,
     **options: Unpack[WriterOptions],
 ) -> None:
     """Writes the stream of changes of ``table`` to objects in a MinIO bucket; the
@@ -919,7 +923,7 @@ def minio_write(
     Bob   | cat
     """
     target = _target_of(path, minio_settings, "minio_settings", MinIOSettings)
-    _connect(table, target, format, name, sort_by, options)
+    _connect(table, target, format, name, sort_by, on_event, options)
 
 
 for _f in (write, write_to_digital_ocean, write_to_wasabi, minio_write):

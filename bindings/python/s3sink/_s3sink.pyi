@@ -77,6 +77,7 @@ class Stats(TypedDict):
     last_write_ms: int
     pending_objects: int
     spool_bytes: int
+    upload_ms: int
 
 class Writer:
     """A sink: buffers rows and uploads them as self-contained objects.
@@ -92,11 +93,15 @@ class Writer:
         *,
         columns: Sequence[Column],
         credentials: CredentialsCallable | None = None,
+        on_event: Callable[[dict[str, Any]], Any] | None = None,
         **options: Unpack[SinkOptions],
     ) -> None:
         """``credentials``: called before signing (possibly from the sink's own thread)
         and again as the credentials near ``expires_at``; raise ConfigError for what
-        retrying cannot fix."""
+        retrying cannot fix. ``on_event``: called with each event's fields (kind, key,
+        rows, bytes, elapsed_ms, attempts, retry_in_ms, code, message, stats), from the
+        sink's thread or inside the call that caused it; it may read the writer, not
+        write, flush or close it (s3sink.Writer turns them into s3sink.Event)."""
     def on_change(self, key: Any, row: Mapping[str, Any], time: int, is_addition: bool) -> None:
         """Buffers one change (``row``: column name -> value, in column order)."""
     def on_engine_change(self, key: Any, values: Sequence[Any], time: int, diff: int) -> None:

@@ -39,6 +39,7 @@ import csv
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import os
 import re
 import select
@@ -487,7 +488,9 @@ def build_parser() -> _Parser:
     )
     parser.add_env(
         own, "-v", "--verbose", action=argparse.BooleanOptionalAction,
-        help="at the end, print what was uploaded (rows, objects, the last key) on standard error",
+        help="print each object uploaded as it goes (the s3sink logger's INFO lines) and, at the "
+        "end, what was uploaded (rows, objects, the last key) on standard error; retried "
+        "failures are printed either way",
     )
     own.add_argument("--version", action="version", version=f"s3sink {_s3sink.__version__}")
     return parser
@@ -1035,6 +1038,19 @@ def _with_flags(message: object) -> str:
     return text
 
 
+def _log_to_stderr(verbose: bool) -> None:
+    """The s3sink logger's lines on standard error: retried and failed uploads always,
+    each object uploaded with --verbose. A host that set up logging keeps its own."""
+    logger = logging.getLogger("s3sink")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+
+
 def _say(message: str) -> None:
     try:
         sys.stderr.write(f"s3sink: {message}\n")
@@ -1204,6 +1220,7 @@ def main(argv: list[str] | None = None) -> int:
     """The command: ``s3sink [options] s3://bucket/prefix`` (see ``s3sink --help``).
     Returns the exit status."""
     settings = resolve(argv)
+    _log_to_stderr(settings.verbose)
     try:
         os.fstat(0)  # before any file of ours could take descriptor 0
     except OSError:

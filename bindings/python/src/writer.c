@@ -46,6 +46,9 @@ typedef struct {
   bool final_anonymous;
   PyObject *desc;           /* str for repr: bucket, prefix, format (no credentials) */
   PyObject *credentials;    /* the credentials callable, or NULL */
+  PyObject *on_event;       /* called with each event's dict (s3sink._events), or NULL */
+  bool in_event;            /* on_event runs, on thread event_thread: it may read the */
+  unsigned long event_thread; /* writer, not write, flush or close it (see in_on_event) */
   char *answer[4];          /* PyMem_Raw copies of its last answer (access, secret, token,
                                source); the runtime never calls it twice at once */
 } WriterObject;
@@ -190,6 +193,107 @@ static int py_credentials(void *ud, s3sink_credentials *out, s3sink_err *err) {
   return rc;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Events and counters
+ * ------------------------------------------------------------------------------------- */
+
+/* The counters as a dict, by the runtime's table of them. */
+static PyObject *stats_dict(const s3sink_stats *s) {
+  PyObject *d = PyDict_New();
+  const s3sink_stat_field *f;
+  for (size_t i = 0; d && (f = s3sink_stat_field_info(i)); i++) {
+    const char *at = (const char *)s + f->offset;
+    PyObject *v;
+    if (f->is_signed) {
+      int64_t x;
+      memcpy(&x, at, sizeof x);
+      v = PyLong_FromLongLong((long long)x);
+    } else {
+      uint64_t x;
+      memcpy(&x, at, sizeof x);
+      v = PyLong_FromUnsignedLongLong((unsigned long long)x);
+    }
+    if (!v || PyDict_SetItemString(d, f->name, v) < 0) Py_CLEAR(d);
+    Py_XDECREF(v);
+  }
+  return d;
+}
+
+static bool read_stats(WriterObject *self, s3sink_stats *s);
+
+static PyObject *optional_text(const char *s) {
+  return s ? PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace") : Py_NewRef(Py_None);
+}
+
+/* The event as a dict: its fields, and the writer's counters after it. */
+static PyObject *event_dict(WriterObject *w, const s3sink_event *ev) {
+  s3sink_stats st;
+  memset(&st, 0, sizeof st);
+  read_stats(w, &st);
+  PyObject *key = optional_text(ev->key), *message = optional_text(ev->message),
+           *code = ev->message ? optional_text(ev->s3_code ? ev->s3_code : s3sink_strerror(ev->code))
+                               : Py_NewRef(Py_None),
+           *stats = stats_dict(&st), *d = NULL;
+  if (key && message && code && stats)
+    d = Py_BuildValue("{sssOsKsKsLsisLsOsOsO}", "kind", s3sink_event_kind_name(ev->kind),
+                      "key", key, "rows", (unsigned long long)ev->rows, "bytes",
+                      (unsigned long long)ev->bytes, "elapsed_ms", (long long)ev->elapsed_ms,
+                      "attempts", ev->attempts, "retry_in_ms", (long long)ev->retry_in_ms,
+                      "code", code, "message", message, "stats", stats);
+  Py_XDECREF(key);
+  Py_XDECREF(message);
+  Py_XDECREF(code);
+  Py_XDECREF(stats);
+  return d;
+}
+
+/* The runtime's event callback: on the sink's thread, or the host's inside a call that
+ * released the GIL; either way it takes the GIL, under the rule of py_credentials. An
+ * exception of the callable is reported as unraisable (s3sink._events logs its own). */
+static void py_event(void *ud, const s3sink_event *ev) {
+  WriterObject *w = ud;
+  if (interpreter_exiting() && !PyGILState_GetThisThreadState()) return;
+  PyGILState_STATE g = PyGILState_Ensure();
+  PyObject *d = event_dict(w, ev);
+  bool nested = w->in_event;
+  unsigned long thread = w->event_thread;
+  w->in_event = true;
+  w->event_thread = PyThread_get_thread_ident();
+  PyObject *r = d ? PyObject_CallOneArg(w->on_event, d) : NULL;
+  w->in_event = nested;
+  w->event_thread = thread;
+  if (!r) PyErr_WriteUnraisable(w->on_event);
+  Py_XDECREF(r);
+  Py_XDECREF(d);
+  PyGILState_Release(g);
+}
+
+/* Whether this call comes from on_event, which runs inside the sink's calls (or on its
+ * thread, which close waits for): a write, flush or close there would wait for itself.
+ * Raises RuntimeError if so. */
+static bool in_on_event(WriterObject *self) {
+  if (!self->in_event || self->event_thread != PyThread_get_thread_ident()) return false;
+  PyErr_SetString(PyExc_RuntimeError,
+                  "on_event may read the writer (stats, last_key, last_error, failure), not "
+                  "write, flush or close it: it runs inside those calls");
+  return true;
+}
+
+/* Takes the callable option `name` out of options into *slot (None: not given). Returns
+ * 1 if one was given, 0 if not, -1 with an exception. */
+static int take_callable(PyObject *options, const char *name, PyObject **slot) {
+  PyObject *v = PyDict_GetItemString(options, name); /* borrowed */
+  if (!v) return 0;
+  if (v != Py_None && !PyCallable_Check(v)) {
+    PyErr_Format(PyExc_TypeError, "%s must be a callable or None, not %.100s", name,
+                 Py_TYPE(v)->tp_name);
+    return -1;
+  }
+  int given = v != Py_None;
+  if (given) Py_XSETREF(*slot, Py_NewRef(v));
+  return PyDict_DelItemString(options, name) < 0 ? -1 : given;
+}
+
 /* The writer's lock keeps the calls that may release the GIL inside the sink (a write
  * that waits for room, flush, close) apart. It is `busy`, set and cleared with the GIL
  * held, so a row written with the GIL held and `busy` clear needs no lock of its own
@@ -256,19 +360,16 @@ static int Writer_init(WriterObject *self, PyObject *args, PyObject *kwds) {
   schema sc;
   PyObject *desc = NULL;
   int rc = -1;
-  PyObject *credentials = PyDict_GetItemString(options, "credentials"); /* borrowed */
-  if (credentials) {
-    if (credentials != Py_None && !PyCallable_Check(credentials)) {
-      PyErr_Format(PyExc_TypeError, "credentials must be a callable or None, not %.100s",
-                   Py_TYPE(credentials)->tp_name);
-      goto done;
-    }
-    if (credentials != Py_None) {
-      Py_XSETREF(self->credentials, Py_NewRef(credentials));
-      cfg.credentials = py_credentials;
-      cfg.credentials_ud = self;
-    }
-    if (PyDict_DelItemString(options, "credentials") < 0) goto done;
+  int given = take_callable(options, "credentials", &self->credentials);
+  if (given < 0) goto done;
+  if (given) {
+    cfg.credentials = py_credentials;
+    cfg.credentials_ud = self;
+  }
+  if ((given = take_callable(options, "on_event", &self->on_event)) < 0) goto done;
+  if (given) {
+    cfg.on_event = py_event;
+    cfg.on_event_ud = self;
   }
   if (PyDict_DelItem(options, st->s_columns) < 0 || config_from_options(st, options, &cfg) < 0 ||
       schema_parse(st, columns, &sc) < 0)
@@ -361,6 +462,7 @@ PyDoc_STRVAR(Writer_on_change_doc,
  * taken only if another call holds it, or to wait for room without the GIL. */
 static PyObject *put_row(WriterObject *self, PyObject *row, PyObject *values, int64_t time, bool add) {
   if (!self->sink) return closed_error(self);
+  if (in_on_event(self)) return NULL;
   rowbuf local, *rb = &self->rb;
   bool own = !self->rb_busy;
   if (own) self->rb_busy = true;
@@ -447,11 +549,13 @@ static PyObject *Writer_on_engine_change(WriterObject *self, PyObject *const *ar
  * FLUSH_CLOSED if the writer is (or got) closed; *stopped tells whether uploads have
  * stopped on an error (as opposed to a failed attempt that is retried). */
 #define FLUSH_CLOSED (INT_MIN)
+#define FLUSH_RAISED (INT_MIN + 1)
 static int locked_flush(WriterObject *self, const int64_t *time_end, bool forced,
                         s3sink_err *err, bool *stopped) {
   memset(err, 0, sizeof *err);
   *stopped = false;
   if (!self->sink) return FLUSH_CLOSED;
+  if (in_on_event(self)) return FLUSH_RAISED;
   int rc = FLUSH_CLOSED;
   writer_lock(self);
   s3sink *s = self->sink;
@@ -490,6 +594,7 @@ static PyObject *Writer_on_time_end(WriterObject *self, PyObject *arg) {
   s3sink_err err;
   bool stopped;
   int rc = locked_flush(self, &time, false, &err, &stopped);
+  if (rc == FLUSH_RAISED) return NULL;
   if (rc == FLUSH_CLOSED) return closed_error(self);
   if (retried(rc, stopped)) Py_RETURN_FALSE;
   if (rc < 0) return set_sink_error(self->st, &err);
@@ -520,6 +625,7 @@ static PyObject *Writer_flush(WriterObject *self, PyObject *const *args, Py_ssiz
   s3sink_err err;
   bool stopped;
   int rc = locked_flush(self, NULL, forced, &err, &stopped);
+  if (rc == FLUSH_RAISED) return NULL;
   if (rc == FLUSH_CLOSED) return closed_error(self);
   if (rc < 0) return set_sink_error(self->st, &err);
   return PyBool_FromLong(rc > 0);
@@ -551,6 +657,7 @@ static int close_locked(WriterObject *self, unsigned flags, s3sink_err *err) {
 
 static PyObject *do_close(WriterObject *self, unsigned flags) {
   if (!self->sink) Py_RETURN_NONE; /* closed already (or never opened): nothing to do */
+  if (in_on_event(self)) return NULL;
   s3sink_err err;
   memset(&err, 0, sizeof err);
   int rc = 1;
@@ -605,6 +712,7 @@ PyDoc_STRVAR(Writer_discard_doc,
 "a spool stay there for the next writer on it.");
 
 static PyObject *Writer_discard(WriterObject *self, PyObject *Py_UNUSED(ignored)) {
+  if (in_on_event(self)) return NULL;
   writer_lock(self);
   discard_sink(self);
   writer_unlock(self);
@@ -654,14 +762,7 @@ static bool read_stats(WriterObject *self, s3sink_stats *s) {
 static PyObject *Writer_get_stats(WriterObject *self, void *Py_UNUSED(closure)) {
   s3sink_stats s;
   if (!read_stats(self, &s)) return closed_error(self);
-  return Py_BuildValue("{sKsKsKsKsKsKsLsKsK}", "objects", (unsigned long long)s.objects,
-                       "rows", (unsigned long long)s.rows, "bytes", (unsigned long long)s.bytes,
-                       "buffered_rows", (unsigned long long)s.buffered_rows, "buffered_bytes",
-                       (unsigned long long)s.buffered_bytes, "failed_uploads",
-                       (unsigned long long)s.failed_uploads, "last_write_ms",
-                       (long long)s.last_write_ms, "pending_objects",
-                       (unsigned long long)s.pending_objects, "spool_bytes",
-                       (unsigned long long)s.spool_bytes);
+  return stats_dict(&s);
 }
 
 static PyObject *Writer_get_failed_uploads(WriterObject *self, void *Py_UNUSED(closure)) {
@@ -802,6 +903,7 @@ static void Writer_dealloc(WriterObject *self) {
     Py_END_ALLOW_THREADS
   }
   Py_CLEAR(self->credentials);
+  Py_CLEAR(self->on_event);
   for (int i = 0; i < 4; i++) PyMem_RawFree(self->answer[i]);
   rowbuf_free(&self->rb);
   schema_free(&self->sc);

@@ -428,7 +428,7 @@ def test_observer_logs_failed_uploads_and_exit_hook_drops_the_unfinished_minibat
     time.sleep(0.01)  # write_interval_ms
     with caplog.at_level(logging.WARNING, logger="s3sink"):
         obs.on_time_end(2)
-    assert "1 upload attempt(s) failed" in caplog.text and "SlowDown" in caplog.text
+    assert "(attempt 1, retried in" in caplog.text and "SlowDown" in caplog.text
     assert proxied_kwargs["secret_key"] not in caplog.text
     obs.on_change(key=None, row={"a": 2}, time=4, is_addition=True)
     obs.on_time_end(4)

@@ -257,6 +257,22 @@ def test_lines_column_may_be_renamed(env, s3, bucket):
     assert_objects_hold(s3, bucket, "", "json", [("msg", "str")], [{"msg": "a"}, {"msg": "b"}])
 
 
+def test_verbose_prints_each_upload_and_retries_are_printed_anyway(env, s3, bucket, proxy):
+    from faultproxy import first
+
+    r = ok(run(["--verbose", f"s3://{bucket}/v"], b"a\nb\nc\n", env))
+    [(key, body)] = objects(s3, bucket, "v/")
+    lines = r.stderr.decode().splitlines()
+    assert f"s3sink s3://{bucket}/v/: uploaded {key}: 3 rows, {len(body)} bytes in " in r.stderr.decode()
+    assert lines[-1].startswith("s3sink: uploaded 3 rows in 1 objects")
+
+    proxy.rule = first(1, respond(503, "SlowDown"), method="PUT")
+    r = ok(run(["--endpoint", proxy.endpoint, f"s3://{bucket}/q"], b"a\n", env))
+    text = r.stderr.decode()
+    assert "SlowDown" in text and "retried in" in text and ": uploaded " not in text
+    assert len(objects(s3, bucket, "q/")) == 1
+
+
 def test_an_empty_input_uploads_nothing(env, s3, bucket):
     ok(run([f"s3://{bucket}/p"], b"", env))
     assert objects(s3, bucket) == []

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ascii.h"
 #include "error.h"
@@ -24,7 +25,7 @@
 
 void sink_multipart_free(multipart *m) {
   if (!m) return;
-  for (uint32_t i = 0; m->etags && i < m->nparts; i++) free(m->etags[i]);
+  for (uint32_t i = 0; m->etags && i < m->etags_cap; i++) free(m->etags[i]);
   free(m->etags);
   free(m->sha);
   free(m->upload_id);
@@ -84,21 +85,26 @@ static int plan(s3sink *s, multipart *m, const s3body *body, s3sink_err *err) {
     return err_set(err, S3SINK_EINVAL, "an object of %" PRIu64 " bytes does not fit 10000 "
                    "parts of at most 5 GiB", len);
   uint32_t n = (uint32_t)((len + part - 1) / part);
-  if (!m->sha) { /* kept when hashing failed: the same object has the same plan */
-    m->sha = calloc(n ? n : 1, sizeof *m->sha);
-    m->etags = calloc(n ? n : 1, sizeof *m->etags);
-    if (!m->sha || !m->etags) {
-      free(m->sha);
-      free(m->etags);
-      m->sha = NULL;
-      m->etags = NULL;
-      return err_set(err, S3SINK_ENOMEM, "out of memory planning a multipart upload");
-    }
+  if (m->early && (part != m->part_bytes || (uint64_t)m->done * part > len)) {
+    /* cannot happen while budgets fit 10000 parts; if it did, the upload is made anew */
+    m->early = false;
+    m->drop = true;
+    return err_set(err, S3SINK_EINVAL, "the object's early upload does not match its body: "
+                   "it is uploaded again");
   }
+  /* kept when hashing failed: the same object has the same plan */
+  if (!m->sha) m->sha = calloc(n ? n : 1, sizeof *m->sha);
+  if (!m->etags) {
+    m->etags = calloc(n ? n : 1, sizeof *m->etags);
+    m->etags_cap = m->etags ? (n ? n : 1) : 0;
+  }
+  if (!m->sha || !m->etags)
+    return err_set(err, S3SINK_ENOMEM, "out of memory planning a multipart upload");
   m->part_bytes = part;
   m->nparts = n;
   int rc;
-  UNLOCKED(s, rc = s3client_hash_parts(s->client, body, part, m->sha, m->identity, err));
+  char whole[65]; /* an early upload keeps the identity it was created with */
+  UNLOCKED(s, rc = s3client_hash_parts(s->client, body, part, m->sha, m->early ? whole : m->identity, err));
   if (rc == S3SINK_OK) m->planned = true;
   return rc;
 }
@@ -241,4 +247,154 @@ int sink_multipart_attempt(s3sink *s, const s3body *body, bool interruptible,
   s->uploading = false;
   pthread_cond_broadcast(&s->cv);
   return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Early uploads (see sink_internal.h)                                                   */
+
+/* Bytes of the open object that went (or are going) up early. */
+static uint64_t early_covered(const s3sink *s) {
+  const multipart *m = s->early ? s->early->mp : NULL;
+  return m && m->upload_id ? ((uint64_t)m->done + m->sending) * m->part_bytes : 0;
+}
+
+bool sink_early_due(const s3sink *s) {
+  if (!s->early_ok || s->early_off || s->failed || s->uploading || s->head || s->nparts != 1)
+    return false;
+  const sink_part *part = s->first_part;
+  uint64_t part_bytes = (uint64_t)s->opt.multipart_part_bytes;
+  if (!s->early && part->buf.len < (uint64_t)s->opt.multipart_threshold_bytes) return false;
+  const multipart *m = s->early ? s->early->mp : NULL;
+  if (m && m->done + 1 >= S3CLIENT_MAX_PARTS) return false; /* the rest goes at the seal */
+  return part->buf.len >= early_covered(s) + part_bytes;
+}
+
+/* A random identity for an upload created before its body is known: the Complete's
+ * If-None-Match still refuses to overwrite, and a retried Complete finds its own object
+ * by it. */
+static bool random_identity(char out[65]) {
+  unsigned char bytes[32];
+  if (getentropy(bytes, sizeof bytes) != 0) return false;
+  ascii_hex(bytes, sizeof bytes, out);
+  return true;
+}
+
+/* Names the open object and gives it an early multipart state. */
+static pending *early_start(s3sink *s, sink_part *part, s3sink_err *err) {
+  pending *p = calloc(1, sizeof *p);
+  multipart *m = calloc(1, sizeof *m);
+  char **etags = calloc(S3CLIENT_MAX_PARTS, sizeof *etags);
+  if (!s->early_copy) s->early_copy = malloc((size_t)s->opt.multipart_part_bytes);
+  if (!p || !m || !etags || !s->early_copy) {
+    free(p);
+    free(m);
+    free(etags);
+    err_set(err, S3SINK_ENOMEM, "out of memory");
+    return NULL;
+  }
+  bytebuf_init(&p->body, SIZE_MAX);
+  p->mp = m;
+  m->etags = etags;
+  m->etags_cap = S3CLIENT_MAX_PARTS;
+  m->early = true;
+  m->part_bytes = (uint64_t)s->opt.multipart_part_bytes;
+  p->part = partition_key_ref(part->key);
+  p->codec = s->codec;
+  p->level = s->level;
+  p->rows = part->rows;
+  p->len = part->buf.len;
+  p->first_time = part->complete_rows ? part->complete_first_time : part->open_first_time;
+  p->last_time = part->open_last_time;
+  if (!random_identity(m->identity) ||
+      sink_name_object(s, p, s->extension, &p->key, err) != S3SINK_OK) {
+    if (!err->code) err_set(err, S3SINK_EIO, "no random bytes for an upload's identity");
+    sink_pending_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* Aborts the early object's upload (one try: a failure leaves it to the bucket's
+ * lifecycle rule) and forgets it. */
+static void early_abort(s3sink *s, pending *p) {
+  multipart *m = p->mp;
+  if (m && m->upload_id) {
+    bool was_uploading = s->uploading;
+    s->uploading = true;
+    s3sink_err e;
+    UNLOCKED(s, s3client_abort_multipart(s->client, m->upload_key, m->upload_id, &e));
+    s->uploading = was_uploading;
+    if (!was_uploading) pthread_cond_broadcast(&s->cv);
+  }
+  sink_multipart_free(m);
+  p->mp = NULL;
+}
+
+void sink_early_step(s3sink *s) {
+  s3sink_err err = {0};
+  sink_part *part = s->first_part;
+  if (!s->early && !(s->early = early_start(s, part, &err))) {
+    s->early_off = true; /* naming fails the same way at the seal, where it is reported */
+    s->early_wake = UINT64_MAX;
+    return;
+  }
+  pending *p = s->early;
+  multipart *m = p->mp;
+  int rc = S3SINK_OK;
+  s->uploading = true;
+  if (!m->upload_id) {
+    s3client_put_outcome outcome;
+    bool free_key;
+    rc = check_key(s, p, m, &outcome, &free_key, &err);
+    if (rc == S3SINK_OK && !free_key) rc = S3SINK_ES3; /* taken: renamed at the seal */
+    if (rc == S3SINK_OK) rc = create(s, p, m, &err);
+  }
+  if (rc == S3SINK_OK && s->early == p) { /* not sealed meanwhile (else its attempt goes on) */
+    uint32_t i = m->done;
+    memcpy(s->early_copy, part->buf.data + (uint64_t)i * m->part_bytes, (size_t)m->part_bytes);
+    s3body body = {.data = s->early_copy, .fd = -1, .len = (size_t)m->part_bytes};
+    char etag[128];
+    char *key = m->upload_key, *id = m->upload_id; /* kept: only this thread forgets them */
+    m->sending = true;
+    UNLOCKED(s, rc = s3client_upload_part(s->client, key, id, (int)i + 1, &body, NULL, etag,
+                                          sizeof etag, &err));
+    m->sending = false;
+    if (rc == S3SINK_OK && !(m->etags[i] = strdup(etag))) rc = S3SINK_ENOMEM;
+    if (rc == S3SINK_OK) {
+      m->done++;
+      s->stats.early_bytes += m->part_bytes;
+    }
+  }
+  s->uploading = false;
+  pthread_cond_broadcast(&s->cv);
+  if (s->early == p) s->early_wake = early_covered(s) + m->part_bytes;
+  if (rc == S3SINK_OK) return;
+  /* the object goes up whole once sealed (under its key, or renamed if taken) */
+  s->early_off = true;
+  s->early_wake = UINT64_MAX;
+  if (s->early == p) early_abort(s, p);
+  else m->drop = true; /* sealed meanwhile: its attempt aborts the upload first */
+}
+
+bool sink_early_beyond(const s3sink *s, uint64_t len) { return early_covered(s) > len; }
+
+pending *sink_early_take(s3sink *s, uint64_t len) {
+  pending *p = s->early;
+  s->early_wake = s->early_ok ? (uint64_t)s->opt.multipart_threshold_bytes : UINT64_MAX;
+  if (!p) return NULL;
+  multipart *m = p->mp;
+  if (m && early_covered(s) > len) {
+    m->early = false; /* made anew: created with the body's own identity */
+    m->drop = true;
+  }
+  s->early = NULL;
+  s->early_off = false;
+  return p;
+}
+
+void sink_early_cancel(s3sink *s, uint64_t keep) {
+  pending *p = s->early;
+  if (!p || !p->mp || !p->mp->upload_id || (keep && early_covered(s) <= keep)) return;
+  while (s->uploading) pthread_cond_wait(&s->cv, &s->mu); /* a part on its way */
+  if (s->early == p) early_abort(s, p);
 }

@@ -127,10 +127,13 @@ int sink_seal_part(s3sink *s, sink_part *part, bool split, s3sink_err *err) {
   int rc;
   if (split && (rc = complete_part(s, part, part->open_last_time, err))) return rc;
   if (part->complete_rows == 0) return S3SINK_OK;
-  pending *p = calloc(1, sizeof *p);
-  if (!p) return sink_stop_uploads(s, sink_err_oom(err, "sealing an object"));
-  bytebuf_init(&p->body, SIZE_MAX);
-  p->part = partition_key_ref(part->key);
+  pending *p = s->spool ? NULL : sink_early_take(s, part->complete_len); /* named already */
+  if (!p && !(p = calloc(1, sizeof *p)))
+    return sink_stop_uploads(s, sink_err_oom(err, "sealing an object"));
+  if (!p->part) {
+    bytebuf_init(&p->body, SIZE_MAX);
+    p->part = partition_key_ref(part->key);
+  }
   p->rows = part->complete_rows;
   p->row_bytes = part->complete_bytes;
   p->len = complete_size(s, part);
@@ -141,7 +144,7 @@ int sink_seal_part(s3sink *s, sink_part *part, bool split, s3sink_err *err) {
   p->has_event = part->complete_has_event;
   p->min_event = part->complete_min_event;
   p->max_event = part->complete_max_event;
-  if ((rc = sink_name_object(s, p, s->extension, &p->key, err))) {
+  if (!p->key && (rc = sink_name_object(s, p, s->extension, &p->key, err))) {
     sink_pending_free(p);
     return sink_stop_uploads(s, err);
   }
@@ -253,6 +256,10 @@ static int append_row(s3sink *s, sink_part *part, const char *bytes, size_t len,
   if (!start_object(s, part) || !bytebuf_append(&part->buf, bytes, len))
     return err_set(err, S3SINK_ENOMEM, "out of memory buffering a row");
   if (s->spool) s->spool_mem += len;
+  if (part->buf.len >= s->early_wake) { /* a part of the open object is ready to go early */
+    s->early_wake = UINT64_MAX;
+    pthread_cond_broadcast(&s->cv);
+  }
   return S3SINK_OK;
 }
 
@@ -450,6 +457,13 @@ static void stop_thread(s3sink *s) {
 void s3sink_free(s3sink *s) {
   if (!s) return;
   stop_thread(s);
+  if (s->early) {
+    pthread_mutex_lock(&s->mu);
+    sink_early_cancel(s, 0); /* its rows are dropped: so are its parts (one try) */
+    pthread_mutex_unlock(&s->mu);
+    sink_pending_free(s->early);
+  }
+  free(s->early_copy);
   if (!s->spool && s->head && s->head->mp && s->head->mp->upload_id) {
     /* its rows are dropped: so are its parts (one try; with a spool, the journal keeps
      * the upload for the next sink to abort) */
@@ -494,9 +508,10 @@ int s3sink_finish(s3sink *s, unsigned flags, s3sink_err *err) {
   pthread_mutex_lock(&s->mu);
   int rc = S3SINK_OK;
   if (s->closed) goto out;
-  if (flags & S3SINK_DROP_UNFINISHED)
+  if (flags & S3SINK_DROP_UNFINISHED) {
     drop_open_locked(s);
-  else if (sink_has_open(s))
+    if (s->early) sink_early_cancel(s, s->first_part ? s->first_part->complete_len : 0);
+  } else if (sink_has_open(s))
     rc = complete_rows_locked(s, 0, true, err);
   if (rc == S3SINK_OK && !(s->spool && (flags & S3SINK_LEAVE_SPOOLED)))
     rc = sink_flush_locked(s, true, err);
@@ -531,7 +546,7 @@ static const s3sink_stat_field stat_fields[] = {
     STAT(objects, false),        STAT(rows, false),           STAT(bytes, false),
     STAT(buffered_rows, false),  STAT(buffered_bytes, false), STAT(failed_uploads, false),
     STAT(last_write_ms, true),   STAT(pending_objects, false), STAT(spool_bytes, false),
-    STAT(upload_ms, false),
+    STAT(upload_ms, false),      STAT(early_bytes, false),
 };
 #undef STAT
 

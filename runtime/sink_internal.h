@@ -52,9 +52,14 @@ typedef struct multipart {
   uint32_t nparts, done;          /* parts 1..done are uploaded */
   unsigned char (*sha)[32];       /* each part's SHA-256 */
   char **etags;                   /* each uploaded part's ETag */
+  uint32_t etags_cap;             /* etags allocated */
   char *upload_id, *upload_key;   /* the live upload (NULL: none) and the key it is for */
   bool drop;                      /* abort the live upload before anything else: its key
                                      was taken, or uploads stopped */
+  bool early;                     /* started while the object was open (sink_early_step):
+                                     its identity is a random token, since the body was
+                                     not known when the upload was created */
+  bool sending;                   /* part done+1 is on its way (an early step) */
 } multipart;
 
 typedef struct sink_event_node sink_event_node;
@@ -168,6 +173,16 @@ struct s3sink {
   char *last_named;           /* greatest key named or found under the prefix */
   char *last_uploaded;
   s3sink_stats stats;
+
+  /* The open object going up while it grows (see sink_early_step): named, with its
+   * multipart upload, until it is sealed into the queue. */
+  bool early_ok;              /* this sink may (background, no spool, no compression, no
+                                 routing, default naming or key template) */
+  bool early_off;             /* an early step failed: not for this object any more */
+  uint64_t early_wake;        /* the open buffer's length at which a write wakes the sink's
+                                 thread for the next part (UINT64_MAX: none) */
+  pending *early;
+  char *early_copy;           /* one part copied out of the growing buffer */
 
   pthread_mutex_t events_mu;  /* held while events are delivered: one delivery at a time */
   sink_event_node *events, **events_tail; /* noted, not delivered yet (guarded by mu) */
@@ -285,5 +300,35 @@ int sink_multipart_attempt(s3sink *s, const s3body *body, bool interruptible,
 int sink_multipart_abort(s3sink *s, s3sink_err *err);
 
 void sink_multipart_free(multipart *m);
+
+/* Early uploads. A static run (Pathway reads a static source as one minibatch) would
+ * upload its one large object after the last row; instead, once the open object reaches
+ * multipart_threshold_bytes, the sink's thread names it and sends its parts while rows
+ * are still written (copied out of the buffer under the lock, sent without it), and the
+ * seal hands the upload to the queued object, which sends the rest and completes it.
+ * Nothing is visible before the Complete, which comes only after the seal: objects still
+ * hold complete minibatches only. */
+
+/* Whether the sink's thread has a part of the open object to send now (lock held). */
+bool sink_early_due(const s3sink *s);
+
+/* Sends the next part of the open object (creating its upload first); the lock is
+ * released during requests (`uploading` set). A failure ends early uploads for this
+ * object: it goes up whole once sealed. */
+void sink_early_step(s3sink *s);
+
+/* Whether the early upload holds bytes beyond `len` (the object would be sealed shorter
+ * than what was sent: rows of an unfinished minibatch). */
+bool sink_early_beyond(const s3sink *s, uint64_t len);
+
+/* At a seal of the open object as `len` bytes: the early pending object (named, with its
+ * upload; the upload is marked to be aborted and made anew if it went beyond len), or
+ * NULL if there is none. The caller fills in the rest and queues it. */
+pending *sink_early_take(s3sink *s, uint64_t len);
+
+/* The open object lost rows (unfinished ones dropped) or the sink goes away: aborts the
+ * early upload unless what it sent fits the first `keep` bytes (0: aborts it anyway), the
+ * lock released meanwhile. */
+void sink_early_cancel(s3sink *s, uint64_t keep);
 
 #endif

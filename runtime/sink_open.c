@@ -271,6 +271,12 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
       (rc = sink_parts_init(s, (size_t)c->max_open_partitions, err)))
     goto fail;
   s->routes_by_values = partition_ncolumns(s->partitioner) > 0 || partition_has_time(s->partitioner);
+  /* early uploads name the object before its last row: only where a name cannot depend
+   * on its rows (the bundled naming reads the time and sequence; a key template without
+   * time_column the flush time) */
+  s->early_ok = s->background && !c->spool_dir && s->codec == COMPRESS_NONE && !s->routes_by_values &&
+                (s->tmpl || strcmp(c->naming, options_default_string("naming")) == 0);
+  s->early_wake = s->early_ok ? (uint64_t)c->multipart_threshold_bytes : UINT64_MAX;
 
   if ((rc = luahost_new(&s->lua, err))) goto fail;
   if ((rc = formatter_open_on(s->lua, c->format, c->columns, c->ncolumns, &s->fmt, err)))

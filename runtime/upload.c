@@ -306,7 +306,7 @@ static int attempt(s3sink *s, bool interruptible, s3sink_err *caller_err) {
   s3client_put_outcome outcome;
   bool unfinished = false;
   int64_t started = sink_real_ms();
-  if ((uint64_t)body.len >= (uint64_t)s->opt.multipart_threshold_bytes) {
+  if (p->mp || (uint64_t)body.len >= (uint64_t)s->opt.multipart_threshold_bytes) {
     rc = sink_multipart_attempt(s, &body, interruptible, &outcome, &unfinished, err);
     if (body.fd >= 0) close(body.fd);
   } else {
@@ -376,6 +376,12 @@ static int attempt(s3sink *s, bool interruptible, s3sink_err *caller_err) {
   return give_up(s, err);
 }
 
+/* The open object's early upload holds rows of the unfinished minibatch: it is sealed
+ * once that one is complete (its time_end), rather than uploaded again. */
+static bool early_ahead(const s3sink *s) {
+  return s->early && s->nparts == 1 && sink_early_beyond(s, s->first_part->complete_len);
+}
+
 static bool interval_passed(s3sink *s) {
   return sink_policy_ms(s) - s->last_upload_ms >= s->opt.write_interval_ms;
 }
@@ -386,7 +392,7 @@ int sink_flush_locked(s3sink *s, bool forced, s3sink_err *err) {
     if (s->failed) return sink_failure_error(s, err);
     if (s->background || s->uploading) {
       /* the sink's thread uploads: this only names what is due */
-      if (s->background && !s->head && sink_has_complete(s) && interval_passed(s)) {
+      if (s->background && !s->head && sink_has_complete(s) && interval_passed(s) && !early_ahead(s)) {
         int rc = sink_seal(s, false, err);
         return rc ? rc : 1;
       }
@@ -452,9 +458,13 @@ void *sink_uploader_main(void *arg) {
         deliver_events(s);
         continue;
       }
-      if (!s->head && sink_has_complete(s) && interval_passed(s)) {
+      if (!s->head && sink_has_complete(s) && interval_passed(s) && !early_ahead(s)) {
         sink_seal(s, false, &e);
         deliver_events(s);
+        continue;
+      }
+      if (sink_early_due(s)) {
+        sink_early_step(s);
         continue;
       }
       if (s->head && s->head->next_try_ms < wake) wake = s->head->next_try_ms;

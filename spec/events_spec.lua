@@ -130,7 +130,7 @@ describe("events", function()
     local names = {}
     for name in pairs(sink:stats()) do names[#names + 1] = name end
     table.sort(names)
-    assert.same({ "buffered_bytes", "buffered_rows", "bytes", "failed_uploads", "last_write_ms",
+    assert.same({ "buffered_bytes", "buffered_rows", "bytes", "early_bytes", "failed_uploads", "last_write_ms",
       "objects", "pending_objects", "rows", "spool_bytes", "upload_ms" }, names)
     assert(sink:close())
   end)

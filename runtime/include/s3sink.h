@@ -344,10 +344,11 @@ typedef struct s3sink_config {
                                 2 KiB in all with the sink's own */
   int64_t multipart_threshold_bytes; /* objects of at least this many bytes as stored
                                 (compressed, with compression) are sent as multipart
-                                uploads, each part retried on its own; default 64 MiB,
-                                5 MiB to 5 GiB (S3's largest PutObject) */
+                                uploads, each part retried on its own (an object still
+                                open that reaches it starts early: sink_internal.h);
+                                default 16 MiB, 5 MiB to 5 GiB (S3's largest PutObject) */
   int64_t multipart_part_bytes; /* their parts' size (the last one smaller): default
-                                16 MiB, 5 MiB to 5 GiB; at most 10000 parts, so
+                                8 MiB, 5 MiB to 5 GiB; at most 10000 parts, so
                                 max_buffer_bytes (or spool_max_bytes with a spool) must
                                 be at most 10000 of them */
   const char *key_template;  /* keys without a naming script, e.g.
@@ -432,6 +433,8 @@ typedef struct s3sink_stats {
   uint64_t spool_bytes;      /* bytes in the spool's files (0 without a spool) */
   uint64_t upload_ms;        /* time spent in successful uploads (their last attempts):
                                 upload_ms / objects is the mean upload time */
+  uint64_t early_bytes;      /* bytes sent while their object was still written (parts of
+                                a large open object, see multipart_threshold_bytes) */
 } s3sink_stats;
 
 /* The fields of s3sink_stats by name, for bindings that show them (Lua tables, Python

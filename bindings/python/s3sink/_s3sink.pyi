@@ -78,6 +78,7 @@ class Stats(TypedDict):
     pending_objects: int
     spool_bytes: int
     upload_ms: int
+    early_bytes: int
 
 class Writer:
     """A sink: buffers rows and uploads them as self-contained objects.

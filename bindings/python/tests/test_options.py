@@ -149,12 +149,19 @@ def test_stub_declares_writer_and_vocabulary_from_the_table():
     tree = ast.parse((PKG / "_s3sink.pyi").read_text())
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     init = next(f for f in classes["Writer"].body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
-    assert [a.arg for a in init.args.kwonlyargs] == ["columns", "credentials"] and init.args.args[1:] == []
+    assert [a.arg for a in init.args.kwonlyargs] == ["columns", "credentials", "on_event"] and init.args.args[1:] == []
     assert ast.unparse(init.args.kwarg.annotation) == "Unpack[SinkOptions]"
     column_type = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "ColumnType")
     assert tuple(ast.literal_eval(e) for e in column_type.value.slice.elts) == _s3sink.column_types()
     option_info = {a.target.id for a in classes["OptionInfo"].body if isinstance(a, ast.AnnAssign)}
     assert option_info == set(_s3sink.options()[0])
+
+
+def test_stub_declares_the_runtimes_counters(writer_kwargs):
+    tree = ast.parse((PKG / "_s3sink.pyi").read_text())
+    stats = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Stats")
+    with s3sink.Writer(**writer_kwargs, columns=[("a", "int")]) as w:
+        assert [a.target.id for a in stats.body if isinstance(a, ast.AnnAssign)] == list(w.stats)
 
 
 def test_pathway_writers_take_the_writer_options():

@@ -103,8 +103,15 @@ static int plan(s3sink *s, multipart *m, const s3body *body, s3sink_err *err) {
   m->part_bytes = part;
   m->nparts = n;
   int rc;
-  char whole[65]; /* an early upload keeps the identity it was created with */
-  UNLOCKED(s, rc = s3client_hash_parts(s->client, body, part, m->sha, m->early ? whole : m->identity, err));
+  if (m->early && body->data) {
+    /* it keeps the identity it was created with, and its parts sent early need no hash */
+    uint64_t off = (uint64_t)m->done * part;
+    s3body rest = {.data = body->data + off, .fd = -1, .len = (size_t)(len - off)};
+    char whole[65];
+    UNLOCKED(s, rc = s3client_hash_parts(s->client, &rest, part, m->sha + m->done, whole, err));
+  } else {
+    UNLOCKED(s, rc = s3client_hash_parts(s->client, body, part, m->sha, m->identity, err));
+  }
   if (rc == S3SINK_OK) m->planned = true;
   return rc;
 }
@@ -263,7 +270,6 @@ bool sink_early_due(const s3sink *s) {
     return false;
   const sink_part *part = s->first_part;
   uint64_t part_bytes = (uint64_t)s->opt.multipart_part_bytes;
-  if (!s->early && part->buf.len < (uint64_t)s->opt.multipart_threshold_bytes) return false;
   const multipart *m = s->early ? s->early->mp : NULL;
   if (m && m->done + 1 >= S3CLIENT_MAX_PARTS) return false; /* the rest goes at the seal */
   return part->buf.len >= early_covered(s) + part_bytes;
@@ -380,7 +386,7 @@ bool sink_early_beyond(const s3sink *s, uint64_t len) { return early_covered(s) 
 
 pending *sink_early_take(s3sink *s, uint64_t len) {
   pending *p = s->early;
-  s->early_wake = s->early_ok ? (uint64_t)s->opt.multipart_threshold_bytes : UINT64_MAX;
+  s->early_wake = s->early_ok ? (uint64_t)s->opt.multipart_part_bytes : UINT64_MAX;
   if (!p) return NULL;
   multipart *m = p->mp;
   if (m && early_covered(s) > len) {

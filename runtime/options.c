@@ -417,20 +417,20 @@ static const option_def options[] = {
         "Connection timeout of each request, in milliseconds."),
     INT(request_timeout_ms, "transport", 1, INT32_MAX, false, 120000, "120000",
         "Total timeout of each request, in milliseconds."),
-    INT(multipart_threshold_bytes, "transport", 5 * MIB, 5 * GIB, false, 16 * MIB,
-        "16777216 (16 MiB)",
+    INT(multipart_threshold_bytes, "transport", 5 * MIB, 5 * GIB, false, 64 * MIB,
+        "67108864 (64 MiB)",
         "Objects of at least this many bytes as stored (compressed, with compression) go up "
         "as multipart uploads, in parts of multipart_part_bytes, each part retried on its "
-        "own; smaller ones as one PutObject. An object still being written that reaches it "
-        "starts its upload then (with background_uploads, no spool_dir, no compression, "
-        "no partitions, and the default naming or a key_template): its parts go while rows "
-        "come, and it is completed once sealed. 5 MiB to 5 GiB (S3's largest PutObject)."),
-    INT(multipart_part_bytes, "transport", 5 * MIB, 5 * GIB, false, 8 * MIB,
-        "8388608 (8 MiB)",
+        "own; smaller ones as one PutObject. 5 MiB to 5 GiB (S3's largest PutObject)."),
+    INT(multipart_part_bytes, "transport", 5 * MIB, 5 * GIB, false, 16 * MIB,
+        "16777216 (16 MiB)",
         "Size of the parts of a multipart upload (the last one smaller), 5 MiB to 5 GiB "
         "(S3's limits). An upload has at most 10000 parts, so the largest object the "
         "budgets allow (max_buffer_bytes, or spool_max_bytes with a spool) must fit 10000 "
-        "of them."),
+        "of them. An object still being written that holds one part starts its upload "
+        "then, its parts going while rows come, and is completed once sealed (early "
+        "uploads: with background_uploads, no spool_dir, no compression, no partitions, and "
+        "the default naming or a key_template)."),
     BOOL(insecure_tls, "transport", "Do not verify TLS certificates (testing only)."),
     STRING(ca_file, "transport", NULL, rule_not_empty,
            "CA bundle to verify the endpoint's TLS certificate with."),

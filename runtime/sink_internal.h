@@ -302,8 +302,8 @@ int sink_multipart_abort(s3sink *s, s3sink_err *err);
 void sink_multipart_free(multipart *m);
 
 /* Early uploads. A static run (Pathway reads a static source as one minibatch) would
- * upload its one large object after the last row; instead, once the open object reaches
- * multipart_threshold_bytes, the sink's thread names it and sends its parts while rows
+ * upload its one large object after the last row; instead, once the open object holds
+ * one part (multipart_part_bytes), the sink's thread names it and sends its parts while rows
  * are still written (copied out of the buffer under the lock, sent without it), and the
  * seal hands the upload to the queued object, which sends the rest and completes it.
  * Nothing is visible before the Complete, which comes only after the seal: objects still

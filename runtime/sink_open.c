@@ -276,7 +276,7 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
    * time_column the flush time) */
   s->early_ok = s->background && !c->spool_dir && s->codec == COMPRESS_NONE && !s->routes_by_values &&
                 (s->tmpl || strcmp(c->naming, options_default_string("naming")) == 0);
-  s->early_wake = s->early_ok ? (uint64_t)c->multipart_threshold_bytes : UINT64_MAX;
+  s->early_wake = s->early_ok ? (uint64_t)c->multipart_part_bytes : UINT64_MAX;
 
   if ((rc = luahost_new(&s->lua, err))) goto fail;
   if ((rc = formatter_open_on(s->lua, c->format, c->columns, c->ncolumns, &s->fmt, err)))

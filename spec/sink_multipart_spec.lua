@@ -83,8 +83,8 @@ describe("multipart uploads", function()
     assert.has_error(function() s3sink.sink(h.config(bucket, { multipart_part_bytes = 5 * 1024 * MiB + 1 })) end,
       "sink: multipart_part_bytes is 5368709121: it must be from 5242880 to 5368709120")
     for _, case in ipairs {
-      { { max_buffer_bytes = 10000 * 8 * MiB + 1 },
-        "max_buffer_bytes is 83886080001 bytes, but an object that large does not fit the 10000 parts of a multipart upload of multipart_part_bytes (8388608): raise multipart_part_bytes to 9437184 or more, or lower max_buffer_bytes" },
+      { { max_buffer_bytes = 10000 * 16 * MiB + 1 },
+        "max_buffer_bytes is 167772160001 bytes, but an object that large does not fit the 10000 parts of a multipart upload of multipart_part_bytes (16777216): raise multipart_part_bytes to 17825792 or more, or lower max_buffer_bytes" },
       { { spool_dir = "/tmp/never-made", spool_max_bytes = 10000 * 5 * MiB + 1, multipart_part_bytes = 5 * MiB },
         "spool_max_bytes is 52428800001 bytes, but an object that large does not fit the 10000 parts of a multipart upload of multipart_part_bytes (5242880): raise multipart_part_bytes to 6291456 or more, or lower spool_max_bytes" },
     } do
@@ -93,11 +93,11 @@ describe("multipart uploads", function()
       assert.equal(case[2], err)
     end
     -- at the limit, fine; the defaults are documented in the table
-    assert(s3sink.sink(h.config(bucket, { max_buffer_bytes = 10000 * 8 * MiB, no_timer = true }))):discard()
+    assert(s3sink.sink(h.config(bucket, { max_buffer_bytes = 10000 * 16 * MiB, no_timer = true }))):discard()
     local defaults = {}
     for _, o in ipairs(s3sink.options) do defaults[o.name] = o.default end
-    assert.equal("16777216 (16 MiB)", defaults.multipart_threshold_bytes)
-    assert.equal("8388608 (8 MiB)", defaults.multipart_part_bytes)
+    assert.equal("67108864 (64 MiB)", defaults.multipart_threshold_bytes)
+    assert.equal("16777216 (16 MiB)", defaults.multipart_part_bytes)
   end)
 
   for _, spooled in ipairs { false, true } do

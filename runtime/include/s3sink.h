@@ -344,11 +344,11 @@ typedef struct s3sink_config {
                                 2 KiB in all with the sink's own */
   int64_t multipart_threshold_bytes; /* objects of at least this many bytes as stored
                                 (compressed, with compression) are sent as multipart
-                                uploads, each part retried on its own (an object still
-                                open that reaches it starts early: sink_internal.h);
-                                default 16 MiB, 5 MiB to 5 GiB (S3's largest PutObject) */
+                                uploads, each part retried on its own; default 64 MiB,
+                                5 MiB to 5 GiB (S3's largest PutObject) */
   int64_t multipart_part_bytes; /* their parts' size (the last one smaller): default
-                                8 MiB, 5 MiB to 5 GiB; at most 10000 parts, so
+                                16 MiB (an object still open that holds one part starts
+                                early: sink_internal.h), 5 MiB to 5 GiB; at most 10000 parts, so
                                 max_buffer_bytes (or spool_max_bytes with a spool) must
                                 be at most 10000 of them */
   const char *key_template;  /* keys without a naming script, e.g.

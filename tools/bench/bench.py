@@ -152,6 +152,7 @@ class E2EResult:
     format: str
     seconds: list[float] = field(default_factory=list)
     out_bytes: int = 0
+    early_bytes: int = 0  # of s3sink's object, sent while Pathway still wrote it
     error: str | None = None
 
 
@@ -197,6 +198,7 @@ def section_e2e(tmp: str, notes: list[str]) -> list[E2EResult]:
                         subprocess.run(["rm", "-rf", outdir], check=False)
                     result.seconds.append(measured["seconds"])
                     result.out_bytes = measured["out_bytes"]
+                    result.early_bytes = measured.get("early_bytes", 0)
                     log(f"rep {rep + 1}/{reps} {shape.name} {variant} {fmt}: {measured['seconds']:.2f} s")
     return list(results.values())
 

@@ -56,7 +56,9 @@ def _e2e_markdown(data: Report) -> list[str]:
     out.append(
         f"Static CSV input generated once; every variant in its own process, `pw.run()` timed alone; "
         f"{data.params['BENCH_REPS']} interleaved repetitions; `write_interval_ms={data.params['BENCH_INTERVAL_MS']}` "
-        "for s3sink and the plain-Python observer. Seconds are median (min–max); rows/s from the median."
+        "for s3sink and the plain-Python observer. Seconds are median (min–max); rows/s from the median. "
+        "\"Sent while written\": how much of s3sink's object went up (early upload) before Pathway's "
+        "last row, from the last repetition."
     )
     out.append("")
     for shape in dict.fromkeys(r.shape for r in data.e2e):
@@ -66,7 +68,7 @@ def _e2e_markdown(data: Report) -> list[str]:
         rows = []
         for r in rs:
             if r.error or not r.seconds:
-                rows.append([VARIANT_TEXT[r.variant], r.format, f"failed: {r.error}", "", ""])
+                rows.append([VARIANT_TEXT[r.variant], r.format, f"failed: {r.error}", "", "", ""])
                 continue
             med = _median(r.seconds)
             rows.append([
@@ -74,8 +76,10 @@ def _e2e_markdown(data: Report) -> list[str]:
                 f"{med:.2f} ({min(r.seconds):.2f}–{max(r.seconds):.2f})",
                 f"{r.rows / med:,.0f}",
                 f"{r.out_bytes / 1e6:.1f}" if r.out_bytes else "",
+                f"{r.early_bytes / 1e6:.1f}" if r.variant.startswith("s3sink") else "",
             ])
-        out.append(_table(["variant", "format", "seconds", "rows/s", "output MB"], rows))
+        out.append(_table(["variant", "format", "seconds", "rows/s", "output MB",
+                           "sent while written (MB)"], rows))
         out.append("")
     lookup = _e2e_lookup(data)
     ratio_rows = []

@@ -155,7 +155,7 @@ def e2e(args: dict[str, Any]) -> dict[str, Any]:
         import s3sink  # noqa: F401  (adds pw.io.minio.write)
 
         pw.io.minio.write(table, prefix, fmt, minio_settings=_minio_settings(bucket),
-                          write_interval_ms=interval_ms)
+                          write_interval_ms=interval_ms, name="bench")
     else:
         raise ValueError(f"unknown variant {variant!r}")
 
@@ -163,12 +163,17 @@ def e2e(args: dict[str, Any]) -> dict[str, Any]:
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     seconds = time.perf_counter() - started
 
-    out_bytes = 0
+    out_bytes = early_bytes = 0
+    if variant in ("s3sink", "s3sink-fallback"):
+        import s3sink
+
+        early_bytes = s3sink.stats("bench")["early_bytes"]
     if variant == "fs":
         out_bytes = os.path.getsize(os.path.join(args["outdir"], f"out.{fmt}"))
     elif variant in ("python", "s3sink", "s3sink-fallback"):
         out_bytes = sum(o["Size"] for o in list_prefix(boto_client(), bucket, prefix))
-    return {"seconds": seconds, "out_bytes": out_bytes, "max_rss_kib": rss_kib()[1]}
+    return {"seconds": seconds, "out_bytes": out_bytes, "early_bytes": early_bytes,
+            "max_rss_kib": rss_kib()[1]}
 
 
 # ---------------------------------------------------------------------------------------

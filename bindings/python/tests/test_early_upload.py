@@ -79,3 +79,29 @@ def test_a_large_static_pathway_run_goes_up_while_it_is_written(s3, bucket, mini
     st = s3sink.stats("early-static")
     # how much went early depends on the machine; what went early was not sent twice
     assert st["early_bytes"] % (5 * MiB) == 0 and st["early_bytes"] <= len(body)
+
+
+def test_a_lost_complete_answer_finds_its_own_early_object(s3, bucket, proxied_kwargs, proxy):
+    """The early upload's identity is a token given at its creation: a Complete whose
+    answer was lost is sent again, gets 412, and the token says the object is ours."""
+    from faultproxy import DROP_RESPONSE
+
+    dropped = []
+
+    def rule(req):
+        if req.method == "POST" and "uploadId=" in req.target and not dropped:
+            dropped.append(req.target)
+            return DROP_RESPONSE
+        return None
+
+    proxy.rule = rule
+    w = s3sink.Writer(**proxied_kwargs, columns=COLS, **SMALL)
+    body = write_rows(w, 1, 7000, 2)
+    assert wait_for(lambda: w.stats["early_bytes"] == 5 * MiB)
+    w.on_time_end(2)
+    w.close()
+    assert dropped and proxy.actions("drop_response") == 1
+    [(key, stored)] = objects(s3, bucket)
+    assert stored == b'"a","b","time","diff"\n' + body
+    assert w.stats["objects"] == 1  # not renamed: the token said the object was ours
+    assert live_uploads(s3, bucket) == []

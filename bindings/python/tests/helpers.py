@@ -18,6 +18,16 @@ TESTS_DIR = Path(__file__).resolve().parent
 ROOT = TESTS_DIR.parents[2]
 
 
+def wait_for(pred, timeout: float = 20.0, period: float = 0.02) -> bool:
+    """Polls pred until it is true or timeout seconds have passed; its last answer."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(period)
+    return bool(pred())
+
+
 def objects(s3, bucket: str, prefix: str = "") -> list[tuple[str, bytes]]:
     """(key, body) of every object under prefix, in key order."""
     out = []

@@ -8,19 +8,12 @@ import time
 
 import s3sink
 from faultproxy import first, respond
-from helpers import objects
+from helpers import objects, wait_for
 
 MiB = 1 << 20
 COLS = [("a", "int"), ("b", "str")]
 SMALL = dict(multipart_threshold_bytes=5 * MiB, multipart_part_bytes=5 * MiB, background_uploads=True,
              write_interval_ms=3_600_000)
-
-
-def wait_for(pred, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not pred():
-        time.sleep(0.02)
-    return pred()
 
 
 def write_rows(w, first: int, last: int, t: int) -> bytes:

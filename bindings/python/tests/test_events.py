@@ -13,18 +13,9 @@ import pytest
 
 import s3sink
 from faultproxy import always, first, respond
-from helpers import objects
+from helpers import objects, wait_for
 
 COLS = [("a", "int"), ("b", "str", True)]
-
-
-def wait_for(pred, timeout=20.0, period=0.02):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(period)
-    return pred()
 
 
 def s3sink_records(caplog) -> list[tuple[str, str]]:

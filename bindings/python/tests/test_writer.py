@@ -13,18 +13,9 @@ import pytest
 
 import s3sink
 from faultproxy import always, first, respond
-from helpers import keys, objects
+from helpers import keys, objects, wait_for
 
 COLS = [("a", "int"), ("b", "str", True)]
-
-
-def wait_for(pred, timeout=20.0, period=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(period)
-    return pred()
 
 
 def test_observer_protocol_and_stats(s3, bucket, writer_kwargs):

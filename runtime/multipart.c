@@ -156,20 +156,70 @@ static int create(s3sink *s, pending *p, multipart *m, s3sink_err *err) {
   return S3SINK_OK;
 }
 
-static int send_part(s3sink *s, multipart *m, const s3body *body, s3sink_err *err) {
-  uint32_t i = m->done;
-  uint64_t off = (uint64_t)i * m->part_bytes;
-  s3body part = {.data = body->data ? body->data + off : NULL, .fd = body->fd,
-                 .len = (size_t)(body->len - off < m->part_bytes ? body->len - off : m->part_bytes),
-                 .offset = body->data ? 0 : off};
+/* One UploadPart, on its own connection; set up under the lock, run without it. */
+typedef struct part_job {
+  s3client *client;
+  const char *key, *upload_id;
+  int number;
+  s3body part;
   char sha_hex[65], etag[128];
-  ascii_hex(m->sha[i], 32, sha_hex);
   int rc;
-  UNLOCKED(s, rc = s3client_upload_part(s->client, m->upload_key, m->upload_id, (int)i + 1,
-                                        &part, sha_hex, etag, sizeof etag, err));
-  if (rc) return rc;
-  if (!(m->etags[i] = strdup(etag))) return err_set(err, S3SINK_ENOMEM, "out of memory");
-  m->done++;
+  s3sink_err err;
+} part_job;
+
+static void part_job_init(part_job *j, s3client *client, const multipart *m, const s3body *body,
+                          uint32_t i) {
+  uint64_t off = (uint64_t)i * m->part_bytes;
+  *j = (part_job){.client = client, .key = m->upload_key, .upload_id = m->upload_id,
+                  .number = (int)i + 1,
+                  .part = {.data = body->data ? body->data + off : NULL, .fd = body->fd,
+                           .len = (size_t)(body->len - off < m->part_bytes ? body->len - off
+                                                                           : m->part_bytes),
+                           .offset = body->data ? 0 : off}};
+  ascii_hex(m->sha[i], 32, j->sha_hex);
+  /* what a job ended before it finished reports (a thread ended at interpreter exit) */
+  j->rc = err_set(&j->err, S3SINK_ESTATE, "the upload of part %d did not finish", j->number);
+  j->err.transient = true;
+}
+
+static void *run_part_job(void *arg) {
+  part_job *j = arg;
+  j->rc = s3client_upload_part(j->client, j->key, j->upload_id, j->number, &j->part, j->sha_hex,
+                               j->etag, sizeof j->etag, &j->err);
+  return NULL;
+}
+
+static void join_part_thread(void *arg) { pthread_join(*(pthread_t *)arg, NULL); }
+
+/* Sends the next part, and the one after it at the same time on the second connection
+ * (a part is a request's round trip and the server's work: two overlap them). Parts count
+ * as done in order: if the first fails, the second is sent again with it next time. */
+static int send_parts(s3sink *s, multipart *m, const s3body *body, s3sink_err *err) {
+  const uint32_t i = m->done;
+  part_job first, second;
+  part_job_init(&first, s->client, m, body, i);
+  if (i + 1 < m->nparts) part_job_init(&second, s->part_client, m, body, i + 1);
+  pthread_mutex_unlock(&s->mu);
+  pthread_t helper;
+  /* volatile: read after the cleanup handler's setjmp */
+  volatile bool started = i + 1 < m->nparts && pthread_create(&helper, NULL, run_part_job, &second) == 0;
+  if (started) {
+    pthread_cleanup_push(join_part_thread, &helper); /* never leave it using this stack */
+    run_part_job(&first);
+    pthread_cleanup_pop(1);
+  } else {
+    run_part_job(&first);
+  }
+  pthread_mutex_lock(&s->mu);
+  part_job *jobs[2] = {&first, started ? &second : NULL};
+  for (int k = 0; k < 2 && jobs[k]; k++) {
+    if (jobs[k]->rc) {
+      *err = jobs[k]->err;
+      return jobs[k]->rc;
+    }
+    if (!(m->etags[i + (uint32_t)k] = strdup(jobs[k]->etag))) return err_set(err, S3SINK_ENOMEM, "out of memory");
+    m->done++;
+  }
   return S3SINK_OK;
 }
 
@@ -211,7 +261,7 @@ static int attempt_steps(s3sink *s, pending *p, multipart *m, const s3body *body
       *unfinished = true; /* the upload stays, for finish() or the next sink on the spool */
       return S3SINK_OK;
     }
-    if ((rc = send_part(s, m, body, err))) {
+    if ((rc = send_parts(s, m, body, err))) {
       if (upload_gone(rc, err)) forget_upload(m); /* the next attempt starts afresh */
       return rc;
     }
@@ -356,6 +406,7 @@ void sink_early_step(s3sink *s) {
     if (rc == S3SINK_OK) rc = create(s, p, m, &err);
   }
   if (rc == S3SINK_OK && s->early == p) { /* not sealed meanwhile (else its attempt goes on) */
+    part = s->first_part; /* the one open object: its buffer holds this part */
     uint32_t i = m->done;
     memcpy(s->early_copy, part->buf.data + (uint64_t)i * m->part_bytes, (size_t)m->part_bytes);
     s3body body = {.data = s->early_copy, .fd = -1, .len = (size_t)m->part_bytes};

@@ -484,6 +484,7 @@ void s3sink_free(s3sink *s) {
   s3sink_formatter_free(s->fmt);
   luahost_free(s->lua);
   s3client_free(s->client);
+  s3client_free(s->part_client);
   credcache_free(s->creds); /* after the client, which borrows it */
   spool_close(s->spool); /* committed segments stay for the next sink on the folder */
   free(s->header);

@@ -121,6 +121,7 @@ struct s3sink {
   partitioner *partitioner;
   bool routes_by_values;      /* rows are read to route them (partition_by, time_column) */
   s3client *client;
+  s3client *part_client;      /* a second connection: a sealed object's parts go two at once */
   credcache *creds;           /* what the client signs with (it may refresh them) */
   spool *spool;
 

@@ -327,6 +327,7 @@ int s3sink_open(const s3sink_config *given, s3sink **out, s3sink_err *err) {
       .put_headers = settings.v, .nput_headers = settings.n,
   };
   rc = s3client_new(&cc, &s->client, err);
+  if (rc == S3SINK_OK) rc = s3client_new(&cc, &s->part_client, err);
   objhead_free(&settings);
   if (rc) {
     if (endpoint_by[0] || region_by[0])

@@ -13,8 +13,8 @@
  * its rows and every host call returns the error, until a forced flush (or close) asks
  * to try again. Nothing spins and nothing waits without end. */
 #include <errno.h>
-#include <stddef.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

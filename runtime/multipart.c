@@ -44,6 +44,10 @@ static void forget_upload(multipart *m) {
   }
   m->done = 0;
   m->drop = false;
+  if (m->early) { /* its plan skipped the parts sent early: a new upload needs a whole one */
+    m->early = false;
+    m->planned = false;
+  }
 }
 
 /* A request went through: the next failure gets a fresh retry budget. */

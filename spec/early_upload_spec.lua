@@ -128,6 +128,23 @@ describe("early uploads", function()
     assert.same({}, client:list_uploads(""))
   end)
 
+  it("take the next key, whole, when someone else's object appears under theirs meanwhile", function()
+    local sink = open(bucket, { max_retry_ms = 3000 })
+    local csv = write(sink, 1, 7000, 2)
+    local live = uploads_once(client, 1)
+    assert.truthy(h.eventually(20, function() return sink:stats().early_bytes == 5 * MiB end))
+    -- the Complete (If-None-Match) is refused: the upload is aborted and the object, whose
+    -- first part went early and was never hashed, goes up whole under the next key
+    assert(client:put(live[1].key, "someone else's", "text/plain", true))
+    assert(sink:time_end(2))
+    assert(sink:close())
+    assert.equal("someone else's", client:get(live[1].key))
+    local objs = h.objects(client, "out/")
+    assert.equal(2, #objs)
+    assert.equal(HEADER .. csv, objs[2].body)
+    assert.same({}, client:list_uploads(""))
+  end)
+
   it("are not used where a name may depend on the rows, or bytes may change", function()
     for _, overrides in ipairs {
       { naming = "time_range" }, { compression = "gzip" }, { background_uploads = false },

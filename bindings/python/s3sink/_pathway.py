@@ -434,8 +434,6 @@ def _connect(
     options: dict[str, Any],
 ) -> None:
     columns = _columns(table)
-    if name is not None and not isinstance(name, str):
-        raise TypeError(f"name must be a str or None, not {type(name).__name__}")
     observer = _S3Observer(
         **target.writer_kwargs(),
         format=_script(format, "format"),

@@ -152,9 +152,13 @@ def test_a_slow_handler_on_the_sinks_thread_does_not_block_writes(s3, bucket, wr
     w.close()
 
 
-def test_stats_by_name_names_the_writers_it_knows():
+def test_stats_by_name_names_the_writers_it_knows(writer_kwargs):
     with pytest.raises(KeyError, match="no writer is named 'nobody'"):
         s3sink.stats("nobody")
+    with pytest.raises(TypeError, match="name must be a str or None, not int"):
+        s3sink.Writer(**writer_kwargs, columns=COLS, name=1)
+    with pytest.raises(TypeError, match="on_event must be a callable or None, not str"):
+        s3sink.Writer(**writer_kwargs, columns=COLS, on_event="print")
 
 
 def test_pathway_writer_logs_and_counts_by_connector_name(s3, bucket, minio_settings, pathway_path, caplog):

@@ -64,15 +64,22 @@ static void progressed(pending *p) {
     pthread_mutex_lock(&(s)->mu);   \
   } while (0)
 
-int sink_multipart_abort(s3sink *s, s3sink_err *err) {
-  multipart *m = s->head ? s->head->mp : NULL;
-  if (!m || !m->upload_id) return S3SINK_OK;
+/* AbortMultipartUpload of m's live upload, the lock released meanwhile (`uploading` set,
+ * so nothing else touches the upload). */
+static int abort_upload(s3sink *s, const multipart *m, s3sink_err *err) {
   bool was_uploading = s->uploading;
   s->uploading = true;
   int rc;
   UNLOCKED(s, rc = s3client_abort_multipart(s->client, m->upload_key, m->upload_id, err));
   s->uploading = was_uploading;
   if (!was_uploading) pthread_cond_broadcast(&s->cv);
+  return rc;
+}
+
+int sink_multipart_abort(s3sink *s, s3sink_err *err) {
+  multipart *m = s->head ? s->head->mp : NULL;
+  if (!m || !m->upload_id) return S3SINK_OK;
+  int rc = abort_upload(s, m, err);
   if (rc == S3SINK_OK) forget_upload(m);
   else m->drop = true; /* aborted before anything else is tried */
   return rc;
@@ -378,14 +385,8 @@ static pending *early_start(s3sink *s, sink_part *part, s3sink_err *err) {
  * lifecycle rule) and forgets it. */
 static void early_abort(s3sink *s, pending *p) {
   multipart *m = p->mp;
-  if (m && m->upload_id) {
-    bool was_uploading = s->uploading;
-    s->uploading = true;
-    s3sink_err e;
-    UNLOCKED(s, s3client_abort_multipart(s->client, m->upload_key, m->upload_id, &e));
-    s->uploading = was_uploading;
-    if (!was_uploading) pthread_cond_broadcast(&s->cv);
-  }
+  s3sink_err e;
+  if (m && m->upload_id) abort_upload(s, m, &e);
   sink_multipart_free(m);
   p->mp = NULL;
 }

@@ -153,8 +153,7 @@ typedef struct lsink {
   int call_idx;            /* ... with the sink userdata at this index of call_L */
   enum { RUNNING_NONE, RUNNING_CREDENTIALS, RUNNING_ON_EVENT } running; /* a function of
                               the sink runs: its methods are refused (on_event may read) */
-  lcreds creds;
-  bool has_on_event;       /* on_event is the userdata's second user value */
+  lcreds creds;             /* on_event, if any, is the userdata's second user value */
 } lsink;
 
 /* Runs `call` with the sink's Lua functions (credentials, on_event) callable on this
@@ -364,7 +363,6 @@ static int l_sink_new(lua_State *L) {
   int et = lua_getfield(L, 1, "on_event");
   if (et == LUA_TFUNCTION) {
     lua_setiuservalue(L, ud, 2);
-    ls->has_on_event = true;
     c.on_event = lua_on_event;
     c.on_event_ud = ls;
     c.events_on_host_calls = true;

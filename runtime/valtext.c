@@ -10,32 +10,64 @@
  * Integers
  * -------------------------------------------------------------------------------------- */
 
-size_t s3sink_text_int(char *buf, int64_t v) {
-  /* two digits per division: integers are most of a row's cells (time, diff, ids) */
-  static const char pairs[201] =
-      "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-      "8081828384858687888990919293949596979899";
-  char tmp[24];
-  char *p = tmp + sizeof tmp; /* digits are written backwards, ending at tmp's end */
-  /* negate in unsigned arithmetic so INT64_MIN works */
-  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-  while (u >= 100) {
-    unsigned d = (unsigned)(u % 100) * 2;
-    u /= 100;
-    *--p = pairs[d + 1];
-    *--p = pairs[d];
+/* Two digits per step: integers are most of a row's cells (time, diff, ids). */
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* The number of decimal digits of u (1..20). */
+static int decimal_digits(uint64_t u) {
+  static const uint64_t pow10[20] = { /* 0 first: zero has one digit */
+      0, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000,
+      UINT64_C(10000000000), UINT64_C(100000000000), UINT64_C(1000000000000),
+      UINT64_C(10000000000000), UINT64_C(100000000000000), UINT64_C(1000000000000000),
+      UINT64_C(10000000000000000), UINT64_C(100000000000000000),
+      UINT64_C(1000000000000000000), UINT64_C(10000000000000000000)};
+  /* from the bit length (x 1233 / 4096 ~ log10(2)), corrected by one comparison */
+  int bits = 64 - __builtin_clzll(u | 1);
+  int t = (bits * 1233) >> 12;
+  return t + 1 - (u < pow10[t]);
+}
+
+/* Writes u's digits ending just before `end` (no NUL). Eight digits at a time are split
+ * off in 64-bit arithmetic, and written in cheaper 32-bit arithmetic. */
+static void write_digits_backwards(char *end, uint64_t u) {
+  while (u >= 100000000) {
+    uint32_t low = (uint32_t)(u % 100000000);
+    u /= 100000000;
+    for (int k = 0; k < 4; k++) {
+      unsigned d = (low % 100) * 2;
+      low /= 100;
+      *--end = digit_pairs[d + 1];
+      *--end = digit_pairs[d];
+    }
   }
-  if (u >= 10) {
-    *--p = pairs[u * 2 + 1];
-    *--p = pairs[u * 2];
+  uint32_t w = (uint32_t)u;
+  while (w >= 100) {
+    unsigned d = (w % 100) * 2;
+    w /= 100;
+    *--end = digit_pairs[d + 1];
+    *--end = digit_pairs[d];
+  }
+  if (w >= 10) {
+    *--end = digit_pairs[w * 2 + 1];
+    *--end = digit_pairs[w * 2];
   } else {
-    *--p = (char)('0' + u);
+    *--end = (char)('0' + w);
   }
-  size_t len = 0, n = (size_t)(tmp + sizeof tmp - p);
-  if (v < 0) buf[len++] = '-';
-  memcpy(buf + len, p, n);
-  len += n;
+}
+
+size_t s3sink_text_int(char *buf, int64_t v) {
+  size_t len = 0;
+  /* negate in unsigned arithmetic so INT64_MIN works */
+  uint64_t u = (uint64_t)v;
+  if (v < 0) {
+    buf[len++] = '-';
+    u = (uint64_t)0 - u;
+  }
+  len += (size_t)decimal_digits(u);
+  write_digits_backwards(buf + len, u);
   buf[len] = '\0';
   return len;
 }
@@ -142,9 +174,9 @@ static void shortest_decimal(uint64_t c, int q, bool ties_up, uint64_t *digits, 
   *exp10 = k + dk;
 }
 
-/* v finite and > 0. Fills dig (S3SINK_TEXT_NUMBUF bytes) with the shortest round-trip
- * digits, no trailing zeros, so that v ~ d1.d2...dn x 10^exp10; returns n. */
-static int shortest_digits(double v, bool ties_up, char *dig, int *exp10) {
+/* v finite and > 0: its shortest round-trip digits as an integer without trailing zeros,
+ * *ndigits of them, so that v ~ d1.d2...dn x 10^*exp10. */
+static uint64_t shortest_digits(double v, bool ties_up, int *ndigits, int *exp10) {
   uint64_t bits;
   memcpy(&bits, &v, sizeof bits);
   uint64_t fraction = bits & ((UINT64_C(1) << 52) - 1);
@@ -176,41 +208,53 @@ static int shortest_digits(double v, bool ties_up, char *dig, int *exp10) {
       e += z;
     }
   }
-  int n = (int)s3sink_text_int(dig, (int64_t)digits);
-  *exp10 = e + n - 1;
-  return n;
+  *ndigits = decimal_digits(digits);
+  *exp10 = e + *ndigits - 1;
+  return digits;
 }
 
 /* Writes a finite, non-zero v with fixed notation for lo <= exp10 <= 15 and exponent
- * notation otherwise, with a '+' before positive exponents when `plus`. */
+ * notation otherwise, with a '+' before positive exponents when `plus`. The digits are
+ * written once, in place; a point inside them moves the digits after it by one. */
 static size_t write_finite(char *buf, double v, int lo, bool plus, bool ties_up) {
-  char dig[S3SINK_TEXT_NUMBUF];
-  int e;
+  int n, e;
   size_t len = 0;
   if (signbit(v)) {
     buf[len++] = '-';
     v = -v;
   }
-  int n = shortest_digits(v, ties_up, dig, &e);
+  uint64_t digits = shortest_digits(v, ties_up, &n, &e);
   if (e >= lo && e <= 15) {
-    if (e >= 0) { /* ddd.ddd, at least one digit after the point */
-      for (int i = 0; i <= e; i++) buf[len++] = i < n ? dig[i] : '0';
-      buf[len++] = '.';
-      if (n > e + 1)
-        for (int i = e + 1; i < n; i++) buf[len++] = dig[i];
-      else
-        buf[len++] = '0';
+    if (e >= n - 1) { /* ddd000.0 */
+      write_digits_backwards(buf + len + n, digits);
+      len += (size_t)n;
+      memset(buf + len, '0', (size_t)(e + 1 - n));
+      len += (size_t)(e + 1 - n);
+      memcpy(buf + len, ".0", 2);
+      len += 2;
+    } else if (e >= 0) { /* ddd.ddd */
+      char *p = buf + len;
+      write_digits_backwards(p + n, digits);
+      memmove(p + e + 2, p + e + 1, (size_t)(n - e - 1));
+      p[e + 1] = '.';
+      len += (size_t)n + 1;
     } else { /* 0.000ddd */
-      buf[len++] = '0';
-      buf[len++] = '.';
-      for (int i = -1; i > e; i--) buf[len++] = '0';
-      for (int i = 0; i < n; i++) buf[len++] = dig[i];
+      memcpy(buf + len, "0.", 2);
+      len += 2;
+      memset(buf + len, '0', (size_t)(-e - 1));
+      len += (size_t)(-e - 1);
+      write_digits_backwards(buf + len + n, digits);
+      len += (size_t)n;
     }
-  } else { /* d.ddde[+|-]x */
-    buf[len++] = dig[0];
+  } else { /* d.ddde[+|-]x: the digits go one place right, the first then moves back */
+    char *p = buf + len;
+    write_digits_backwards(p + 1 + n, digits);
+    p[0] = p[1];
     if (n > 1) {
-      buf[len++] = '.';
-      for (int i = 1; i < n; i++) buf[len++] = dig[i];
+      p[1] = '.';
+      len += (size_t)n + 1;
+    } else {
+      len += 1;
     }
     buf[len++] = 'e';
     if (e < 0) {

@@ -174,6 +174,31 @@ static void shortest_decimal(uint64_t c, int q, bool ties_up, uint64_t *digits, 
   *exp10 = k + dk;
 }
 
+/* Divides *n (> 0, at most 17 digits) by the largest power of ten that divides it, and
+ * returns that power's exponent. n is divisible by 10^k exactly when n x 5^-k (mod 2^64, 5 is
+ * invertible there) rotated right by k is at most (2^64 - 1) / 10^k, and that is then the
+ * quotient: a multiplication and a comparison per test, no division. 10^8, 10^4, 10^2 and
+ * 10 are tried in turn; 10^8 twice, as digits can end in 16 zeros. */
+static int drop_trailing_zeros(uint64_t *n) {
+  static const struct { uint64_t inverse, bound; int k; } tests[] = {
+      {UINT64_C(0xc767074b22e90e21), UINT64_MAX / UINT64_C(100000000), 8}, /* 5^-8 */
+      {UINT64_C(0xc767074b22e90e21), UINT64_MAX / UINT64_C(100000000), 8},
+      {UINT64_C(0xd288ce703afb7e91), UINT64_MAX / 10000, 4},                /* 5^-4 */
+      {UINT64_C(0x8f5c28f5c28f5c29), UINT64_MAX / 100, 2},                  /* 5^-2 */
+      {UINT64_C(0xcccccccccccccccd), UINT64_MAX / 10, 1},                   /* 5^-1 */
+  };
+  int e = 0;
+  for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+    uint64_t x = *n * tests[i].inverse;
+    uint64_t q = (x >> tests[i].k) | (x << (64 - tests[i].k));
+    if (q <= tests[i].bound) {
+      *n = q;
+      e += tests[i].k;
+    }
+  }
+  return e;
+}
+
 /* v finite and > 0: its shortest round-trip digits as an integer without trailing zeros,
  * *ndigits of them, so that v ~ d1.d2...dn x 10^*exp10. */
 static uint64_t shortest_digits(double v, bool ties_up, int *ndigits, int *exp10) {
@@ -196,18 +221,7 @@ static uint64_t shortest_digits(double v, bool ties_up, int *ndigits, int *exp10
   } else {
     shortest_decimal(c, q, ties_up, &digits, &e);
   }
-  /* drop trailing zeros, 8 at a time, then 4, 2, 1 */
-  while (digits % 100000000 == 0) {
-    digits /= 100000000;
-    e += 8;
-  }
-  static const uint64_t pow10_of[] = {1, 10, 100, 1000, 10000};
-  for (int z = 4; z > 0; z /= 2) {
-    if (digits % pow10_of[z] == 0) {
-      digits /= pow10_of[z];
-      e += z;
-    }
-  }
+  e += drop_trailing_zeros(&digits);
   *ndigits = decimal_digits(digits);
   *exp10 = e + *ndigits - 1;
   return digits;

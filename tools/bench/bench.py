@@ -53,7 +53,7 @@ PARAMS: dict[str, tuple[str, str]] = {
     "BENCH_STREAM_INTERVAL_MS": ("1000", "write_interval_ms of the streaming run"),
     "BENCH_UPLOAD_MIB": ("1,16,128", "object sizes of the upload section, MiB"),
     "BENCH_UPLOAD_REPS": ("3", "repetitions of each upload"),
-    "BENCH_MEMORY_ROWS": ("5000000", "rows streamed in the memory section"),
+    "BENCH_MEMORY_ROWS": ("20000000", "rows streamed in the memory section"),
     "BENCH_MEMORY_BUDGET_MIB": ("64", "max_buffer_bytes of the memory section, MiB"),
     "BENCH_FALLBACK_ENV": ("S3SINK_PATHWAY_FAST_PATH=0", "NAME=VALUE forcing s3sink's pw.io.python.write path"),
     "BENCH_TIMEOUT_S": ("600", "timeout of one measurement process"),

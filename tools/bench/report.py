@@ -141,7 +141,7 @@ def _memory_markdown(m: dict[str, Any]) -> list[str]:
         "## 5. Memory", "",
         f"{m['rows']:,} narrow rows streamed as fast as a `ConnectorSubject` emits them (backlog capped) "
         f"through s3sink, `write_interval_ms={m['interval_ms']}`, `max_buffer_bytes` = "
-        f"{m['budget_bytes'] >> 20} MiB; RSS sampled every 0.25 s. Sized to run in about a minute "
+        f"{m['budget_bytes'] >> 20} MiB; RSS sampled every 0.25 s "
         "(`BENCH_MEMORY_ROWS`).", "",
         _table(["rows", "seconds", "rows/s", "objects", "RSS before run", "peak RSS (VmHWM)",
                 "peak − before", "budget"],

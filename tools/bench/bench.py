@@ -254,7 +254,7 @@ def section_stream() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------
-# Sections 3 and 3b: programs of the other branches, when this checkout has them
+# Section 3: the runtime alone
 
 
 def section_core() -> str | None:
@@ -263,8 +263,10 @@ def section_core() -> str | None:
         return None
     subprocess.run(["make", "-s", "core-bench"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     out = ""
-    # the bundled formats (native row encoders), then the CSV format with a Lua row()
-    for args in ([], ["64", "narrow", "bench/lua_csv.lua"], ["64", "wide", "bench/lua_csv.lua"]):
+    # the bundled formats (native row encoders), then the CSV format with a Lua row(), then
+    # a Lua row() that does nothing (the cost of entering Lua once per row)
+    for args in ([], *(["64", shape, script] for script in ("bench/lua_csv.lua", "bench/lua_call.lua")
+                       for shape in ("narrow", "wide"))):
         proc = subprocess.run([str(ROOT / "build/core_bench"), *args], cwd=ROOT, capture_output=True,
                               text=True, timeout=int_param("BENCH_TIMEOUT_S"), check=True)
         out += proc.stdout

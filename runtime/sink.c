@@ -158,6 +158,7 @@ int sink_seal_part(s3sink *s, sink_part *part, bool split, s3sink_err *err) {
     size_t tail = part->buf.len - part->complete_len;
     bytebuf rest; /* exactly as large as needed: the sealed body still takes its memory */
     bytebuf_init(&rest, SIZE_MAX);
+    rest.map_large = true;
     if (tail && !bytebuf_reserve(&rest, s->header_len + tail)) {
       sink_pending_free(p);
       return sink_stop_uploads(s, sink_err_oom(err, "sealing an object"));
@@ -169,11 +170,7 @@ int sink_seal_part(s3sink *s, sink_part *part, bool split, s3sink_err *err) {
     s->open_mem -= part->buf.cap;
     p->body = part->buf;
     p->body.len = part->complete_len;
-    char *shrunk = realloc(p->body.data, p->body.len ? p->body.len : 1);
-    if (shrunk) {
-      p->body.data = shrunk;
-      p->body.cap = p->body.len;
-    }
+    bytebuf_shrink(&p->body);
     p->len = p->body.len;
     part->buf = rest;
     part->complete_len = tail ? s->header_len : 0;

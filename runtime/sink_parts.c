@@ -120,6 +120,7 @@ static int add_part(s3sink *s, partkey *k, sink_part **out, s3sink_err *err) {
   }
   part->key = k;
   bytebuf_init(&part->buf, SIZE_MAX);
+  part->buf.map_large = true; /* an object's body: see bytebuf.h */
   if (s->spool) {
     char time_field[32];
     partition_key_time_field(k, time_field, sizeof time_field);

@@ -302,7 +302,9 @@ def section_memory() -> dict[str, Any]:
     args = {"rows": int_param("BENCH_MEMORY_ROWS"), "budget_bytes": budget, "bucket": BUCKET,
             "prefix": fresh_prefix("memory"), "interval_ms": int_param("BENCH_INTERVAL_MS"),
             "backlog": 10_000, "sample_s": 0.25}
-    return {**run_worker("memory", args), "budget_bytes": budget, "interval_ms": args["interval_ms"]}
+    floor = run_worker("memory", {**args, "variant": "null"})
+    return {**run_worker("memory", {**args, "variant": "s3sink"}), "floor": floor, "budget_bytes": budget,
+            "interval_ms": args["interval_ms"]}
 
 
 # ---------------------------------------------------------------------------------------

@@ -220,8 +220,10 @@ def stream(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def memory(args: dict[str, Any]) -> dict[str, Any]:
+    """RSS while a stream goes through s3sink, or (variant "null") the same stream into
+    pw.io.null.write: what Pathway itself takes, to tell s3sink's share."""
     import pathway as pw
-    import s3sink  # noqa: F401
+    import s3sink  # noqa: F401  (imported by both variants: its imports weigh the same)
 
     rows, budget = args["rows"], args["budget_bytes"]
     columns = shape_columns(4)
@@ -233,8 +235,11 @@ def memory(args: dict[str, Any]) -> dict[str, Any]:
 
     table = pw.io.python.read(Burst(), schema=pw.schema_from_types(**columns),
                               autocommit_duration_ms=100, max_backlog_size=args["backlog"])
-    pw.io.minio.write(table, args["prefix"], "csv", minio_settings=_minio_settings(args["bucket"]),
-                      write_interval_ms=args["interval_ms"], max_buffer_bytes=budget)
+    if args["variant"] == "null":
+        pw.io.null.write(table)
+    else:
+        pw.io.minio.write(table, args["prefix"], "csv", minio_settings=_minio_settings(args["bucket"]),
+                          write_interval_ms=args["interval_ms"], max_buffer_bytes=budget)
 
     samples: list[tuple[float, int]] = []
     done = threading.Event()
@@ -251,7 +256,7 @@ def memory(args: dict[str, Any]) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     done.set()
     sampler.join()
-    objects = list_prefix(boto_client(), args["bucket"], args["prefix"])
+    objects = list_prefix(boto_client(), args["bucket"], args["prefix"]) if args["variant"] != "null" else []
     return {
         "seconds": seconds, "rows": rows, "baseline_kib": baseline, "hwm_kib": rss_kib()[1],
         "samples": samples, "objects": len(objects), "bytes": sum(o["Size"] for o in objects),

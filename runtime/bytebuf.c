@@ -1,4 +1,5 @@
-/* bytebuf.c - the mapped capacities of large buffers (see bytebuf.h). */
+/* bytebuf.c - the mapped capacities of large buffers (see bytebuf.h). Without mremap
+ * (not Linux) a large capacity is malloc's like any other, and `mapped` stays false. */
 #define _GNU_SOURCE /* mremap */
 #include <string.h>
 #include <unistd.h>
@@ -12,8 +13,10 @@ static size_t page_rounded(size_t n) {
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
   return n > SIZE_MAX - page ? n : (n + page - 1) / page * page;
 }
+#endif
 
 bool bytebuf_map(bytebuf *b, size_t ncap) {
+#ifdef __linux__
   ncap = page_rounded(ncap);
   void *p;
   if (b->mapped) {
@@ -26,46 +29,34 @@ bool bytebuf_map(bytebuf *b, size_t ncap) {
     free(b->data);
     b->mapped = true;
   }
+#else
+  char *p = realloc(b->data, ncap);
+  if (!p) return false;
+#endif
   b->data = p;
   b->cap = ncap;
   return true;
 }
 
 void bytebuf_unmap(bytebuf *b) {
+#ifdef __linux__
   if (b->data) munmap(b->data, b->cap);
+#else
+  free(b->data);
+#endif
 }
 
 void bytebuf_shrink(bytebuf *b) {
-  if (b->mapped) {
+#ifdef __linux__
+  if (b->mapped) { /* in place: a smaller mapping never moves */
     size_t ncap = page_rounded(b->len ? b->len : 1);
     if (ncap < b->cap && mremap(b->data, b->cap, ncap, 0) != MAP_FAILED) b->cap = ncap;
     return;
   }
-  char *p = realloc(b->data, b->len ? b->len : 1);
-  if (p) {
-    b->data = p;
-    b->cap = b->len;
-  }
-}
-
-#else /* no mremap: large buffers stay in malloc's hands */
-
-bool bytebuf_map(bytebuf *b, size_t ncap) {
-  char *p = realloc(b->data, ncap);
-  if (!p) return false;
-  b->data = p;
-  b->cap = ncap;
-  return true;
-}
-
-void bytebuf_unmap(bytebuf *b) { free(b->data); }
-
-void bytebuf_shrink(bytebuf *b) {
-  char *p = realloc(b->data, b->len ? b->len : 1);
-  if (p) {
-    b->data = p;
-    b->cap = b->len;
-  }
-}
-
 #endif
+  char *p = realloc(b->data, b->len ? b->len : 1);
+  if (p) {
+    b->data = p;
+    b->cap = b->len;
+  }
+}

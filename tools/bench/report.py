@@ -184,10 +184,8 @@ def markdown(data: Report, chart_name: str | None) -> str:
         out += _e2e_markdown(data)
     if data.stream:
         out += _stream_markdown(data.stream)
-    if "core" in data.params["BENCH_SECTIONS"]:
-        out += ["## 3. Core alone (`build/core_bench`)", ""]
-        out += ["```", data.core.rstrip(), "```", ""] if data.core else [
-            "Not run: this checkout has no `core-bench` make target.", ""]
+    if data.core:
+        out += ["## 3. Core alone (`build/core_bench`)", "", "```", data.core.rstrip(), "```", ""]
     if data.upload:
         out += _upload_markdown(data)
     if data.memory:

@@ -6,11 +6,6 @@
 #include "cells.h"
 #include "s3sink_text.h"
 
-coltype cells_type_of(const char *s, size_t n) {
-  int t = strlen(s) == n ? s3sink_column_type_find(s) : -1;
-  return t < 0 || t == S3SINK_T_ANY ? CELLS_NO_TYPE : (coltype)t;
-}
-
 const char *cells_type_name(coltype t) {
   return t < CELLS_NO_TYPE ? s3sink_column_type_info(t)->name : "unknown";
 }

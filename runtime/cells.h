@@ -27,8 +27,6 @@ typedef struct cell {
   size_t len;
 } cell;
 
-/* The type named s (n bytes), or CELLS_NO_TYPE. */
-coltype cells_type_of(const char *s, size_t n);
 const char *cells_type_name(coltype t);
 
 /* The cell of a host's value: its kind is its type (composites are JSON text). */

@@ -92,12 +92,19 @@ static void read_cell(lua_State *L, int idx, coltype t, int col, const char *nam
     luaL_error(L, "%s: a value of type %s must be %s, got %s", fn, tn, want, got);
 }
 
+/* The type named by the string at idx, looked up in the fmt functions' second upvalue (type
+ * name -> type, see numfmt_push_lib): one table lookup of an interned string per cell, where
+ * comparing names would take a strcmp per known type. */
 static coltype check_coltype(lua_State *L, int idx, int col, const char *fn) {
-  size_t n;
-  const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
-  coltype t = s ? cells_type_of(s, n) : CELLS_NO_TYPE;
-  if (t != CELLS_NO_TYPE) return t;
-  const char *shown = s ? s : luaL_typename(L, idx);
+  bool is_string = lua_type(L, idx) == LUA_TSTRING;
+  if (is_string) {
+    lua_pushvalue(L, idx);
+    int known;
+    lua_Integer t = (lua_rawget(L, lua_upvalueindex(2)), lua_tointegerx(L, -1, &known));
+    lua_pop(L, 1);
+    if (known) return (coltype)t;
+  }
+  const char *shown = is_string ? lua_tostring(L, idx) : luaL_typename(L, idx);
   if (col > 0)
     luaL_error(L, "%s: column %d has unknown type '%s'", fn, col, shown);
   else
@@ -274,7 +281,13 @@ int numfmt_push_lib(lua_State *L) {
   lua_pushcfunction(L, scratch_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
-  luaL_setfuncs(L, fns, 1);
+  lua_createtable(L, 0, S3SINK_T_COUNT); /* type name -> type, for check_coltype */
+  for (int t = 0; t < S3SINK_T_COUNT; t++) {
+    if (t == S3SINK_T_ANY) continue; /* not a cell's type: each of its values has its own */
+    lua_pushinteger(L, t);
+    lua_setfield(L, -2, s3sink_column_type_info(t)->name);
+  }
+  luaL_setfuncs(L, fns, 2);
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   encoders_push_constructors(L);

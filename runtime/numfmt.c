@@ -99,8 +99,9 @@ static coltype check_coltype(lua_State *L, int idx, int col, const char *fn) {
   bool is_string = lua_type(L, idx) == LUA_TSTRING;
   if (is_string) {
     lua_pushvalue(L, idx);
+    lua_rawget(L, lua_upvalueindex(2));
     int known;
-    lua_Integer t = (lua_rawget(L, lua_upvalueindex(2)), lua_tointegerx(L, -1, &known));
+    lua_Integer t = lua_tointegerx(L, -1, &known);
     lua_pop(L, 1);
     if (known) return (coltype)t;
   }

@@ -85,14 +85,12 @@ def _e2e_markdown(data: Report) -> list[str]:
     ratio_rows = []
     for shape in dict.fromkeys(r.shape for r in data.e2e):
         for fmt in ("csv", "json"):
-            s3 = _seconds_of(lookup, shape, "s3sink", fmt)
-            cells = [shape, fmt]
-            for other in ("noop", "fs", "python", "s3sink-fallback"):
-                base = _seconds_of(lookup, shape, other, fmt)
-                cells.append(f"{s3 / base:.2f}" if base == base and s3 == s3 else "–")
-            fallback, noop = _seconds_of(lookup, shape, "s3sink-fallback", fmt), _seconds_of(lookup, shape, "noop", fmt)
-            cells.append(f"{fallback / noop:.2f}" if fallback == fallback and noop == noop else "–")
-            ratio_rows.append(cells)
+            secs = {v: _seconds_of(lookup, shape, v, fmt) for v in ("s3sink", "noop", "fs", "python", "s3sink-fallback")}
+            pairs = [("s3sink", other) for other in ("noop", "fs", "python", "s3sink-fallback")]
+            pairs.append(("s3sink-fallback", "noop"))
+            # nan (a variant not run) is the one value not equal to itself
+            ratio_rows.append([shape, fmt, *(f"{secs[a] / secs[b]:.2f}" if secs[a] == secs[a] and secs[b] == secs[b]
+                                             else "–" for a, b in pairs)])
     out.append("Ratios of median seconds (below 1: s3sink is faster; the last column compares s3sink's "
                "fallback path, `pw.io.python.write`, with the no-op observer on that same path):")
     out.append("")
